@@ -1,0 +1,201 @@
+//! A trained model on disk or on the wire: versioned JSON for people and tools, and a
+//! compact binary form for shipping the model inside a query plan. Both round-trip
+//! bit-identically (thresholds and offset keep every bit).
+
+use crate::{Error, IsolationForest, IsolationForestParams, Node, Result, Tree};
+
+/// Format version written by this build and the only one it reads.
+pub const MODEL_FORMAT_VERSION: u32 = 1;
+const MAGIC: &[u8; 4] = b"PFIF";
+const FORMAT_NAME: &str = "procforest-iforest";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct ModelFile {
+    format: String,
+    format_version: u32,
+    n_features: usize,
+    max_samples: usize,
+    offset: f64,
+    params: IsolationForestParams,
+    trees: Vec<Tree>,
+}
+
+#[derive(serde::Deserialize)]
+struct VersionProbe {
+    format: Option<String>,
+    format_version: Option<u32>,
+}
+
+impl IsolationForest {
+    /// The model as pretty JSON (format version [`MODEL_FORMAT_VERSION`]).
+    pub fn to_json(&self) -> String {
+        let file = ModelFile {
+            format: FORMAT_NAME.into(),
+            format_version: MODEL_FORMAT_VERSION,
+            n_features: self.n_features,
+            max_samples: self.max_samples,
+            offset: self.offset,
+            params: self.params.clone(),
+            trees: self.trees.clone(),
+        };
+        serde_json::to_string_pretty(&file).expect("a model always serialises")
+    }
+
+    /// Reads a model written by [`IsolationForest::to_json`]; another format version is an error.
+    pub fn from_json(text: &str) -> Result<Self> {
+        let probe: VersionProbe =
+            serde_json::from_str(text).map_err(|e| Error::BadModel(e.to_string()))?;
+        if probe.format.as_deref() != Some(FORMAT_NAME) {
+            return Err(Error::BadModel(format!(
+                "not a {FORMAT_NAME} model (format {:?})",
+                probe.format
+            )));
+        }
+        match probe.format_version {
+            Some(MODEL_FORMAT_VERSION) => {}
+            Some(found) => {
+                return Err(Error::UnsupportedVersion {
+                    found,
+                    supported: MODEL_FORMAT_VERSION,
+                });
+            }
+            None => return Err(Error::BadModel("no format_version".into())),
+        }
+        let file: ModelFile =
+            serde_json::from_str(text).map_err(|e| Error::BadModel(e.to_string()))?;
+        let mut model =
+            IsolationForest::from_parts(file.n_features, file.max_samples, file.trees, file.offset)?;
+        model.params = file.params;
+        Ok(model)
+    }
+
+    /// The model in a compact binary form (magic, version, parameters as JSON, then the
+    /// nodes in little-endian fields).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(64 + self.trees.len() * 256 * 14);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&MODEL_FORMAT_VERSION.to_le_bytes());
+        let params = serde_json::to_vec(&self.params).expect("params serialise");
+        put_u64(&mut out, params.len() as u64);
+        out.extend_from_slice(&params);
+        put_u64(&mut out, self.n_features as u64);
+        put_u64(&mut out, self.max_samples as u64);
+        out.extend_from_slice(&self.offset.to_bits().to_le_bytes());
+        put_u64(&mut out, self.trees.len() as u64);
+        for tree in &self.trees {
+            put_u64(&mut out, tree.nodes.len() as u64);
+            for node in &tree.nodes {
+                match node {
+                    Node::Leaf { n_samples } => {
+                        out.push(0);
+                        out.extend_from_slice(&n_samples.to_le_bytes());
+                    }
+                    Node::Split {
+                        feature,
+                        threshold,
+                        left,
+                        right,
+                        missing_left,
+                    } => {
+                        out.push(1 + *missing_left as u8);
+                        out.extend_from_slice(&feature.to_le_bytes());
+                        out.extend_from_slice(&threshold.to_bits().to_le_bytes());
+                        out.extend_from_slice(&left.to_le_bytes());
+                        out.extend_from_slice(&right.to_le_bytes());
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// Reads a model written by [`IsolationForest::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != MAGIC {
+            return Err(Error::BadModel("not a procforest model (bad magic)".into()));
+        }
+        let version = u32::from_le_bytes(r.array()?);
+        if version != MODEL_FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: MODEL_FORMAT_VERSION,
+            });
+        }
+        let params_len = r.len()?;
+        let params: IsolationForestParams = serde_json::from_slice(r.take(params_len)?)
+            .map_err(|e| Error::BadModel(format!("parameters: {e}")))?;
+        let n_features = r.len()?;
+        let max_samples = r.len()?;
+        let offset = f64::from_bits(u64::from_le_bytes(r.array()?));
+        let n_trees = r.len()?;
+        let mut trees = Vec::with_capacity(n_trees.min(1 << 16));
+        for _ in 0..n_trees {
+            let n_nodes = r.len()?;
+            let mut nodes = Vec::with_capacity(n_nodes.min(1 << 20));
+            for _ in 0..n_nodes {
+                let tag = r.take(1)?[0];
+                nodes.push(match tag {
+                    0 => Node::Leaf {
+                        n_samples: u32::from_le_bytes(r.array()?),
+                    },
+                    1 | 2 => Node::Split {
+                        feature: u32::from_le_bytes(r.array()?),
+                        threshold: f64::from_bits(u64::from_le_bytes(r.array()?)),
+                        left: u32::from_le_bytes(r.array()?),
+                        right: u32::from_le_bytes(r.array()?),
+                        missing_left: tag == 2,
+                    },
+                    other => return Err(Error::BadModel(format!("bad node tag {other}"))),
+                });
+            }
+            trees.push(Tree { nodes });
+        }
+        if r.pos != bytes.len() {
+            return Err(Error::BadModel(format!(
+                "{} trailing bytes",
+                bytes.len() - r.pos
+            )));
+        }
+        let mut model = IsolationForest::from_parts(n_features, max_samples, trees, offset)?;
+        model.params = params;
+        Ok(model)
+    }
+
+    /// A content hash of the model (SHA-256 of its binary form, hex): equal models,
+    /// equal hashes.
+    pub fn content_hash(&self) -> String {
+        use sha2::Digest;
+        let digest = sha2::Sha256::digest(self.to_bytes());
+        digest.iter().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
+fn put_u64(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.bytes.len())
+            .ok_or_else(|| Error::BadModel("truncated model".into()))?;
+        let s = &self.bytes[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N]> {
+        Ok(self.take(N)?.try_into().expect("length checked"))
+    }
+    fn len(&mut self) -> Result<usize> {
+        let v = u64::from_le_bytes(self.array()?);
+        usize::try_from(v).map_err(|_| Error::BadModel(format!("length {v} too large")))
+    }
+}

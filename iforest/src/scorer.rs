@@ -1,0 +1,263 @@
+//! The fast scorer: every tree padded to a complete tree of the forest's depth and walked
+//! level by level over a block of rows, without branches.
+//!
+//! A leaf above the last level is padded: the nodes below it are copies that lead to leaves
+//! all holding its path length, so whatever way a row goes below it, the result is the
+//! same. Thresholds are rounded down to `f32` once, since for an `f32` value `x`,
+//! `x <= t` exactly when `x <= round_down_f32(t)`. Path lengths are summed over trees in
+//! tree order, as the recursive walk sums them, so scores are bit-identical to it.
+
+use crate::{IsolationForest, Node, forest::score_from_depth_sum, tree::leaf_path_length};
+
+/// Rows scored together: small enough for the block and its indices to stay in L1.
+const BLOCK: usize = 256;
+/// Deeper forests (max_samples above 2^16) are scored by walking the nodes.
+const MAX_FLAT_DEPTH: u32 = 16;
+
+/// An internal node of a padded tree.
+#[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
+struct FlatNode {
+    /// Largest `f32` not above the split threshold.
+    threshold: f32,
+    /// Feature index.
+    feature: u32,
+}
+
+/// A forest flattened for fast scoring; see the module documentation.
+#[derive(Clone)]
+pub struct FlatForest {
+    n_features: usize,
+    n_trees: usize,
+    depth: u32,
+    /// Per tree, `2^depth − 1` internal nodes in breadth-first order.
+    nodes: Vec<FlatNode>,
+    /// Per tree and internal node: where a NaN goes.
+    missing_left: Vec<bool>,
+    /// Per tree, `2^depth` leaf path lengths.
+    leaves: Vec<f64>,
+    denominator: f64,
+    /// The trees themselves, for forests too deep to pad.
+    fallback: Option<Vec<crate::Tree>>,
+}
+
+impl std::fmt::Debug for FlatForest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FlatForest")
+            .field("trees", &self.n_trees)
+            .field("depth", &self.depth)
+            .field("padded", &self.fallback.is_none())
+            .finish()
+    }
+}
+
+/// The largest `f32` that is not above `t`.
+fn round_down_f32(t: f64) -> f32 {
+    let r = t as f32;
+    if (r as f64) > t { r.next_down() } else { r }
+}
+
+impl FlatForest {
+    /// Flattens a forest.
+    pub fn new(model: &IsolationForest) -> Self {
+        let depth = model.trees.iter().map(|t| t.depth()).max().unwrap_or(0);
+        let mut flat = Self {
+            n_features: model.n_features,
+            n_trees: model.trees.len(),
+            depth,
+            nodes: Vec::new(),
+            missing_left: Vec::new(),
+            leaves: Vec::new(),
+            denominator: model.denominator(),
+            fallback: None,
+        };
+        if depth > MAX_FLAT_DEPTH {
+            flat.fallback = Some(model.trees.clone());
+            return flat;
+        }
+        let n_internal = (1usize << depth) - 1;
+        let n_leaves = 1usize << depth;
+        flat.nodes = vec![FlatNode::default(); n_internal * flat.n_trees];
+        flat.missing_left = vec![false; n_internal * flat.n_trees];
+        flat.leaves = vec![0.0; n_leaves * flat.n_trees];
+        for (t, tree) in model.trees.iter().enumerate() {
+            let nodes = &mut flat.nodes[t * n_internal..(t + 1) * n_internal];
+            let missing = &mut flat.missing_left[t * n_internal..(t + 1) * n_internal];
+            let leaves = &mut flat.leaves[t * n_leaves..(t + 1) * n_leaves];
+            // (node in the tree, position in its level, level)
+            let mut stack = vec![(0usize, 0usize, 0u32)];
+            while let Some((i, pos, level)) = stack.pop() {
+                match &tree.nodes[i] {
+                    Node::Split {
+                        feature,
+                        threshold,
+                        left,
+                        right,
+                        missing_left,
+                    } => {
+                        let flat_index = (1usize << level) - 1 + pos;
+                        nodes[flat_index] = FlatNode {
+                            threshold: round_down_f32(*threshold),
+                            feature: *feature,
+                        };
+                        missing[flat_index] = *missing_left;
+                        stack.push((*left as usize, 2 * pos, level + 1));
+                        stack.push((*right as usize, 2 * pos + 1, level + 1));
+                    }
+                    Node::Leaf { n_samples } => {
+                        let span = 1usize << (depth - level);
+                        leaves[pos * span..(pos + 1) * span]
+                            .fill(leaf_path_length(level, *n_samples));
+                    }
+                }
+            }
+        }
+        flat
+    }
+
+    /// Number of input features.
+    pub fn n_features(&self) -> usize {
+        self.n_features
+    }
+
+    /// Scores `out.len()` rows of `columns` (one slice per feature) into `out`.
+    ///
+    /// # Panics
+    /// If the number of columns or their lengths do not match; [`IsolationForest::score_samples`]
+    /// checks these and returns an error instead.
+    pub fn score_into<C: AsRef<[f64]>>(&self, columns: &[C], out: &mut [f64]) {
+        self.score_with(columns.len(), out, |f, r| columns[f].as_ref()[r] as f32);
+    }
+
+    /// Scores rows given as `f32` columns.
+    pub(crate) fn score_f32_columns(&self, columns: &[Vec<f32>], rows: usize) -> Vec<f64> {
+        let mut out = vec![0.0; rows];
+        self.score_with(columns.len(), &mut out, |f, r| columns[f][r]);
+        out
+    }
+
+    /// Scores rows on up to `threads` threads, each taking a contiguous range of rows.
+    pub fn score_parallel<C: AsRef<[f64]> + Sync>(
+        &self,
+        columns: &[C],
+        out: &mut [f64],
+        threads: usize,
+    ) {
+        let threads = threads.max(1);
+        let chunk = out.len().div_ceil(threads).max(BLOCK);
+        std::thread::scope(|s| {
+            for (c, part) in out.chunks_mut(chunk).enumerate() {
+                s.spawn(move || {
+                    let start = c * chunk;
+                    self.score_with(columns.len(), part, |f, r| {
+                        columns[f].as_ref()[start + r] as f32
+                    });
+                });
+            }
+        });
+    }
+
+    /// The scoring loop: `value(f, r)` reads feature `f` of row `r` as `f32`.
+    fn score_with(&self, n_features: usize, out: &mut [f64], value: impl Fn(usize, usize) -> f32) {
+        assert_eq!(n_features, self.n_features, "feature count");
+        if let Some(trees) = &self.fallback {
+            for (r, o) in out.iter_mut().enumerate() {
+                let mut sum = 0.0;
+                for tree in trees {
+                    sum += tree.path_length(|f| value(f, r));
+                }
+                *o = score_from_depth_sum(sum, self.denominator);
+            }
+            return;
+        }
+        let nf = self.n_features;
+        let n_internal = (1usize << self.depth) - 1;
+        let n_leaves = n_internal + 1;
+        let mut block = vec![0f32; BLOCK * nf];
+        let mut index = [0u32; BLOCK];
+        let mut sums = [0f64; BLOCK];
+        for (b, out_block) in out.chunks_mut(BLOCK).enumerate() {
+            let m = out_block.len();
+            let mut has_nan = false;
+            for r in 0..m {
+                for f in 0..nf {
+                    let v = value(f, b * BLOCK + r);
+                    has_nan |= v.is_nan();
+                    block[r * nf + f] = v;
+                }
+            }
+            let block = &block[..m * nf];
+            let sums = &mut sums[..m];
+            sums.fill(0.0);
+            for t in 0..self.n_trees {
+                let nodes = &self.nodes[t * n_internal..(t + 1) * n_internal];
+                let leaves = &self.leaves[t * n_leaves..(t + 1) * n_leaves];
+                let index = &mut index[..m];
+                index.fill(0);
+                if has_nan {
+                    let missing = &self.missing_left[t * n_internal..(t + 1) * n_internal];
+                    descend_with_nan(nodes, missing, block, nf, index, self.depth);
+                } else {
+                    descend(nodes, block, nf, index, self.depth);
+                }
+                for (s, &i) in sums.iter_mut().zip(index.iter()) {
+                    *s += leaves[i as usize - n_internal];
+                }
+            }
+            for (o, &s) in out_block.iter_mut().zip(sums.iter()) {
+                *o = score_from_depth_sum(s, self.denominator);
+            }
+        }
+    }
+}
+
+/// Moves every row of the block down `depth` levels: the child of node `i` is `2i + 1`
+/// (left) or `2i + 2` (right).
+#[inline]
+fn descend(nodes: &[FlatNode], block: &[f32], nf: usize, index: &mut [u32], depth: u32) {
+    for _ in 0..depth {
+        for (r, i) in index.iter_mut().enumerate() {
+            let node = nodes[*i as usize];
+            let x = block[r * nf + node.feature as usize];
+            *i = 2 * *i + 1 + (x > node.threshold) as u32;
+        }
+    }
+}
+
+/// As [`descend`], sending NaN where the node says.
+#[inline]
+fn descend_with_nan(
+    nodes: &[FlatNode],
+    missing_left: &[bool],
+    block: &[f32],
+    nf: usize,
+    index: &mut [u32],
+    depth: u32,
+) {
+    for _ in 0..depth {
+        for (r, i) in index.iter_mut().enumerate() {
+            let node = nodes[*i as usize];
+            let x = block[r * nf + node.feature as usize];
+            let right = if x.is_nan() {
+                !missing_left[*i as usize]
+            } else {
+                x > node.threshold
+            };
+            *i = 2 * *i + 1 + right as u32;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rounding_down_keeps_comparisons_exact() {
+        for t in [0.1f64, -0.1, 1.0 / 3.0, 1.7e9 + 0.3, -2.5, 0.0, 1e-40] {
+            let r = round_down_f32(t);
+            assert!((r as f64) <= t);
+            assert!((r.next_up() as f64) > t);
+        }
+    }
+}
