@@ -1,1 +1,19 @@
-//! placeholder
+//! What procforest's driver, scheduler and executors share.
+//!
+//! - [`events`]: the vocabulary — the 4688 event schema and the summary/feature columns.
+//! - [`scan`]: the explicit-file Delta scan, a table provider holding the files the driver
+//!   resolved from a Delta snapshot, read as plain Parquet (executors need no delta-rs).
+//! - [`udf`]: the scoring UDF that carries the trained model inside the plan, and the
+//!   seeded sample-key hash.
+//! - [`codec`]: logical and physical codecs that encode those and delegate everything
+//!   else to Ballista's own codecs.
+//! - [`object_stores`]: an object-store registry that resolves `file://` and Azure URLs
+//!   from the environment, on whichever process needs them.
+//! - [`session`]: the session configuration every process builds the same way.
+
+pub mod codec;
+pub mod events;
+pub mod object_stores;
+pub mod scan;
+pub mod session;
+pub mod udf;

@@ -1,10 +1,10 @@
 //! Accuracy on the ODDS outlier benchmarks: fit on all rows, score all rows, ROC-AUC of the
 //! score against the label, as in Liu, Ting & Zhou (2008) and scikit-learn's numbers.
 //!
-//! `cargo run --release -p procforest-iforest --example odds -- [--json] DIR`
+//! `cargo run --release -p procforest-iforest --example odds -- [--json] [--seeds N] DIR`
 //!
 //! Reads every `DIR/*.parquet` (float columns `x0…`, integer column `label`, 1 = outlier) and
-//! reports per file: rows, dims, AUC mean and standard deviation over seeds 0–9 with default
+//! reports per file: rows, dims, AUC mean and standard deviation over seeds 0–9 (or 0–N−1) with default
 //! parameters, AUC with `max_samples=100, seed=42`, and fit and score times.
 
 use std::{fs::File, path::Path, time::Instant};
@@ -104,10 +104,16 @@ fn run(data: &Dataset, params: &IsolationForestParams) -> Result<Run, Error> {
 fn main() -> Result<(), Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let json = args.iter().any(|a| a == "--json");
+    let seeds: u64 = match args.iter().position(|a| a == "--seeds") {
+        Some(i) => args.get(i + 1).ok_or("--seeds needs a number")?.parse()?,
+        None => 10,
+    };
     let dir = args
         .iter()
-        .find(|a| !a.starts_with("--"))
-        .ok_or("usage: odds [--json] DIR")?;
+        .enumerate()
+        .find(|(i, a)| !a.starts_with("--") && (*i == 0 || args[i - 1] != "--seeds"))
+        .map(|(_, a)| a)
+        .ok_or("usage: odds [--json] [--seeds N] DIR")?;
     let mut files: Vec<_> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "parquet"))
@@ -127,14 +133,15 @@ fn main() -> Result<(), Error> {
         let stem = path.file_stem().unwrap_or_default().to_string_lossy();
         let mut aucs = Vec::new();
         let (mut fit_s, mut score_s) = (0.0, 0.0);
-        for seed in 0..10 {
+        let n = seeds as f64;
+        for seed in 0..seeds {
             let r = run(&data, &IsolationForestParams::default().seed(seed))?;
             aucs.push(r.auc);
-            fit_s += r.fit_s / 10.0;
-            score_s += r.score_s / 10.0;
+            fit_s += r.fit_s / n;
+            score_s += r.score_s / n;
         }
-        let mean = aucs.iter().sum::<f64>() / 10.0;
-        let sd = (aucs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 9.0).sqrt();
+        let mean = aucs.iter().sum::<f64>() / n;
+        let sd = (aucs.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / (n - 1.0)).sqrt();
         let ms100 = IsolationForestParams::default()
             .max_samples(MaxSamples::Count(100))
             .seed(42);

@@ -1,1 +1,13 @@
-//! placeholder
+//! procforest: finds anomalous process executions in Windows Security 4688 events kept in
+//! a Delta Lake table.
+//!
+//! The data flow, one module each: [`source`] (Delta snapshot → files to read) →
+//! [`pipeline`] (summaries → features → training sample → model → scores, on Ballista) →
+//! [`sinks`] (console, JSON lines, Parquet, Delta, manifest). [`generate`] and [`sample`]
+//! make event tables for tests, demos and benchmarks.
+
+pub mod cli;
+pub mod delta_io;
+pub mod error;
+pub mod generate;
+pub mod sample;

@@ -1,0 +1,153 @@
+//! The event schema (Microsoft Sentinel's `SecurityEvent` columns for EventID 4688) and
+//! the names of the summary and feature columns.
+
+use std::sync::Arc;
+
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+
+/// `TimeGenerated`: when the event was recorded, UTC.
+pub const TIME_GENERATED: &str = "TimeGenerated";
+/// `EventID`: 4688 for process creation.
+pub const EVENT_ID: &str = "EventID";
+/// `Computer`: the host name.
+pub const COMPUTER: &str = "Computer";
+/// `Account`: `DOMAIN\user` of the subject.
+pub const ACCOUNT: &str = "Account";
+/// `AccountType`: `User` or `Machine`.
+pub const ACCOUNT_TYPE: &str = "AccountType";
+/// `Process`: the new process's file name, e.g. `cmd.exe`.
+pub const PROCESS: &str = "Process";
+/// `NewProcessName`: the new process's full path.
+pub const NEW_PROCESS_NAME: &str = "NewProcessName";
+/// `ParentProcessName`: the parent's full path.
+pub const PARENT_PROCESS_NAME: &str = "ParentProcessName";
+/// `CommandLine`: the new process's command line.
+pub const COMMAND_LINE: &str = "CommandLine";
+/// `SubjectLogonId`: the logon session, e.g. `0x3e7`.
+pub const SUBJECT_LOGON_ID: &str = "SubjectLogonId";
+/// `TokenElevationType`: `%%1936` (full), `%%1937` (elevated), `%%1938` (limited).
+pub const TOKEN_ELEVATION_TYPE: &str = "TokenElevationType";
+/// `EventDate`: the UTC date of `TimeGenerated`; the partition column.
+pub const EVENT_DATE: &str = "EventDate";
+
+/// The Arrow type of `TimeGenerated`: microseconds, UTC (Delta's `timestamp`).
+pub fn time_type() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()))
+}
+
+/// The full event schema, partition column last.
+pub fn event_schema() -> SchemaRef {
+    let s = |name| Field::new(name, DataType::Utf8, true);
+    Arc::new(Schema::new(vec![
+        Field::new(TIME_GENERATED, time_type(), false),
+        Field::new(EVENT_ID, DataType::Int32, false),
+        s(COMPUTER),
+        s(ACCOUNT),
+        s(ACCOUNT_TYPE),
+        s(PROCESS),
+        s(NEW_PROCESS_NAME),
+        s(PARENT_PROCESS_NAME),
+        s(COMMAND_LINE),
+        s(SUBJECT_LOGON_ID),
+        s(TOKEN_ELEVATION_TYPE),
+        Field::new(EVENT_DATE, DataType::Date32, false),
+    ]))
+}
+
+/// What the job needs of a column, to check a table before reading it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    /// A timestamp (any unit); UTC is assumed when it has no time zone.
+    Timestamp,
+    /// A string (`Utf8`, `LargeUtf8` or `Utf8View`).
+    String,
+}
+
+impl ColumnKind {
+    /// Whether `data_type` is acceptable.
+    pub fn accepts(self, data_type: &DataType) -> bool {
+        match self {
+            ColumnKind::Timestamp => matches!(data_type, DataType::Timestamp(_, _)),
+            ColumnKind::String => matches!(
+                data_type,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+            ),
+        }
+    }
+    /// A readable name for messages.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ColumnKind::Timestamp => "a timestamp",
+            ColumnKind::String => "a string",
+        }
+    }
+}
+
+/// The columns the job reads, and what each must be.
+pub const REQUIRED_COLUMNS: &[(&str, ColumnKind)] = &[
+    (TIME_GENERATED, ColumnKind::Timestamp),
+    (COMPUTER, ColumnKind::String),
+    (ACCOUNT, ColumnKind::String),
+    (ACCOUNT_TYPE, ColumnKind::String),
+    (PROCESS, ColumnKind::String),
+    (COMMAND_LINE, ColumnKind::String),
+];
+
+/// The grouping keys of a summary row, after the interval.
+pub const GROUP_KEYS: [&str; 4] = [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS];
+
+/// The model's features, in order: the notebook's
+/// `[unixInterval, computerIndex, accountIndex, accountTypeIndex, processIndex, count]`.
+pub const SEED_FEATURES: [&str; 6] = [
+    "unix_interval",
+    "computer_index",
+    "account_index",
+    "account_type_index",
+    "process_index",
+    "count",
+];
+
+/// Checks that `schema` has every required column with an acceptable type; the error
+/// names each missing or mistyped column.
+pub fn check_schema(schema: &Schema) -> Result<(), String> {
+    let mut problems = Vec::new();
+    for (name, kind) in REQUIRED_COLUMNS {
+        match schema.field_with_name(name) {
+            Err(_) => problems.push(format!("column `{name}` is missing")),
+            Ok(field) if !kind.accepts(field.data_type()) => problems.push(format!(
+                "column `{name}` is {} but must be {}",
+                field.data_type(),
+                kind.describe()
+            )),
+            Ok(_) => {}
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems.join("; "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_event_schema_passes_its_own_check() {
+        check_schema(&event_schema()).unwrap();
+    }
+
+    #[test]
+    fn missing_and_mistyped_columns_are_named() {
+        let schema = Schema::new(vec![
+            Field::new(TIME_GENERATED, DataType::Utf8, true),
+            Field::new(COMPUTER, DataType::Utf8, true),
+        ]);
+        let err = check_schema(&schema).unwrap_err();
+        assert!(err.contains("`TimeGenerated` is Utf8 but must be a timestamp"), "{err}");
+        assert!(err.contains("`Account` is missing"), "{err}");
+        assert!(err.contains("`CommandLine` is missing"), "{err}");
+        assert!(!err.contains("`Computer`"), "{err}");
+    }
+}

@@ -1,0 +1,40 @@
+//! The session every procforest process builds the same way: Ballista configuration with
+//! procforest's codecs, and a runtime whose object stores resolve from the environment.
+
+use std::{collections::HashMap, sync::Arc};
+
+use ballista_core::extension::SessionConfigExt;
+use datafusion::{
+    common::Result,
+    execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder},
+    prelude::SessionConfig,
+};
+
+use crate::{
+    codec::{ProcforestLogicalCodec, ProcforestPhysicalCodec},
+    object_stores::ObjectStores,
+};
+
+/// A Ballista session configuration with procforest's codecs and `partitions` target
+/// partitions.
+pub fn session_config(partitions: usize) -> SessionConfig {
+    ballista_config(SessionConfig::new_with_ballista())
+        .with_target_partitions(partitions.max(1))
+        .with_ballista_standalone_parallelism(partitions.max(1))
+}
+
+/// Adds procforest's codecs to a Ballista configuration (for scheduler and executor
+/// configuration producers, which start from Ballista's defaults).
+pub fn ballista_config(config: SessionConfig) -> SessionConfig {
+    config
+        .with_ballista_logical_extension_codec(Arc::new(ProcforestLogicalCodec::default()))
+        .with_ballista_physical_extension_codec(Arc::new(ProcforestPhysicalCodec::default()))
+        .with_ballista_job_name("procforest")
+}
+
+/// A runtime whose object-store registry resolves local and Azure URLs by itself.
+pub fn runtime_env(azure_options: HashMap<String, String>) -> Result<Arc<RuntimeEnv>> {
+    RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(ObjectStores::with_azure_options(azure_options)))
+        .build_arc()
+}
