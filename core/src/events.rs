@@ -97,14 +97,15 @@ pub const REQUIRED_COLUMNS: &[(&str, ColumnKind)] = &[
 pub const GROUP_KEYS: [&str; 4] = [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS];
 
 /// The model's features, in order: the notebook's
-/// `[unixInterval, computerIndex, accountIndex, accountTypeIndex, processIndex, count]`.
+/// `[unixInterval, computerIndex, accountIndex, accountTypeIndex, processIndex, count]`
+/// (`event_count` is the group's `count` as a feature).
 pub const SEED_FEATURES: [&str; 6] = [
     "unix_interval",
     "computer_index",
     "account_index",
     "account_type_index",
     "process_index",
-    "count",
+    "event_count",
 ];
 
 /// Checks that `schema` has every required column with an acceptable type; the error

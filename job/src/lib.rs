@@ -7,7 +7,13 @@
 //! make event tables for tests, demos and benchmarks.
 
 pub mod cli;
+pub mod context;
 pub mod delta_io;
 pub mod error;
 pub mod generate;
+pub mod pipeline;
+pub mod report;
+pub mod run;
 pub mod sample;
+pub mod sinks;
+pub mod source;

@@ -3,9 +3,12 @@
 
 use clap::Parser;
 use procforest::{
-    cli::{Cli, Command, LogFormat, parse_date},
+    cli::{Cli, Command, LogFormat, RunArgs, parse_as_of, parse_date, parse_duration},
     error::{JobError, Result},
     generate::{GenerateConfig, generate},
+    pipeline::{summaries::Interval, training::ModelSettings},
+    run::{Outputs, RunConfig, run},
+    source::SnapshotChoice,
 };
 
 fn init_logging(format: LogFormat) {
@@ -20,7 +23,7 @@ fn init_logging(format: LogFormat) {
     }
 }
 
-async fn run(cli: Cli) -> Result<()> {
+async fn dispatch(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Generate(args) => {
             let end_date = match &args.end_date {
@@ -43,6 +46,7 @@ async fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Run(args) => run_command(*args).await,
         Command::ImportSample(args) => {
             let summary = procforest::sample::import(&args.events_dir, &args.out).await?;
             println!(
@@ -52,6 +56,74 @@ async fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+async fn run_command(args: RunArgs) -> Result<()> {
+    let interval = match args.interval.as_str() {
+        "day" => Interval::Day,
+        "hour" => Interval::Hour,
+        other => {
+            return Err(JobError::bad_input(format!(
+                "--interval {other:?}: expected day or hour"
+            )));
+        }
+    };
+    let contamination = match args.contamination.as_str() {
+        "auto" => None,
+        text => Some(text.parse::<f64>().map_err(|_| {
+            JobError::bad_input(format!("--contamination {text:?}: expected auto or a number"))
+        })?),
+    };
+    let snapshot = match (args.version, &args.timestamp) {
+        (Some(v), _) => SnapshotChoice::Version(v),
+        (None, Some(t)) => SnapshotChoice::Timestamp(
+            chrono::DateTime::parse_from_rfc3339(t)
+                .map_err(|e| JobError::bad_input(format!("--timestamp {t:?}: {e}")))?
+                .with_timezone(&chrono::Utc),
+        ),
+        (None, None) => SnapshotChoice::Newest,
+    };
+    let mut storage_options = std::collections::HashMap::new();
+    for option in &args.storage_options {
+        let (k, v) = option.split_once('=').ok_or_else(|| {
+            JobError::bad_input("--storage-option expects KEY=VALUE".to_string())
+        })?;
+        storage_options.insert(k.to_string(), v.to_string());
+    }
+    let config = RunConfig {
+        table: args.table,
+        snapshot,
+        storage_options,
+        as_of: match &args.as_of {
+            Some(t) => parse_as_of(t)?,
+            None => chrono::Utc::now(),
+        },
+        window_us: parse_duration("--window", &args.window)?,
+        train_days: args.train_days,
+        interval,
+        model: ModelSettings {
+            trees: args.trees,
+            max_samples: args.max_samples,
+            seed: args.seed,
+            contamination,
+        },
+        partitions: args
+            .partitions
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
+        scheduler: args.scheduler,
+        scratch: args.scratch,
+        outputs: Outputs {
+            console: !args.quiet && args.json.as_deref() != Some("-"),
+            json: args.json,
+            scores_out: args.scores_out,
+            output_delta: args.output_delta,
+            model_out: args.model_out,
+            manifest: args.manifest,
+        },
+    };
+    let outcome = run(&config).await?;
+    eprintln!("{}", outcome.manifest.summary());
+    Ok(())
 }
 
 fn main() {
@@ -64,7 +136,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = runtime.block_on(run(cli)) {
+    if let Err(e) = runtime.block_on(dispatch(cli)) {
         eprintln!("error: {e}");
         std::process::exit(e.exit_code());
     }

@@ -262,3 +262,28 @@ pub async fn import(events_dir: &Path, out: &str) -> Result<ImportSummary> {
     writer.put_labels(&labels, &summary).await?;
     Ok(summary)
 }
+
+mod bundled {
+    include!(concat!(env!("OUT_DIR"), "/sample_table.rs"));
+}
+
+/// Writes the bundled sample table (embedded at build time) into a fresh temporary folder.
+pub fn materialize_bundled() -> Result<tempfile::TempDir> {
+    if bundled::SAMPLE_FILES.is_empty() {
+        return Err(JobError::bad_input(
+            "this build has no bundled sample table; give --table",
+        ));
+    }
+    let dir = tempfile::Builder::new()
+        .prefix("procforest-sample-")
+        .tempdir()
+        .runtime("creating a folder for the bundled sample")?;
+    for (rel, bytes) in bundled::SAMPLE_FILES {
+        let path = dir.path().join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).runtime("unpacking the bundled sample")?;
+        }
+        std::fs::write(&path, bytes).runtime("unpacking the bundled sample")?;
+    }
+    Ok(dir)
+}

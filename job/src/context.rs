@@ -1,0 +1,38 @@
+//! The Ballista session: standalone in this process, or a remote scheduler. Either way,
+//! plans travel through the same codecs, so the model and file list ride in the plan.
+
+use std::collections::HashMap;
+
+use ballista::prelude::SessionContextExt;
+use datafusion::{execution::SessionStateBuilder, prelude::SessionContext};
+use procforest_core::session::{runtime_env, session_config};
+
+use crate::error::{Context, JobError, Result};
+
+/// Connects to `scheduler` (`df://host:port`), or starts Ballista standalone when `None`.
+pub async fn connect(
+    scheduler: Option<&str>,
+    partitions: usize,
+    azure_options: HashMap<String, String>,
+) -> Result<SessionContext> {
+    let state = SessionStateBuilder::new()
+        .with_config(session_config(partitions))
+        .with_runtime_env(runtime_env(azure_options).runtime("setting up object stores")?)
+        .with_default_features()
+        .build();
+    match scheduler {
+        None => SessionContext::standalone_with_state(state)
+            .await
+            .runtime("starting Ballista standalone"),
+        Some(url) => {
+            if !url.starts_with("df://") {
+                return Err(JobError::bad_input(format!(
+                    "--scheduler {url}: expected df://HOST:PORT"
+                )));
+            }
+            SessionContext::remote_with_state(url, state)
+                .await
+                .runtime(format!("connecting to the scheduler at {url}"))
+        }
+    }
+}

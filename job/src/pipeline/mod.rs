@@ -1,0 +1,34 @@
+//! The job's stages on Ballista, in data-flow order:
+//! [`summaries`] (events → one row per interval × Computer × Account × AccountType ×
+//! Process) → [`categories`] (frequency indices of the four categories) → [`features`]
+//! (the model's inputs per summary row) → [`training`] (a deterministic sample, fitted on the
+//! driver) → [`scoring`] (every row scored on the executors by the model in the plan).
+//!
+//! Summaries and categories are written as Parquet to a scratch location, so each later
+//! stage reads them instead of scanning the events again.
+
+pub mod categories;
+pub mod features;
+pub mod scoring;
+pub mod summaries;
+pub mod training;
+
+use datafusion::common::ScalarValue;
+use procforest_core::events::time_type;
+
+/// A `TimeGenerated`-typed literal (microseconds, UTC).
+pub fn time_literal(micros: i64) -> datafusion::prelude::Expr {
+    let value = ScalarValue::TimestampMicrosecond(Some(micros), Some("UTC".into()));
+    debug_assert_eq!(value.data_type(), time_type());
+    datafusion::prelude::lit(value)
+}
+
+/// A column by its exact name (no parsing, no case folding).
+pub fn column(name: &str) -> datafusion::prelude::Expr {
+    datafusion::prelude::Expr::Column(datafusion::common::Column::new_unqualified(name))
+}
+
+/// Quotes an identifier for SQL.
+pub fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}

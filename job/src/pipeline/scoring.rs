@@ -1,0 +1,188 @@
+//! Scoring: every summary row scored on the executors by the model carried in the plan;
+//! the driver receives the report rows (or, for an audit, every row as a stream).
+
+use std::sync::Arc;
+
+use arrow::{
+    array::{Array, ArrayRef, AsArray, ListArray, RecordBatch},
+    compute::cast,
+    datatypes::{DataType, Field, Float64Type, Int64Type, TimestampMicrosecondType},
+};
+use datafusion::{
+    execution::SendableRecordBatchStream,
+    prelude::{DataFrame, lit},
+};
+use procforest_core::{
+    events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS, SEED_FEATURES},
+    udf::ScoreUdf,
+};
+
+use super::{
+    column,
+    summaries::{COMMAND_LINES, COUNT, INTERVAL},
+    time_literal,
+};
+use crate::error::{Context, JobError, Result};
+
+/// Name of the score column.
+pub const SCORE: &str = "score";
+
+/// Which rows to bring back.
+#[derive(Debug, Clone, Copy)]
+pub enum Selection {
+    /// Every scored row (for `--scores-out`).
+    All,
+    /// Rows of the report: intervals from `start_us` to `end_us` scoring below `offset`.
+    Report {
+        /// First report interval.
+        start_us: i64,
+        /// As-of time.
+        end_us: i64,
+        /// The model's offset.
+        offset: f64,
+    },
+}
+
+/// Plans the scoring of the `features` frame and starts streaming the selected rows.
+pub async fn score(
+    features: DataFrame,
+    udf: ScoreUdf,
+    selection: Selection,
+) -> Result<SendableRecordBatchStream> {
+    let score = udf
+        .into_udf()
+        .call(SEED_FEATURES.iter().map(|f| column(*f)).collect());
+    let mut select = vec![
+        column(INTERVAL),
+        column(COMPUTER),
+        column(ACCOUNT),
+        column(ACCOUNT_TYPE),
+        column(PROCESS),
+        column(COUNT),
+        column(COMMAND_LINES),
+    ];
+    select.extend(SEED_FEATURES.iter().map(|f| column(*f)));
+    select.push(score.alias(SCORE));
+    let mut df = features.select(select).runtime("planning scoring")?;
+    if let Selection::Report {
+        start_us,
+        end_us,
+        offset,
+    } = selection
+    {
+        df = df
+            .filter(
+                column(INTERVAL)
+                    .gt_eq(time_literal(start_us))
+                    .and(column(INTERVAL).lt_eq(time_literal(end_us)))
+                    .and((column(SCORE) - lit(offset)).lt(lit(0.0))),
+            )
+            .runtime("planning the report filter")?;
+    }
+    df.execute_stream().await.runtime("scoring")
+}
+
+/// One scored summary row.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ScoredRow {
+    /// Interval start, microseconds since the epoch (UTC).
+    pub interval_us: i64,
+    /// `Computer`.
+    pub computer: Option<String>,
+    /// `Account`.
+    pub account: Option<String>,
+    /// `AccountType`.
+    pub account_type: Option<String>,
+    /// `Process`.
+    pub process: Option<String>,
+    /// Events in the group.
+    pub count: i64,
+    /// Distinct command lines, sorted (report intervals only).
+    pub command_lines: Vec<String>,
+    /// Features in [`SEED_FEATURES`] order.
+    pub features: Vec<f64>,
+    /// scikit-learn's `score_samples` value.
+    pub score: f64,
+}
+
+fn strings(array: &ArrayRef) -> Result<Vec<Option<String>>> {
+    let array = cast(array, &DataType::Utf8).runtime("reading strings")?;
+    let array = array.as_string::<i32>();
+    Ok((0..array.len())
+        .map(|i| array.is_valid(i).then(|| array.value(i).to_string()))
+        .collect())
+}
+
+fn batch_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+    batch
+        .column_by_name(name)
+        .ok_or_else(|| JobError::runtime(format!("scored rows have no column {name}")))
+}
+
+/// Reads scored rows out of a batch.
+pub fn rows(batch: &RecordBatch) -> Result<Vec<ScoredRow>> {
+    let interval = cast(
+        batch_column(batch, INTERVAL)?,
+        &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+    )
+    .runtime("reading intervals")?;
+    let interval = interval.as_primitive::<TimestampMicrosecondType>();
+    let computer = strings(batch_column(batch, COMPUTER)?)?;
+    let account = strings(batch_column(batch, ACCOUNT)?)?;
+    let account_type = strings(batch_column(batch, ACCOUNT_TYPE)?)?;
+    let process = strings(batch_column(batch, PROCESS)?)?;
+    let count = cast(batch_column(batch, COUNT)?, &DataType::Int64).runtime("reading counts")?;
+    let count = count.as_primitive::<Int64Type>();
+    let lists = cast(
+        batch_column(batch, COMMAND_LINES)?,
+        &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+    )
+    .runtime("reading command lines")?;
+    let lists: &ListArray = lists.as_list::<i32>();
+    let features: Vec<ArrayRef> = SEED_FEATURES
+        .iter()
+        .map(|f| cast(batch_column(batch, f)?, &DataType::Float64).runtime("reading features"))
+        .collect::<Result<_>>()?;
+    let score = batch_column(batch, SCORE)?.as_primitive::<Float64Type>();
+    let mut out = Vec::with_capacity(batch.num_rows());
+    for i in 0..batch.num_rows() {
+        let command_lines = if lists.is_valid(i) {
+            let values = lists.value(i);
+            let values = values.as_string::<i32>();
+            (0..values.len())
+                .filter(|&j| values.is_valid(j))
+                .map(|j| values.value(j).to_string())
+                .collect()
+        } else {
+            Vec::new()
+        };
+        out.push(ScoredRow {
+            interval_us: interval.value(i),
+            computer: computer[i].clone(),
+            account: account[i].clone(),
+            account_type: account_type[i].clone(),
+            process: process[i].clone(),
+            count: count.value(i),
+            command_lines,
+            features: features
+                .iter()
+                .map(|f| f.as_primitive::<Float64Type>().value(i))
+                .collect(),
+            score: score.value(i),
+        });
+    }
+    Ok(out)
+}
+
+/// The report's order: score ascending, then the keys.
+pub fn sort_report(rows: &mut [ScoredRow]) {
+    rows.sort_by(|a, b| {
+        a.score
+            .total_cmp(&b.score)
+            .then(a.interval_us.cmp(&b.interval_us))
+            .then(a.computer.cmp(&b.computer))
+            .then(a.account.cmp(&b.account))
+            .then(a.account_type.cmp(&b.account_type))
+            .then(a.process.cmp(&b.process))
+    });
+}

@@ -1,0 +1,104 @@
+//! Training: a sample chosen on the cluster independently of partitioning (the rows with the
+//! smallest seeded hash of their group key), gathered to the driver and fitted there.
+
+use arrow::{
+    array::{Array, AsArray},
+    compute::cast,
+    datatypes::{DataType, Float64Type},
+};
+use datafusion::prelude::DataFrame;
+use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
+use procforest_core::{
+    events::{GROUP_KEYS, SEED_FEATURES},
+    udf::SampleKeyUdf,
+};
+
+use super::{column, summaries::INTERVAL};
+use crate::error::{Context, JobError, Result};
+
+/// Name of the sample-key column.
+pub const SAMPLE_KEY: &str = "sample_key";
+
+/// The training rows, one column per feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainingSample {
+    /// Feature columns in [`SEED_FEATURES`] order.
+    pub columns: Vec<Vec<f64>>,
+}
+
+impl TrainingSample {
+    /// Number of rows.
+    pub fn rows(&self) -> usize {
+        self.columns.first().map_or(0, Vec::len)
+    }
+}
+
+/// Gathers up to `rows` training rows from the `features` frame: those with the smallest
+/// `sample_key(seed, interval, keys…)`, in that order.
+pub async fn gather(features: DataFrame, seed: u64, rows: usize) -> Result<TrainingSample> {
+    let key_parts = std::iter::once(column(INTERVAL))
+        .chain(GROUP_KEYS.iter().map(|k| column(*k)))
+        .collect::<Vec<_>>();
+    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts.clone());
+    let mut select: Vec<_> = SEED_FEATURES.iter().map(|f| column(*f)).collect();
+    select.push(key.alias(SAMPLE_KEY));
+    select.extend(key_parts.iter().cloned());
+    let mut order = vec![column(SAMPLE_KEY).sort(true, false)];
+    order.extend(key_parts.into_iter().map(|k| k.sort(true, false)));
+    let batches = features
+        .select(select)
+        .and_then(|df| df.sort(order))
+        .and_then(|df| df.limit(0, Some(rows)))
+        .runtime("planning the training sample")?
+        .collect()
+        .await
+        .runtime("gathering the training sample")?;
+    let mut columns = vec![Vec::with_capacity(rows); SEED_FEATURES.len()];
+    for batch in &batches {
+        for (slot, name) in columns.iter_mut().zip(SEED_FEATURES) {
+            let array = batch
+                .column_by_name(name)
+                .ok_or_else(|| JobError::runtime(format!("sample has no column {name}")))?;
+            let array = cast(array, &DataType::Float64).runtime("reading the sample")?;
+            let values = array.as_primitive::<Float64Type>();
+            if values.null_count() > 0 {
+                return Err(JobError::runtime(format!("feature {name} has nulls")));
+            }
+            slot.extend(values.values().iter());
+        }
+    }
+    Ok(TrainingSample { columns })
+}
+
+/// Model settings.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct ModelSettings {
+    /// Trees.
+    pub trees: usize,
+    /// Rows per tree.
+    pub max_samples: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Contamination (`None` = auto).
+    pub contamination: Option<f64>,
+}
+
+/// Fits the forest on the sample.
+pub fn fit(sample: &TrainingSample, settings: &ModelSettings) -> Result<IsolationForest> {
+    let params = IsolationForestParams::default()
+        .n_estimators(settings.trees)
+        .max_samples(MaxSamples::Count(settings.max_samples))
+        .seed(settings.seed)
+        .contamination(match settings.contamination {
+            None => Contamination::Auto,
+            Some(c) => Contamination::Fraction(c),
+        })
+        .threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
+    params.fit(&sample.columns).map_err(|e| match e {
+        iforest::Error::InvalidParameter { .. } => JobError::bad_input(e.to_string()),
+        iforest::Error::NoRows | iforest::Error::AllFeaturesConstant { .. } => {
+            JobError::bad_input(format!("cannot train on the summaries: {e}"))
+        }
+        other => JobError::runtime(format!("training: {other}")),
+    })
+}

@@ -1,0 +1,560 @@
+//! `procforest run`: Delta events → daily summaries → isolation forest → anomalies.
+//!
+//! Phases, each timed in the manifest: `snapshot` (open and resolve the table), `summaries`
+//! (scan and aggregate on Ballista, written to scratch), `indexing` (category indices),
+//! `sample` (the training rows), `fit` (on the driver), `score` (on the executors) and
+//! `outputs`. Nothing is written to the user's outputs before every phase succeeded.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::PathBuf,
+    sync::Arc,
+    time::Instant,
+};
+
+use arrow::{
+    array::{Array, AsArray},
+    datatypes::Int64Type,
+};
+use chrono::{DateTime, Utc};
+use datafusion::{
+    datasource::file_format::options::ParquetReadOptions,
+    prelude::SessionContext,
+};
+use futures::StreamExt;
+use procforest_core::{
+    events::GROUP_KEYS,
+    scan::DeltaFilesTable,
+    udf::ScoreUdf,
+};
+
+use crate::{
+    context,
+    error::{Context, JobError, Result},
+    generate::{LABELS_PATH, read_labels},
+    pipeline::{
+        categories::{self, COLUMN},
+        features::features_sql,
+        column, quote,
+        scoring::{self, ScoredRow, Selection, sort_report},
+        summaries::{self, INTERVAL, Interval, SummaryWindow},
+        time_literal, training,
+    },
+    report::{check_labels, format_interval},
+    sinks::{
+        self,
+        manifest::{KeyGaps, Manifest, ModelInfo, ReportWindow},
+        scores_parquet::ScoresWriter,
+    },
+    source::{self, SnapshotChoice, TimeRange},
+};
+
+/// Everything `run` needs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunConfig {
+    /// Table location; `None` = the bundled sample.
+    pub table: Option<String>,
+    /// Which snapshot.
+    #[serde(skip)]
+    pub snapshot: SnapshotChoice,
+    /// Storage options for the table (never logged: values may be secrets).
+    #[serde(skip)]
+    pub storage_options: HashMap<String, String>,
+    /// The as-of time: events after it are ignored; the report window ends here.
+    pub as_of: DateTime<Utc>,
+    /// Report window length, microseconds.
+    pub window_us: i64,
+    /// Training history in days (`None` = all).
+    pub train_days: Option<u32>,
+    /// Summary interval.
+    pub interval: Interval,
+    /// Model settings.
+    pub model: training::ModelSettings,
+    /// Target partitions.
+    pub partitions: usize,
+    /// Scheduler URL (`None` = standalone).
+    pub scheduler: Option<String>,
+    /// Scratch location for intermediate results (`None` = a temporary folder).
+    pub scratch: Option<String>,
+    /// Outputs.
+    pub outputs: Outputs,
+}
+
+/// Where results go.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Outputs {
+    /// Print the console table.
+    pub console: bool,
+    /// JSON lines path, or `-` for stdout.
+    pub json: Option<String>,
+    /// Parquet audit of every scored row.
+    pub scores_out: Option<PathBuf>,
+    /// Delta table of anomalies.
+    pub output_delta: Option<String>,
+    /// Model JSON.
+    pub model_out: Option<PathBuf>,
+    /// Run manifest JSON.
+    pub manifest: Option<PathBuf>,
+}
+
+/// What a run produced.
+pub struct RunOutcome {
+    /// The anomalies, in report order.
+    pub anomalies: Vec<ScoredRow>,
+    /// The manifest.
+    pub manifest: Manifest,
+}
+
+struct Phases {
+    times: BTreeMap<&'static str, f64>,
+    current: Option<(&'static str, Instant)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Self {
+            times: BTreeMap::new(),
+            current: None,
+        }
+    }
+    fn start(&mut self, name: &'static str) {
+        self.stop();
+        tracing::info!(phase = name, "starting");
+        self.current = Some((name, Instant::now()));
+    }
+    fn stop(&mut self) {
+        if let Some((name, t)) = self.current.take() {
+            *self.times.entry(name).or_default() += t.elapsed().as_secs_f64();
+        }
+    }
+}
+
+/// A scratch folder for this run, removed when dropped.
+enum Scratch {
+    Temp(tempfile::TempDir),
+    Dir(PathBuf),
+}
+
+impl Scratch {
+    fn new(base: Option<&str>, run_id: &str) -> Result<Self> {
+        match base {
+            None => Ok(Scratch::Temp(
+                tempfile::Builder::new()
+                    .prefix("procforest-scratch-")
+                    .tempdir()
+                    .runtime("creating a scratch folder")?,
+            )),
+            Some(base) => {
+                let dir = PathBuf::from(base).join(format!("run-{run_id}"));
+                std::fs::create_dir_all(&dir)
+                    .bad_input(format!("--scratch {base}: cannot create {}", dir.display()))?;
+                Ok(Scratch::Dir(dir))
+            }
+        }
+    }
+    fn path(&self, name: &str) -> String {
+        let base = match self {
+            Scratch::Temp(t) => t.path().to_path_buf(),
+            Scratch::Dir(d) => d.clone(),
+        };
+        format!("{}/", base.join(name).display())
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        if let Scratch::Dir(d) = self {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
+
+fn new_run_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Runs the job; see the module documentation.
+pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
+    validate(config)?;
+    let started_at = Utc::now();
+    let run_id = new_run_id();
+    let mut phases = Phases::new();
+
+    // Snapshot: open, check, resolve the files of the training window.
+    phases.start("snapshot");
+    let bundled = match &config.table {
+        Some(_) => None,
+        None => Some(crate::sample::materialize_bundled()?),
+    };
+    let location = match (&config.table, &bundled) {
+        (Some(t), _) => t.clone(),
+        (None, Some(dir)) => dir.path().display().to_string(),
+        (None, None) => unreachable!("bundled sample materialised above"),
+    };
+    let table = source::open(&location, &config.snapshot, config.storage_options.clone()).await?;
+    let as_of_us = config.as_of.timestamp_micros();
+    let train_start_us = config
+        .train_days
+        .map(|d| as_of_us - d as i64 * 86_400_000_000);
+    let report_start_us = config.interval.truncate(as_of_us - config.window_us + 1);
+    let range = TimeRange {
+        start: train_start_us.and_then(DateTime::from_timestamp_micros),
+        end: config.as_of,
+    };
+    let (resolved, pruning) = source::resolve(&table, range)?;
+    if resolved.files.is_empty() {
+        return Err(no_events(config, &location));
+    }
+    let labels = match crate::delta_io::get_parquet(&table.table, LABELS_PATH).await {
+        Ok(Some(batches)) => Some(read_labels(&batches).map_err(JobError::runtime)?),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("ignoring unreadable labels: {e}");
+            None
+        }
+    };
+
+    // Summaries on Ballista, written to scratch.
+    phases.start("summaries");
+    let ctx = context::connect(
+        config.scheduler.as_deref(),
+        config.partitions,
+        HashMap::new(),
+    )
+    .await?;
+    let events = DeltaFilesTable::try_new(resolved.clone(), table.schema.clone())
+        .runtime("building the scan")?;
+    ctx.register_table("events", Arc::new(events))
+        .runtime("registering events")?;
+    let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
+    let window = SummaryWindow {
+        start_us: train_start_us,
+        end_us: as_of_us,
+        report_start_us,
+        interval: config.interval,
+    };
+    let summaries_dir = scratch.path("summaries");
+    let groups = summaries::write_summaries(
+        summaries::summaries(&ctx, window).await?,
+        &summaries_dir,
+    )
+    .await
+    .map_err(|e| scan_error(e, &resolved))?;
+    if groups == 0 {
+        return Err(no_events(config, &location));
+    }
+    ctx.register_parquet("summaries", &summaries_dir, ParquetReadOptions::default())
+        .await
+        .runtime("reading summaries")?;
+    let stats = summary_stats(&ctx, report_start_us, as_of_us).await?;
+
+    // Category indices.
+    phases.start("indexing");
+    let categories_dir = scratch.path("categories");
+    categories::write_categories(&ctx, &categories_dir).await?;
+    ctx.register_parquet("categories", &categories_dir, ParquetReadOptions::default())
+        .await
+        .runtime("reading categories")?;
+    let categories = category_counts(&ctx).await?;
+    let features = ctx
+        .sql(&features_sql())
+        .await
+        .runtime("planning features")?;
+
+    // Training sample and fit.
+    phases.start("sample");
+    let sample_rows = config.model.trees * config.model.max_samples;
+    let sample = training::gather(features.clone(), config.model.seed, sample_rows).await?;
+    phases.start("fit");
+    let model = training::fit(&sample, &config.model)?;
+    for w in model.warnings() {
+        tracing::warn!("{w}");
+    }
+    let offset = model.offset();
+    let udf = ScoreUdf::new(model.clone());
+    let model_info = ModelInfo {
+        hash: udf.model_hash().to_string(),
+        trees: model.trees().len(),
+        max_samples: model.max_samples(),
+        offset,
+        training_rows: sample.rows(),
+        warnings: model.warnings().to_vec(),
+        payload_bytes: udf.payload().len(),
+    };
+
+    // Scoring on the executors.
+    phases.start("score");
+    let selection = if config.outputs.scores_out.is_some() {
+        Selection::All
+    } else {
+        Selection::Report {
+            start_us: report_start_us,
+            end_us: as_of_us,
+            offset,
+        }
+    };
+    let mut scores_writer = match &config.outputs.scores_out {
+        Some(path) => Some(ScoresWriter::create(path, offset)?),
+        None => None,
+    };
+    let mut stream = scoring::score(features, udf, selection).await?;
+    let mut anomalies = Vec::new();
+    while let Some(batch) = stream.next().await {
+        let batch = batch.runtime("scoring")?;
+        if let Some(w) = scores_writer.as_mut() {
+            w.write(&batch)?;
+        }
+        anomalies.extend(scoring::rows(&batch)?.into_iter().filter(|r| {
+            r.interval_us >= report_start_us && r.interval_us <= as_of_us && r.score - offset < 0.0
+        }));
+    }
+    sort_report(&mut anomalies);
+
+    // Outputs, all or nothing (files are renamed into place when complete).
+    phases.start("outputs");
+    let label_check = labels.as_ref().map(|l| {
+        let first = DateTime::from_timestamp_micros(report_start_us)
+            .map(|t| t.date_naive())
+            .unwrap_or_default();
+        check_labels(&anomalies, l, first, config.as_of.date_naive())
+    });
+    if let Some(w) = scores_writer.take() {
+        w.finish()?;
+    }
+    if let Some(path) = &config.outputs.model_out {
+        sinks::write_file(path, model.to_json().as_bytes())?;
+    }
+    match config.outputs.json.as_deref() {
+        None => {}
+        Some("-") => sinks::json_lines::write(&anomalies, &mut std::io::stdout().lock())?,
+        Some(path) => {
+            let mut bytes = Vec::new();
+            sinks::json_lines::write(&anomalies, &mut bytes)?;
+            sinks::write_file(path.as_ref(), &bytes)?;
+        }
+    }
+    if let Some(location) = &config.outputs.output_delta {
+        sinks::anomaly_delta::write(
+            location,
+            &anomalies,
+            &sinks::anomaly_delta::RunKey {
+                as_of: config.as_of,
+                run_id: &run_id,
+                model_hash: &model_info.hash,
+            },
+        )
+        .await?;
+    }
+    if config.outputs.console {
+        if anomalies.is_empty() {
+            println!(
+                "no anomalies in ({}, {}]",
+                format_interval(as_of_us - config.window_us),
+                format_interval(as_of_us)
+            );
+        } else {
+            print!(
+                "{}",
+                sinks::console::render(&anomalies, sinks::console::terminal_width())
+            );
+        }
+    }
+    phases.stop();
+    let manifest = Manifest {
+        run_id,
+        procforest_version: env!("CARGO_PKG_VERSION"),
+        started_at: started_at.to_rfc3339(),
+        finished_at: Utc::now().to_rfc3339(),
+        table: match &config.table {
+            Some(t) => t.clone(),
+            None => "(bundled sample)".into(),
+        },
+        table_version: table.version,
+        files: pruning,
+        events: stats.events,
+        groups,
+        report_groups: stats.report_groups,
+        categories,
+        null_or_empty_keys: stats.gaps,
+        model: model_info,
+        anomalies: anomalies.len(),
+        report_window: ReportWindow {
+            start: format_interval(as_of_us - config.window_us),
+            end: format_interval(as_of_us),
+            first_interval: format_interval(report_start_us),
+        },
+        labels: label_check,
+        phases: phases.times,
+        settings: serde_json::to_value(config).runtime("recording settings")?,
+    };
+    if let Some(path) = &config.outputs.manifest {
+        let json = serde_json::to_vec_pretty(&manifest).runtime("writing the manifest")?;
+        sinks::write_file(path, &json)?;
+    }
+    Ok(RunOutcome {
+        anomalies,
+        manifest,
+    })
+}
+
+fn validate(config: &RunConfig) -> Result<()> {
+    if config.model.trees == 0 {
+        return Err(JobError::bad_input("--trees must be at least 1"));
+    }
+    if config.model.max_samples == 0 {
+        return Err(JobError::bad_input("--max-samples must be at least 1"));
+    }
+    if config.model.trees > 10_000 || config.model.max_samples > 1 << 20 {
+        return Err(JobError::bad_input(
+            "--trees is limited to 10000 and --max-samples to 1048576",
+        ));
+    }
+    if let Some(c) = config.model.contamination
+        && !(c > 0.0 && c <= 0.5)
+    {
+        return Err(JobError::bad_input(format!(
+            "--contamination {c} is not in (0, 0.5]"
+        )));
+    }
+    if config.window_us <= 0 {
+        return Err(JobError::bad_input("--window must be positive"));
+    }
+    if config.partitions == 0 {
+        return Err(JobError::bad_input("--partitions must be at least 1"));
+    }
+    if config.train_days == Some(0) {
+        return Err(JobError::bad_input("--train-days must be at least 1"));
+    }
+    Ok(())
+}
+
+fn no_events(config: &RunConfig, location: &str) -> JobError {
+    let window = match config.train_days {
+        Some(d) => format!("in the {d} days up to --as-of {}", config.as_of.to_rfc3339()),
+        None => format!("at or before --as-of {}", config.as_of.to_rfc3339()),
+    };
+    JobError::bad_input(format!(
+        "--table {location}: no events {window} (is --as-of before all data?)"
+    ))
+}
+
+/// A failed scan: if a data file is not what the log says (missing or truncated), that is
+/// bad input naming the file; anything else is a runtime failure.
+fn scan_error(error: JobError, resolved: &procforest_core::scan::ResolvedTable) -> JobError {
+    let lower = error.message.to_lowercase();
+    if !(lower.contains("parquet") || lower.contains("not found") || lower.contains("eof")) {
+        return error;
+    }
+    for file in &resolved.files {
+        let Ok(url) = url::Url::parse(&file.url) else { continue };
+        if url.scheme() != "file" {
+            continue;
+        }
+        let Ok(path) = url.to_file_path() else { continue };
+        match std::fs::metadata(&path) {
+            Err(_) => {
+                return JobError::bad_input(format!(
+                    "data file {} is missing (the Delta log lists it)",
+                    path.display()
+                ));
+            }
+            Ok(m) if m.len() != file.size => {
+                return JobError::bad_input(format!(
+                    "data file {} has {} bytes but the Delta log says {}: truncated or replaced",
+                    path.display(),
+                    m.len(),
+                    file.size
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    error
+}
+
+struct SummaryStats {
+    events: u64,
+    report_groups: u64,
+    gaps: BTreeMap<String, KeyGaps>,
+}
+
+async fn summary_stats(
+    ctx: &SessionContext,
+    report_start_us: i64,
+    as_of_us: i64,
+) -> Result<SummaryStats> {
+    let mut parts = vec!["CAST(sum(\"count\") AS BIGINT) AS events".to_string()];
+    for key in GROUP_KEYS {
+        let q = quote(key);
+        parts.push(format!(
+            "CAST(sum(CASE WHEN {q} IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS \"{key}_null\", \
+             CAST(sum(CASE WHEN {q} = '' THEN 1 ELSE 0 END) AS BIGINT) AS \"{key}_empty\""
+        ));
+    }
+    let batches = ctx
+        .sql(&format!("SELECT {} FROM summaries", parts.join(", ")))
+        .await
+        .runtime("planning summary statistics")?
+        .collect()
+        .await
+        .runtime("summary statistics")?;
+    let value = |name: &str| -> u64 {
+        batches
+            .first()
+            .and_then(|b| b.column_by_name(name))
+            .and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|c| c.is_valid(0)).map(|c| c.value(0)))
+            .unwrap_or(0) as u64
+    };
+    let mut gaps = BTreeMap::new();
+    for key in GROUP_KEYS {
+        gaps.insert(
+            key.to_string(),
+            KeyGaps {
+                null: value(&format!("{key}_null")),
+                empty: value(&format!("{key}_empty")),
+            },
+        );
+    }
+    let report_groups = ctx
+        .table("summaries")
+        .await
+        .runtime("reading summaries")?
+        .filter(
+            column(INTERVAL)
+                .gt_eq(time_literal(report_start_us))
+                .and(column(INTERVAL).lt_eq(time_literal(as_of_us))),
+        )
+        .runtime("planning the report count")?
+        .count()
+        .await
+        .runtime("counting report groups")? as u64;
+    Ok(SummaryStats {
+        events: value("events"),
+        report_groups,
+        gaps,
+    })
+}
+
+async fn category_counts(ctx: &SessionContext) -> Result<BTreeMap<String, u64>> {
+    let batches = ctx
+        .sql(&format!(
+            "SELECT {c} AS c, count(*) AS n FROM categories GROUP BY {c}",
+            c = quote(COLUMN)
+        ))
+        .await
+        .runtime("planning category counts")?
+        .collect()
+        .await
+        .runtime("counting categories")?;
+    let mut out = BTreeMap::new();
+    for b in &batches {
+        let names = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
+            .runtime("reading category counts")?;
+        let names = names.as_string::<i32>();
+        let counts = b.column(1).as_primitive::<Int64Type>();
+        for i in 0..b.num_rows() {
+            out.insert(names.value(i).to_string(), counts.value(i) as u64);
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,162 @@
+//! `--output-delta`: anomalies appended to a Delta table partitioned by as-of date.
+//!
+//! Idempotent: a run replaces the rows of its own as-of (partition `as_of_date` and exact
+//! `as_of`) in one commit, so re-running the same as-of never duplicates rows.
+
+use std::sync::Arc;
+
+use arrow::{
+    array::{
+        ArrayRef, Date32Array, Float64Array, Int64Array, ListBuilder, RecordBatch, StringArray,
+        StringBuilder, TimestampMicrosecondArray,
+    },
+    datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit},
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use deltalake::{
+    DeltaTableBuilder, DeltaTableError,
+    datafusion::{
+        prelude::{col, lit},
+        scalar::ScalarValue,
+    },
+    kernel::{StructType, engine::arrow_conversion::TryIntoKernel},
+    protocol::SaveMode,
+};
+use procforest_core::events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS, SEED_FEATURES};
+
+use crate::{
+    error::{Context, JobError, Result},
+    pipeline::scoring::ScoredRow,
+};
+
+/// The partition column.
+pub const AS_OF_DATE: &str = "as_of_date";
+
+/// The anomalies table's schema.
+pub fn schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let mut fields = vec![
+        Field::new("as_of", ts.clone(), false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("model_hash", DataType::Utf8, false),
+        Field::new("interval", ts, false),
+        Field::new(COMPUTER, DataType::Utf8, true),
+        Field::new(ACCOUNT, DataType::Utf8, true),
+        Field::new(ACCOUNT_TYPE, DataType::Utf8, true),
+        Field::new(PROCESS, DataType::Utf8, true),
+        Field::new(
+            "command_lines",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            true,
+        ),
+        Field::new("count", DataType::Int64, false),
+        Field::new("score", DataType::Float64, false),
+    ];
+    fields.extend(SEED_FEATURES.iter().map(|f| Field::new(*f, DataType::Float64, false)));
+    fields.push(Field::new(AS_OF_DATE, DataType::Date32, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// What identifies a run in the table.
+pub struct RunKey<'a> {
+    /// The run's as-of time.
+    pub as_of: DateTime<Utc>,
+    /// The run id.
+    pub run_id: &'a str,
+    /// The model's hash.
+    pub model_hash: &'a str,
+}
+
+fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
+    let n = rows.len();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let date = (key.as_of.date_naive() - epoch).num_days() as i32;
+    let strings = |f: fn(&ScoredRow) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rows.iter().map(f)))
+    };
+    let mut lists = ListBuilder::new(StringBuilder::new())
+        .with_field(Arc::new(Field::new("element", DataType::Utf8, true)));
+    for r in rows {
+        for c in &r.command_lines {
+            lists.values().append_value(c);
+        }
+        lists.append(true);
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![key.as_of.timestamp_micros(); n])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(vec![key.run_id; n])),
+        Arc::new(StringArray::from(vec![key.model_hash; n])),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.interval_us))
+                .with_timezone("UTC"),
+        ),
+        strings(|r| r.computer.as_deref()),
+        strings(|r| r.account.as_deref()),
+        strings(|r| r.account_type.as_deref()),
+        strings(|r| r.process.as_deref()),
+        Arc::new(lists.finish()),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.count))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.score))),
+    ];
+    for i in 0..SEED_FEATURES.len() {
+        columns.push(Arc::new(Float64Array::from_iter_values(
+            rows.iter().map(|r| r.features[i]),
+        )));
+    }
+    columns.push(Arc::new(Date32Array::from(vec![date; n])));
+    RecordBatch::try_new(schema(), columns).runtime("building the anomalies batch")
+}
+
+/// Replaces this run's as-of rows in the table at `location` with `rows` (creating the
+/// table if needed); returns the table version written.
+pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Result<i64> {
+    let url = crate::delta_io::table_url_for_write(location)?;
+    let builder = DeltaTableBuilder::from_url(url).bad_input(format!("--output-delta {location}"))?;
+    let table = match builder.load().await {
+        Ok(t) => t,
+        Err(DeltaTableError::NotATable(_)) => {
+            let schema: StructType = schema()
+                .as_ref()
+                .try_into_kernel()
+                .runtime("converting the anomalies schema")?;
+            DeltaTableBuilder::from_url(crate::delta_io::table_url_for_write(location)?)
+                .bad_input(format!("--output-delta {location}"))?
+                .build()
+                .bad_input(format!("--output-delta {location}"))?
+                .create()
+                .with_columns(schema.fields().cloned())
+                .with_partition_columns([AS_OF_DATE])
+                .await
+                .runtime(format!("creating --output-delta {location}"))?
+        }
+        Err(e) => return Err(JobError::runtime(format!("--output-delta {location}: {e}"))),
+    };
+    let as_of = lit(ScalarValue::TimestampMicrosecond(
+        Some(key.as_of.timestamp_micros()),
+        Some("UTC".into()),
+    ));
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let date = lit(ScalarValue::Date32(Some(
+        (key.as_of.date_naive() - epoch).num_days() as i32,
+    )));
+    let this_run = col(AS_OF_DATE).eq(date).and(col("as_of").eq(as_of));
+    let table = if rows.is_empty() {
+        let (table, _) = table
+            .delete()
+            .with_predicate(this_run)
+            .await
+            .runtime(format!("clearing this as-of in --output-delta {location}"))?;
+        table
+    } else {
+        table
+            .write(vec![batch(rows, key)?])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(this_run)
+            .await
+            .runtime(format!("writing --output-delta {location}"))?
+    };
+    Ok(table.version().map(|v| v as i64).unwrap_or(-1))
+}

@@ -1,0 +1,67 @@
+//! The console table of anomalies.
+
+use std::fmt::Write;
+
+use crate::{pipeline::scoring::ScoredRow, report::format_interval};
+
+/// Renders the anomalies as a table no wider than `width` (command lines are cut).
+pub fn render(rows: &[ScoredRow], width: usize) -> String {
+    let headers = [
+        "interval", "computer", "account", "type", "process", "count", "score",
+    ];
+    let cells: Vec<[String; 7]> = rows
+        .iter()
+        .map(|r| {
+            [
+                format_interval(r.interval_us),
+                r.computer.clone().unwrap_or_else(|| "(null)".into()),
+                r.account.clone().unwrap_or_else(|| "(null)".into()),
+                r.account_type.clone().unwrap_or_else(|| "(null)".into()),
+                r.process.clone().unwrap_or_else(|| "(null)".into()),
+                r.count.to_string(),
+                format!("{:.4}", r.score),
+            ]
+        })
+        .collect();
+    let mut widths = headers.map(str::len);
+    for row in &cells {
+        for (w, c) in widths.iter_mut().zip(row) {
+            *w = (*w).max(c.chars().count()).min(48);
+        }
+    }
+    let fixed: usize = widths.iter().sum::<usize>() + 2 * widths.len();
+    let command_width = width.saturating_sub(fixed).max(20);
+    let mut out = String::new();
+    let mut line = |cols: &[String], last: &str| {
+        let mut s = String::new();
+        for (c, w) in cols.iter().zip(widths) {
+            let c: String = c.chars().take(w).collect();
+            let _ = write!(s, "{c:<w$}  ");
+        }
+        let last: String = last.chars().take(command_width).collect();
+        s.push_str(&last);
+        out.push_str(s.trim_end());
+        out.push('\n');
+    };
+    line(&headers.map(String::from), "command lines");
+    for (row, r) in cells.iter().zip(rows) {
+        let commands = r.command_lines.join(" | ");
+        let commands = if commands.chars().count() > command_width {
+            let cut: String = commands.chars().take(command_width.saturating_sub(1)).collect();
+            format!("{cut}…")
+        } else {
+            commands
+        };
+        line(row, &commands);
+    }
+    out
+}
+
+/// The terminal width from `COLUMNS`, or 160.
+pub fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|&w: &usize| w >= 40)
+        .unwrap_or(160)
+}

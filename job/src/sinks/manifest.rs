@@ -1,0 +1,133 @@
+//! The run manifest: what was read, how, what came out and how long each phase took.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use crate::{report::LabelCheck, source::Pruning};
+
+/// Null and empty values of a key column among the summary rows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KeyGaps {
+    /// Rows whose value is null.
+    pub null: u64,
+    /// Rows whose value is the empty string.
+    pub empty: u64,
+}
+
+/// The model as trained.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelInfo {
+    /// SHA-256 of the model's binary form.
+    pub hash: String,
+    /// Trees.
+    pub trees: usize,
+    /// Rows per tree, as used.
+    pub max_samples: usize,
+    /// Decision offset.
+    pub offset: f64,
+    /// Rows gathered for training.
+    pub training_rows: usize,
+    /// Warnings scikit-learn would have given.
+    pub warnings: Vec<String>,
+    /// Size of the model as carried in the plan, bytes.
+    pub payload_bytes: usize,
+}
+
+/// Everything about a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// Unique id of the run.
+    pub run_id: String,
+    /// procforest version.
+    pub procforest_version: &'static str,
+    /// When the run started and finished (RFC 3339).
+    pub started_at: String,
+    /// When it finished.
+    pub finished_at: String,
+    /// The table read.
+    pub table: String,
+    /// Its snapshot version.
+    pub table_version: i64,
+    /// Files and pruning.
+    pub files: Pruning,
+    /// Events summarised.
+    pub events: u64,
+    /// Summary rows (groups).
+    pub groups: u64,
+    /// Summary rows in the report window.
+    pub report_groups: u64,
+    /// Categories per key column.
+    pub categories: BTreeMap<String, u64>,
+    /// Null and empty keys per column.
+    pub null_or_empty_keys: BTreeMap<String, KeyGaps>,
+    /// The model.
+    pub model: ModelInfo,
+    /// Anomalies reported.
+    pub anomalies: usize,
+    /// The report window `(start, end]` (RFC 3339) and its first interval.
+    pub report_window: ReportWindow,
+    /// Recall and precision against ground-truth labels, when the table has them.
+    pub labels: Option<LabelCheck>,
+    /// Seconds per phase.
+    pub phases: BTreeMap<&'static str, f64>,
+    /// Every setting.
+    pub settings: serde_json::Value,
+}
+
+/// The report window.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportWindow {
+    /// Exclusive start.
+    pub start: String,
+    /// Inclusive end (the as-of time).
+    pub end: String,
+    /// Start of the first reported interval.
+    pub first_interval: String,
+}
+
+impl Manifest {
+    /// A few lines for stderr.
+    pub fn summary(&self) -> String {
+        let phases: Vec<String> = self
+            .phases
+            .iter()
+            .map(|(k, v)| format!("{k} {v:.2}s"))
+            .collect();
+        let mut s = format!(
+            "run {}: table {} v{}, {} of {} files ({} pruned by partition, {} by statistics), \
+             {} events, {} groups ({} in report window), model {} (offset {}), {} anomalies\n\
+             phases: {}",
+            self.run_id,
+            self.table,
+            self.table_version,
+            self.files.files_scanned,
+            self.files.files_total,
+            self.files.pruned_by_partition,
+            self.files.pruned_by_statistics,
+            self.events,
+            self.groups,
+            self.report_groups,
+            &self.model.hash[..12.min(self.model.hash.len())],
+            self.model.offset,
+            self.anomalies,
+            phases.join(", ")
+        );
+        let gaps: Vec<String> = self
+            .null_or_empty_keys
+            .iter()
+            .filter(|(_, g)| g.null + g.empty > 0)
+            .map(|(k, g)| format!("{k}: {} null, {} empty", g.null, g.empty))
+            .collect();
+        if !gaps.is_empty() {
+            s.push_str(&format!("\nkeys kept as their own category: {}", gaps.join("; ")));
+        }
+        if let Some(l) = &self.labels {
+            s.push_str(&format!(
+                "\nlabels: {} labelled groups in the report window, {} reported (recall {:.3}), precision {:.3}",
+                l.labelled_in_window, l.labelled_reported, l.recall, l.precision
+            ));
+        }
+        s
+    }
+}

@@ -1,0 +1,97 @@
+//! `--scores-out`: every scored summary row as Parquet (keys, features, score, prediction),
+//! for audit and comparison.
+
+use std::{fs::File, path::Path, sync::Arc};
+
+use arrow::{
+    array::{ArrayRef, Int8Array, RecordBatch},
+    compute::cast,
+    datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit},
+};
+use parquet::arrow::ArrowWriter;
+use procforest_core::events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS, SEED_FEATURES};
+
+use super::PendingFile;
+use crate::{
+    error::{Context, JobError, Result},
+    pipeline::{
+        scoring::SCORE,
+        summaries::{COUNT, INTERVAL},
+    },
+};
+
+/// Name of the prediction column (−1 anomaly, 1 normal).
+pub const PREDICTION: &str = "prediction";
+
+/// The audit file's schema.
+pub fn schema() -> SchemaRef {
+    let mut fields = vec![
+        Field::new(
+            INTERVAL,
+            DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new(COMPUTER, DataType::Utf8, true),
+        Field::new(ACCOUNT, DataType::Utf8, true),
+        Field::new(ACCOUNT_TYPE, DataType::Utf8, true),
+        Field::new(PROCESS, DataType::Utf8, true),
+        Field::new(COUNT, DataType::Int64, false),
+    ];
+    fields.extend(SEED_FEATURES.iter().map(|f| Field::new(*f, DataType::Float64, false)));
+    fields.push(Field::new(SCORE, DataType::Float64, false));
+    fields.push(Field::new(PREDICTION, DataType::Int8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// Streams scored batches into a Parquet file.
+pub struct ScoresWriter {
+    pending: PendingFile,
+    writer: ArrowWriter<File>,
+    offset: f64,
+    rows: u64,
+}
+
+impl ScoresWriter {
+    /// Starts the file at `path`; `offset` decides the prediction.
+    pub fn create(path: &Path, offset: f64) -> Result<Self> {
+        let pending = PendingFile::new(path)?;
+        let file = File::create(pending.path()).bad_input(format!("--scores-out {}", path.display()))?;
+        let writer = ArrowWriter::try_new(file, schema(), None).runtime("starting --scores-out")?;
+        Ok(Self {
+            pending,
+            writer,
+            offset,
+            rows: 0,
+        })
+    }
+
+    /// Appends the rows of a scored batch.
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let schema = schema();
+        let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+        for field in schema.fields().iter().take(schema.fields().len() - 1) {
+            let column = batch
+                .column_by_name(field.name())
+                .ok_or_else(|| JobError::runtime(format!("scored rows lack {}", field.name())))?;
+            columns.push(cast(column, field.data_type()).runtime("writing --scores-out")?);
+        }
+        let scores = columns[columns.len() - 1].clone();
+        let scores = arrow::array::AsArray::as_primitive::<Float64Type>(&scores);
+        let prediction: Int8Array = scores
+            .values()
+            .iter()
+            .map(|s| Some(if s - self.offset < 0.0 { -1 } else { 1 }))
+            .collect();
+        columns.push(Arc::new(prediction));
+        let out = RecordBatch::try_new(schema, columns).runtime("writing --scores-out")?;
+        self.rows += out.num_rows() as u64;
+        self.writer.write(&out).runtime("writing --scores-out")
+    }
+
+    /// Finishes the file and moves it into place; returns the rows written.
+    pub fn finish(self) -> Result<u64> {
+        self.writer.close().runtime("finishing --scores-out")?;
+        self.pending.commit()?;
+        Ok(self.rows)
+    }
+}
