@@ -15,7 +15,10 @@ fn walk(dir: &Path, root: &Path, out: &mut Vec<(String, String)>) {
             let rel = path.strip_prefix(root).expect("under root");
             out.push((
                 rel.to_string_lossy().replace('\\', "/"),
-                path.canonicalize().expect("exists").to_string_lossy().into_owned(),
+                path.canonicalize()
+                    .expect("exists")
+                    .to_string_lossy()
+                    .into_owned(),
             ));
         }
     }

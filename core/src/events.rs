@@ -146,7 +146,10 @@ mod tests {
             Field::new(COMPUTER, DataType::Utf8, true),
         ]);
         let err = check_schema(&schema).unwrap_err();
-        assert!(err.contains("`TimeGenerated` is Utf8 but must be a timestamp"), "{err}");
+        assert!(
+            err.contains("`TimeGenerated` is Utf8 but must be a timestamp"),
+            "{err}"
+        );
         assert!(err.contains("`Account` is missing"), "{err}");
         assert!(err.contains("`CommandLine` is missing"), "{err}");
         assert!(!err.contains("`Computer`"), "{err}");

@@ -81,8 +81,11 @@ impl DeltaFilesTable {
     /// Builds the provider. `schema` holds the file columns followed by the partition
     /// columns named in `resolved`.
     pub fn try_new(resolved: ResolvedTable, schema: SchemaRef) -> Result<Self> {
-        let partition_names: BTreeSet<&str> =
-            resolved.partition_columns.iter().map(String::as_str).collect();
+        let partition_names: BTreeSet<&str> = resolved
+            .partition_columns
+            .iter()
+            .map(String::as_str)
+            .collect();
         let partition_fields = resolved
             .partition_columns
             .iter()

@@ -10,7 +10,8 @@ use rand_chacha::ChaCha8Rng;
 /// Rows shaped like procforest's features: a day, four category indices, a count.
 fn job_like(rows: usize) -> Vec<Vec<f64>> {
     let mut rng = ChaCha8Rng::seed_from_u64(1);
-    let mut col = |f: &mut dyn FnMut(&mut ChaCha8Rng) -> f64| (0..rows).map(|_| f(&mut rng)).collect();
+    let mut col =
+        |f: &mut dyn FnMut(&mut ChaCha8Rng) -> f64| (0..rows).map(|_| f(&mut rng)).collect();
     vec![
         col(&mut |r| (1_700_000_000 + 86_400 * r.random_range(0..30)) as f64),
         col(&mut |r| (r.random::<f64>().powi(3) * 2000.0).floor()),
@@ -29,13 +30,17 @@ fn benches(c: &mut Criterion) {
         .seed(42);
     let mut fit = c.benchmark_group("fit");
     fit.sample_size(10);
-    fit.bench_function("1M_rows_100_trees_ms100", |b| b.iter(|| params.fit(&x).unwrap()));
+    fit.bench_function("1M_rows_100_trees_ms100", |b| {
+        b.iter(|| params.fit(&x).unwrap())
+    });
     fit.finish();
 
     let model = params.fit(&x).unwrap();
     let mut out = vec![0.0; rows];
     let mut score = c.benchmark_group("score");
-    score.sample_size(10).throughput(Throughput::Elements(rows as u64));
+    score
+        .sample_size(10)
+        .throughput(Throughput::Elements(rows as u64));
     score.bench_function("1M_rows_6_features_one_thread", |b| {
         b.iter(|| model.flat().score_into(&x, &mut out))
     });

@@ -140,7 +140,10 @@ fn build_trees(builder: &TreeBuilder, n_trees: usize, seed: u64, threads: usize)
             });
         }
     });
-    trees.into_iter().map(|t| t.expect("every tree built")).collect()
+    trees
+        .into_iter()
+        .map(|t| t.expect("every tree built"))
+        .collect()
 }
 
 struct TreeBuilder<'a> {

@@ -27,7 +27,10 @@ impl std::fmt::Debug for IsolationForest {
             .field("n_features", &self.n_features)
             .field("max_samples", &self.max_samples)
             .field("trees", &self.trees.len())
-            .field("nodes", &self.trees.iter().map(|t| t.nodes.len()).sum::<usize>())
+            .field(
+                "nodes",
+                &self.trees.iter().map(|t| t.nodes.len()).sum::<usize>(),
+            )
             .field("offset", &self.offset)
             .finish()
     }

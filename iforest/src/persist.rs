@@ -63,8 +63,12 @@ impl IsolationForest {
         }
         let file: ModelFile =
             serde_json::from_str(text).map_err(|e| Error::BadModel(e.to_string()))?;
-        let mut model =
-            IsolationForest::from_parts(file.n_features, file.max_samples, file.trees, file.offset)?;
+        let mut model = IsolationForest::from_parts(
+            file.n_features,
+            file.max_samples,
+            file.trees,
+            file.offset,
+        )?;
         model.params = file.params;
         Ok(model)
     }

@@ -56,9 +56,10 @@ impl SklearnForest {
             .iter()
             .zip(&self.estimators_features)
             .enumerate()
-            .map(|(t, (tree, features))| convert_tree(tree, features).map_err(|e| {
-                Error::BadModel(format!("scikit-learn tree {t}: {e}"))
-            }))
+            .map(|(t, (tree, features))| {
+                convert_tree(tree, features)
+                    .map_err(|e| Error::BadModel(format!("scikit-learn tree {t}: {e}")))
+            })
             .collect::<Result<Vec<_>>>()?;
         IsolationForest::from_parts(self.n_features, self.max_samples, trees, self.offset)
     }

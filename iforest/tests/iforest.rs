@@ -2,8 +2,8 @@
 //! scorer against the recursive walk, determinism, persistence, and bad input.
 
 use iforest::{
-    Contamination, Error, IsolationForest, IsolationForestParams, MaxFeatures, MaxSamples,
-    MODEL_FORMAT_VERSION, sklearn::SklearnForest,
+    Contamination, Error, IsolationForest, IsolationForestParams, MODEL_FORMAT_VERSION,
+    MaxFeatures, MaxSamples, sklearn::SklearnForest,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -35,16 +35,35 @@ fn reproduces_scikit_learn_forests() {
         let (model, columns, fx) = load_fixture(name);
         let fast = model.score_samples(&columns).unwrap();
         let reference = model.score_samples_reference(&columns).unwrap();
-        for (r, ((f, w), s)) in fast.iter().zip(&reference).zip(&fx.score_samples).enumerate() {
-            assert!((f - s).abs() <= 1e-12, "{name} row {r}: {f} vs scikit-learn {s}");
-            assert_eq!(f.to_bits(), w.to_bits(), "{name} row {r}: fast vs recursive");
+        for (r, ((f, w), s)) in fast
+            .iter()
+            .zip(&reference)
+            .zip(&fx.score_samples)
+            .enumerate()
+        {
+            assert!(
+                (f - s).abs() <= 1e-12,
+                "{name} row {r}: {f} vs scikit-learn {s}"
+            );
+            assert_eq!(
+                f.to_bits(),
+                w.to_bits(),
+                "{name} row {r}: fast vs recursive"
+            );
         }
         let decision = model.decision_function(&columns).unwrap();
         for (d, s) in decision.iter().zip(&fx.decision_function) {
             assert!((d - s).abs() <= 1e-12);
         }
-        assert_eq!(model.predict(&columns).unwrap(), fx.predict, "{name} predict");
-        assert!(fx.predict.contains(&-1) && fx.predict.contains(&1), "{name}: both classes");
+        assert_eq!(
+            model.predict(&columns).unwrap(),
+            fx.predict,
+            "{name} predict"
+        );
+        assert!(
+            fx.predict.contains(&-1) && fx.predict.contains(&1),
+            "{name}: both classes"
+        );
     }
 }
 
@@ -93,7 +112,11 @@ fn fast_scorer_equals_recursive_walk_bit_for_bit() {
         let mut parallel = vec![0.0; fast.len()];
         model.flat().score_parallel(&probe, &mut parallel, 3);
         for r in 0..fast.len() {
-            assert_eq!(fast[r].to_bits(), reference[r].to_bits(), "case {i} row {r}");
+            assert_eq!(
+                fast[r].to_bits(),
+                reference[r].to_bits(),
+                "case {i} row {r}"
+            );
             assert_eq!(fast[r].to_bits(), parallel[r].to_bits(), "case {i} row {r}");
         }
     }
@@ -131,7 +154,10 @@ fn scores_in_range_and_predict_agrees_with_decision_function() {
         let predict = model.predict(&x).unwrap();
         for ((s, d), p) in scores.iter().zip(&decision).zip(&predict) {
             let anomaly_score = -s;
-            assert!(anomaly_score > 0.0 && anomaly_score <= 1.0, "{anomaly_score}");
+            assert!(
+                anomaly_score > 0.0 && anomaly_score <= 1.0,
+                "{anomaly_score}"
+            );
             assert_eq!(*p == -1, *d < 0.0);
             assert_eq!(*p, model.predict_score(*s));
         }
@@ -164,7 +190,11 @@ fn persistence_round_trips_bit_identically() {
     for other in [&from_json, &from_bytes] {
         assert_eq!(other, &model);
         let s = other.score_samples(&x).unwrap();
-        assert!(s.iter().zip(&scores).all(|(a, b)| a.to_bits() == b.to_bits()));
+        assert!(
+            s.iter()
+                .zip(&scores)
+                .all(|(a, b)| a.to_bits() == b.to_bits())
+        );
         assert_eq!(other.content_hash(), model.content_hash());
     }
     let json = model.to_json().replace(
@@ -173,7 +203,10 @@ fn persistence_round_trips_bit_identically() {
     );
     assert_eq!(
         IsolationForest::from_json(&json).unwrap_err(),
-        Error::UnsupportedVersion { found: 99, supported: MODEL_FORMAT_VERSION }
+        Error::UnsupportedVersion {
+            found: 99,
+            supported: MODEL_FORMAT_VERSION
+        }
     );
     let mut bytes = model.to_bytes();
     bytes[4] = 7;
@@ -199,7 +232,11 @@ fn bad_input_is_a_typed_error() {
     assert_eq!(p.fit(&none).unwrap_err(), Error::NoFeatures);
     assert_eq!(
         p.fit(&[vec![1.0, 2.0], vec![1.0]]).unwrap_err(),
-        Error::MismatchedColumns { feature: 1, len: 1, expected: 2 }
+        Error::MismatchedColumns {
+            feature: 1,
+            len: 1,
+            expected: 2
+        }
     );
     assert_eq!(
         p.fit(&[vec![4.0; 10], vec![1.0; 10]]).unwrap_err(),
@@ -207,11 +244,19 @@ fn bad_input_is_a_typed_error() {
     );
     assert!(matches!(
         p.fit(&[vec![1.0, f64::INFINITY, 2.0]]).unwrap_err(),
-        Error::NonFinite { feature: 0, row: 1, .. }
+        Error::NonFinite {
+            feature: 0,
+            row: 1,
+            ..
+        }
     ));
     assert!(matches!(
         p.fit(&[vec![1.0, 2.0], vec![1e300, 0.0]]).unwrap_err(),
-        Error::NonFinite { feature: 1, row: 0, .. }
+        Error::NonFinite {
+            feature: 1,
+            row: 0,
+            ..
+        }
     ));
     for bad in [
         p.clone().max_samples(MaxSamples::Count(0)),
@@ -231,10 +276,19 @@ fn bad_input_is_a_typed_error() {
     // NaN is a missing value, as in scikit-learn: fitting and scoring work.
     let with_nan = vec![vec![1.0, f64::NAN, 3.0, 4.0], vec![0.0, 1.0, f64::NAN, 0.5]];
     let model = p.fit(&with_nan).unwrap();
-    assert!(model.score_samples(&with_nan).unwrap().iter().all(|s| s.is_finite()));
+    assert!(
+        model
+            .score_samples(&with_nan)
+            .unwrap()
+            .iter()
+            .all(|s| s.is_finite())
+    );
     assert_eq!(
         model.score_samples(&[vec![1.0]]).unwrap_err(),
-        Error::WrongFeatureCount { expected: 2, got: 1 }
+        Error::WrongFeatureCount {
+            expected: 2,
+            got: 1
+        }
     );
     assert!(matches!(
         model.score_samples(&[vec![1.0], vec![]]).unwrap_err(),
@@ -273,5 +327,10 @@ fn single_row_scores_minus_one_half_like_scikit_learn() {
     let one = IsolationForestParams::default().max_samples(MaxSamples::Count(1));
     let m = one.fit(&[vec![1.0, 2.0, 3.0]]).unwrap();
     // c(1) = 0: scikit-learn sets the ratio to 1, so every score is -0.5.
-    assert!(m.score_samples(&[vec![7.0, 1.0]]).unwrap().iter().all(|&s| s == -0.5));
+    assert!(
+        m.score_samples(&[vec![7.0, 1.0]])
+            .unwrap()
+            .iter()
+            .all(|&s| s == -0.5)
+    );
 }

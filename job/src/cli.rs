@@ -11,7 +11,13 @@ use crate::error::{JobError, Result};
 #[command(name = "procforest", version, about)]
 pub struct Cli {
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value = "text", env = "PROCFOREST_LOG_FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        default_value = "text",
+        env = "PROCFOREST_LOG_FORMAT"
+    )]
     pub log_format: LogFormat,
     /// What to do.
     #[command(subcommand)]
@@ -51,7 +57,8 @@ pub struct RunArgs {
     #[arg(long)]
     pub timestamp: Option<String>,
     /// Ignore events after this time; the report window ends here (RFC 3339, or a date
-    /// meaning the end of that day, UTC). Default: now.
+    /// meaning the end of that day, UTC). Default: now; for the bundled sample, the end of
+    /// its newest day.
     #[arg(long, env = "PROCFOREST_AS_OF")]
     pub as_of: Option<String>,
     /// Report window: groups whose interval overlaps (as-of − window, as-of] (e.g. 24h, 7d).
@@ -116,9 +123,7 @@ pub fn parse_duration(setting: &str, text: &str) -> Result<i64> {
         ))
     };
     let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .ok_or_else(bad)?;
+    let split = text.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
     let (number, unit) = text.split_at(split);
     let number: i64 = number.parse().map_err(|_| bad())?;
     let seconds = match unit {
@@ -192,6 +197,8 @@ pub struct GenerateArgs {
 /// Parses a `YYYY-MM-DD` date, naming the setting on error.
 pub fn parse_date(setting: &str, text: &str) -> Result<NaiveDate> {
     NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|e| {
-        JobError::bad_input(format!("{setting} {text:?} is not a date (YYYY-MM-DD): {e}"))
+        JobError::bad_input(format!(
+            "{setting} {text:?} is not a date (YYYY-MM-DD): {e}"
+        ))
     })
 }

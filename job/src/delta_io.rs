@@ -43,11 +43,12 @@ impl EventTableWriter {
             .with_partition_columns([EVENT_DATE])
             .with_save_mode(SaveMode::ErrorIfExists)
             .await
-            .map_err(|e| match e {
-                deltalake::DeltaTableError::Generic(ref m) if m.contains("already exists") => {
+            .map_err(|e| {
+                if e.to_string().contains("already exists") {
                     JobError::bad_input(format!("{location}: a table already exists there"))
+                } else {
+                    JobError::runtime(format!("creating the table at {location}: {e}"))
                 }
-                other => JobError::runtime(format!("creating the table at {location}: {other}")),
             })?;
         let writer = RecordBatchWriter::for_table(&table)
             .runtime("opening a writer")?

@@ -7,7 +7,7 @@ use procforest::{
     error::{JobError, Result},
     generate::{GenerateConfig, generate},
     pipeline::{summaries::Interval, training::ModelSettings},
-    run::{Outputs, RunConfig, run},
+    run::{AsOf, Outputs, RunConfig, run},
     source::SnapshotChoice,
 };
 
@@ -71,7 +71,9 @@ async fn run_command(args: RunArgs) -> Result<()> {
     let contamination = match args.contamination.as_str() {
         "auto" => None,
         text => Some(text.parse::<f64>().map_err(|_| {
-            JobError::bad_input(format!("--contamination {text:?}: expected auto or a number"))
+            JobError::bad_input(format!(
+                "--contamination {text:?}: expected auto or a number"
+            ))
         })?),
     };
     let snapshot = match (args.version, &args.timestamp) {
@@ -85,18 +87,19 @@ async fn run_command(args: RunArgs) -> Result<()> {
     };
     let mut storage_options = std::collections::HashMap::new();
     for option in &args.storage_options {
-        let (k, v) = option.split_once('=').ok_or_else(|| {
-            JobError::bad_input("--storage-option expects KEY=VALUE".to_string())
-        })?;
+        let (k, v) = option
+            .split_once('=')
+            .ok_or_else(|| JobError::bad_input("--storage-option expects KEY=VALUE".to_string()))?;
         storage_options.insert(k.to_string(), v.to_string());
     }
     let config = RunConfig {
-        table: args.table,
+        table: args.table.clone(),
         snapshot,
         storage_options,
-        as_of: match &args.as_of {
-            Some(t) => parse_as_of(t)?,
-            None => chrono::Utc::now(),
+        as_of: match (&args.as_of, &args.table) {
+            (Some(t), _) => AsOf::At(parse_as_of(t)?),
+            (None, Some(_)) => AsOf::At(chrono::Utc::now()),
+            (None, None) => AsOf::EndOfNewestDay,
         },
         window_us: parse_duration("--window", &args.window)?,
         train_days: args.train_days,

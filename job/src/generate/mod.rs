@@ -224,7 +224,12 @@ fn apportion(total: u64, weights: &[f64]) -> Vec<u64> {
 }
 
 /// Draws one day's benign events, sorted by time.
-fn day_skeletons(tenant: &Tenant, day: NaiveDate, count: u64, rng: &mut ChaCha8Rng) -> Vec<Skeleton> {
+fn day_skeletons(
+    tenant: &Tenant,
+    day: NaiveDate,
+    count: u64,
+    rng: &mut ChaCha8Rng,
+) -> Vec<Skeleton> {
     let weekend = matches!(day.weekday(), chrono::Weekday::Sat | chrono::Weekday::Sun);
     let host_weights: Vec<f64> = tenant
         .hosts
@@ -242,7 +247,10 @@ fn day_skeletons(tenant: &Tenant, day: NaiveDate, count: u64, rng: &mut ChaCha8R
         let total = host.apps.last().map(|(_, c)| *c).unwrap_or(0.0);
         for _ in 0..n {
             let x = rng.random::<f64>() * total;
-            let app = host.apps.partition_point(|(_, c)| *c <= x).min(host.apps.len() - 1);
+            let app = host
+                .apps
+                .partition_point(|(_, c)| *c <= x)
+                .min(host.apps.len() - 1);
             let template = &host.apps[app].0;
             let hour_us = match template.timing {
                 Timing::Background => rng.random_range(0..DAY_US),

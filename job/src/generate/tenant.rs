@@ -7,16 +7,82 @@ use rand_chacha::ChaCha8Rng;
 use super::catalog::{Role, Template, Who, templates};
 
 const FIRST: &[&str] = &[
-    "james", "mary", "robert", "patricia", "john", "jennifer", "michael", "linda", "david",
-    "elizabeth", "william", "barbara", "richard", "susan", "joseph", "jessica", "thomas", "sarah",
-    "chris", "karen", "daniel", "lisa", "matthew", "nancy", "anthony", "betty", "mark", "sandra",
-    "paul", "ashley", "steven", "kim", "andrew", "emily", "kenneth", "donna", "josh", "michelle",
+    "james",
+    "mary",
+    "robert",
+    "patricia",
+    "john",
+    "jennifer",
+    "michael",
+    "linda",
+    "david",
+    "elizabeth",
+    "william",
+    "barbara",
+    "richard",
+    "susan",
+    "joseph",
+    "jessica",
+    "thomas",
+    "sarah",
+    "chris",
+    "karen",
+    "daniel",
+    "lisa",
+    "matthew",
+    "nancy",
+    "anthony",
+    "betty",
+    "mark",
+    "sandra",
+    "paul",
+    "ashley",
+    "steven",
+    "kim",
+    "andrew",
+    "emily",
+    "kenneth",
+    "donna",
+    "josh",
+    "michelle",
 ];
 const LAST: &[&str] = &[
-    "smith", "johnson", "williams", "brown", "jones", "garcia", "miller", "davis", "rodriguez",
-    "martinez", "hernandez", "lopez", "gonzalez", "wilson", "anderson", "thomas", "taylor",
-    "moore", "jackson", "martin", "lee", "perez", "thompson", "white", "harris", "sanchez",
-    "clark", "ramirez", "lewis", "robinson", "walker", "young", "allen", "king", "wright", "scott",
+    "smith",
+    "johnson",
+    "williams",
+    "brown",
+    "jones",
+    "garcia",
+    "miller",
+    "davis",
+    "rodriguez",
+    "martinez",
+    "hernandez",
+    "lopez",
+    "gonzalez",
+    "wilson",
+    "anderson",
+    "thomas",
+    "taylor",
+    "moore",
+    "jackson",
+    "martin",
+    "lee",
+    "perez",
+    "thompson",
+    "white",
+    "harris",
+    "sanchez",
+    "clark",
+    "ramirez",
+    "lewis",
+    "robinson",
+    "walker",
+    "young",
+    "allen",
+    "king",
+    "wright",
+    "scott",
 ];
 
 /// An account as it appears in events.
@@ -86,7 +152,9 @@ impl Tenant {
             network_service: 1,
         };
         tenant.accounts.push(system_account("LOCAL SERVICE", 0x3e5));
-        tenant.accounts.push(system_account("NETWORK SERVICE", 0x3e4));
+        tenant
+            .accounts
+            .push(system_account("NETWORK SERVICE", 0x3e4));
         let dcs = if hosts >= 3 { (hosts / 50).max(1) } else { 0 };
         let servers = if hosts >= 2 {
             (hosts * 15 / 100).max(1)
@@ -95,7 +163,7 @@ impl Tenant {
         };
         let workstations = hosts - dcs - servers;
         let mut used_names = std::collections::HashSet::new();
-        let mut new_user = |rng: &mut ChaCha8Rng, prefix: &str| loop {
+        let mut new_user = |rng: &mut ChaCha8Rng, prefix: &str| {
             let first = FIRST[rng.random_range(0..FIRST.len())];
             let last = LAST[rng.random_range(0..LAST.len())];
             let mut name = format!("{prefix}{}{last}", &first[..1]);
@@ -105,7 +173,7 @@ impl Tenant {
                 name = format!("{prefix}{}{last}{k}", &first[..1]);
             }
             used_names.insert(name.clone());
-            break name;
+            name
         };
         let admins = (hosts / 40).clamp(2, 25);
         for _ in 0..admins {
@@ -244,9 +312,22 @@ mod tests {
     fn tenant_has_every_role_and_is_deterministic() {
         let t = Tenant::new(100, 7);
         assert_eq!(t.hosts.len(), 100);
-        assert_eq!(t.hosts.iter().filter(|h| h.role == Role::DomainController).count(), 2);
-        assert_eq!(t.hosts.iter().filter(|h| h.role == Role::Server).count(), 15);
-        assert!(t.hosts.iter().all(|h| !h.apps.is_empty() && !h.users.is_empty()));
+        assert_eq!(
+            t.hosts
+                .iter()
+                .filter(|h| h.role == Role::DomainController)
+                .count(),
+            2
+        );
+        assert_eq!(
+            t.hosts.iter().filter(|h| h.role == Role::Server).count(),
+            15
+        );
+        assert!(
+            t.hosts
+                .iter()
+                .all(|h| !h.apps.is_empty() && !h.users.is_empty())
+        );
         let names: std::collections::HashSet<_> = t.accounts.iter().map(|a| &a.name).collect();
         assert_eq!(names.len(), t.accounts.len(), "account names are unique");
         let again = Tenant::new(100, 7);

@@ -1,16 +1,18 @@
 //! Category indices: for each of Computer, Account, AccountType and Process, its values
 //! numbered by descending frequency over the summary rows, ties by value ascending (Spark
 //! `StringIndexer` with `frequencyDesc`); a null is a value of its own, after the others
-//! on ties. Computed on the cluster and written beside the summaries.
+//! on ties. Computed on the cluster, one small job per column (a `UNION ALL` of the four
+//! would hit apache/datafusion-ballista#2067 and #2184), written beside the summaries.
 
-use datafusion::{dataframe::DataFrameWriteOptions, prelude::SessionContext};
+use datafusion::{
+    dataframe::DataFrameWriteOptions, datasource::file_format::options::ParquetReadOptions,
+    prelude::SessionContext,
+};
 use procforest_core::events::GROUP_KEYS;
 
 use super::{quote, summaries::rows_written};
 use crate::error::{Context, Result};
 
-/// Columns of the categories table.
-pub const COLUMN: &str = "column";
 /// The category value.
 pub const VALUE: &str = "value";
 /// Summary rows holding it.
@@ -18,41 +20,42 @@ pub const GROUPS: &str = "groups";
 /// Its index (0 = most frequent).
 pub const INDEX: &str = "idx";
 
-/// SQL computing every column's index from the registered `summaries`.
-pub fn categories_sql() -> String {
-    let per_column: Vec<String> = GROUP_KEYS
-        .iter()
-        .map(|c| {
-            format!(
-                "SELECT '{c}' AS {col}, {q} AS {value}, count(*) AS {groups} FROM summaries GROUP BY {q}",
-                q = quote(c),
-                col = quote(COLUMN),
-                value = quote(VALUE),
-                groups = quote(GROUPS),
-            )
-        })
-        .collect();
+/// The registered name of a key column's index table, e.g. `index_computer`.
+pub fn table_name(key: &str) -> String {
+    format!("index_{}", key.to_lowercase())
+}
+
+/// SQL computing the index of one key column from the registered `summaries`.
+pub fn index_sql(key: &str) -> String {
     format!(
-        "SELECT {col}, {value}, {groups}, \
-         CAST(row_number() OVER (PARTITION BY {col} ORDER BY {groups} DESC, {value} ASC NULLS LAST) - 1 AS BIGINT) AS {idx} \
-         FROM ({union})",
-        col = quote(COLUMN),
+        "SELECT {value}, {groups}, \
+         CAST(row_number() OVER (ORDER BY {groups} DESC, {value} ASC NULLS LAST) - 1 AS BIGINT) AS {idx} \
+         FROM (SELECT {k} AS {value}, count(*) AS {groups} FROM summaries GROUP BY {k})",
+        k = quote(key),
         value = quote(VALUE),
         groups = quote(GROUPS),
         idx = quote(INDEX),
-        union = per_column.join(" UNION ALL ")
     )
 }
 
-/// Computes the indices and writes them under `dir`; returns the number of categories.
-pub async fn write_categories(ctx: &SessionContext, dir: &str) -> Result<u64> {
-    let df = ctx
-        .sql(&categories_sql())
-        .await
-        .runtime("planning category indices")?;
-    let written = df
-        .write_parquet(dir, DataFrameWriteOptions::new(), None)
-        .await
-        .runtime("computing category indices")?;
-    Ok(rows_written(&written))
+/// Computes every key column's index, writes it under `dir/<column>/` and registers it as
+/// [`table_name`]; returns the number of categories per column.
+pub async fn write_indices(ctx: &SessionContext, dir: &str) -> Result<Vec<(&'static str, u64)>> {
+    let mut counts = Vec::new();
+    for key in GROUP_KEYS {
+        let path = format!("{dir}{}/", key.to_lowercase());
+        let df = ctx
+            .sql(&index_sql(key))
+            .await
+            .runtime(format!("planning the {key} index"))?;
+        let written = df
+            .write_parquet(&path, DataFrameWriteOptions::new(), None)
+            .await
+            .runtime(format!("computing the {key} index"))?;
+        ctx.register_parquet(table_name(key), &path, ParquetReadOptions::default())
+            .await
+            .runtime(format!("reading the {key} index"))?;
+        counts.push((key, rows_written(&written)));
+    }
+    Ok(counts)
 }

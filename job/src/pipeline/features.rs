@@ -2,15 +2,17 @@
 //! `[unixInterval, computerIndex, accountIndex, accountTypeIndex, processIndex, count]`,
 //! joined on the cluster from the summaries and the category indices.
 
-use procforest_core::events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, GROUP_KEYS, PROCESS, SEED_FEATURES};
+use procforest_core::events::{
+    ACCOUNT, ACCOUNT_TYPE, COMPUTER, GROUP_KEYS, PROCESS, SEED_FEATURES,
+};
 
 use super::{
-    categories::{COLUMN, INDEX, VALUE},
+    categories::{INDEX, VALUE, table_name},
     quote,
     summaries::{COMMAND_LINES, COUNT, INTERVAL},
 };
 
-/// SQL of the `features` view over the registered `summaries` and `categories`: the keys,
+/// SQL of the `features` view over the registered `summaries` and key indices: the keys,
 /// `count`, `command_lines` and the features as `DOUBLE`.
 pub fn features_sql() -> String {
     let aliases = ["c", "a", "t", "p"];
@@ -19,8 +21,8 @@ pub fn features_sql() -> String {
         .zip(aliases)
         .map(|(key, alias)| {
             format!(
-                "JOIN categories {alias} ON {alias}.{column} = '{key}' AND s.{k} IS NOT DISTINCT FROM {alias}.{value}",
-                column = quote(COLUMN),
+                "JOIN {table} {alias} ON s.{k} IS NOT DISTINCT FROM {alias}.{value}",
+                table = table_name(key),
                 value = quote(VALUE),
                 k = quote(key),
             )

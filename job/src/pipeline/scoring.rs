@@ -51,7 +51,7 @@ pub async fn score(
 ) -> Result<SendableRecordBatchStream> {
     let score = udf
         .into_udf()
-        .call(SEED_FEATURES.iter().map(|f| column(*f)).collect());
+        .call(SEED_FEATURES.iter().map(|f| column(f)).collect());
     let mut select = vec![
         column(INTERVAL),
         column(COMPUTER),
@@ -61,7 +61,7 @@ pub async fn score(
         column(COUNT),
         column(COMMAND_LINES),
     ];
-    select.extend(SEED_FEATURES.iter().map(|f| column(*f)));
+    select.extend(SEED_FEATURES.iter().map(|f| column(f)));
     select.push(score.alias(SCORE));
     let mut df = features.select(select).runtime("planning scoring")?;
     if let Selection::Report {

@@ -37,10 +37,10 @@ impl TrainingSample {
 /// `sample_key(seed, interval, keys…)`, in that order.
 pub async fn gather(features: DataFrame, seed: u64, rows: usize) -> Result<TrainingSample> {
     let key_parts = std::iter::once(column(INTERVAL))
-        .chain(GROUP_KEYS.iter().map(|k| column(*k)))
+        .chain(GROUP_KEYS.iter().map(|k| column(k)))
         .collect::<Vec<_>>();
     let key = SampleKeyUdf::new(seed).into_udf().call(key_parts.clone());
-    let mut select: Vec<_> = SEED_FEATURES.iter().map(|f| column(*f)).collect();
+    let mut select: Vec<_> = SEED_FEATURES.iter().map(|f| column(f)).collect();
     select.push(key.alias(SAMPLE_KEY));
     select.extend(key_parts.iter().cloned());
     let mut order = vec![column(SAMPLE_KEY).sort(true, false)];

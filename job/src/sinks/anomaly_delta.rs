@@ -52,7 +52,11 @@ pub fn schema() -> SchemaRef {
         Field::new("count", DataType::Int64, false),
         Field::new("score", DataType::Float64, false),
     ];
-    fields.extend(SEED_FEATURES.iter().map(|f| Field::new(*f, DataType::Float64, false)));
+    fields.extend(
+        SEED_FEATURES
+            .iter()
+            .map(|f| Field::new(*f, DataType::Float64, false)),
+    );
     fields.push(Field::new(AS_OF_DATE, DataType::Date32, false));
     Arc::new(Schema::new(fields))
 }
@@ -74,8 +78,11 @@ fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
     let strings = |f: fn(&ScoredRow) -> Option<&str>| -> ArrayRef {
         Arc::new(StringArray::from_iter(rows.iter().map(f)))
     };
-    let mut lists = ListBuilder::new(StringBuilder::new())
-        .with_field(Arc::new(Field::new("element", DataType::Utf8, true)));
+    let mut lists = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+        "element",
+        DataType::Utf8,
+        true,
+    )));
     for r in rows {
         for c in &r.command_lines {
             lists.values().append_value(c);
@@ -114,7 +121,8 @@ fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
 /// table if needed); returns the table version written.
 pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Result<i64> {
     let url = crate::delta_io::table_url_for_write(location)?;
-    let builder = DeltaTableBuilder::from_url(url).bad_input(format!("--output-delta {location}"))?;
+    let builder =
+        DeltaTableBuilder::from_url(url).bad_input(format!("--output-delta {location}"))?;
     let table = match builder.load().await {
         Ok(t) => t,
         Err(DeltaTableError::NotATable(_)) => {

@@ -47,7 +47,10 @@ pub fn render(rows: &[ScoredRow], width: usize) -> String {
     for (row, r) in cells.iter().zip(rows) {
         let commands = r.command_lines.join(" | ");
         let commands = if commands.chars().count() > command_width {
-            let cut: String = commands.chars().take(command_width.saturating_sub(1)).collect();
+            let cut: String = commands
+                .chars()
+                .take(command_width.saturating_sub(1))
+                .collect();
             format!("{cut}…")
         } else {
             commands

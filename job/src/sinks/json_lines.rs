@@ -10,24 +10,46 @@ use crate::{
     report::format_interval,
 };
 
-/// The JSON object of one anomaly.
-pub fn record(row: &ScoredRow) -> serde_json::Value {
-    let features: serde_json::Map<String, serde_json::Value> = SEED_FEATURES
-        .iter()
-        .zip(&row.features)
-        .map(|(name, v)| (name.to_string(), serde_json::json!(v)))
-        .collect();
-    serde_json::json!({
-        "interval": format_interval(row.interval_us),
-        "computer": row.computer,
-        "account": row.account,
-        "account_type": row.account_type,
-        "process": row.process,
-        "command_lines": row.command_lines,
-        "count": row.count,
-        "score": row.score,
-        "features": features,
-    })
+/// The JSON object of one anomaly (fields in this order).
+#[derive(Debug, serde::Serialize)]
+pub struct Record<'a> {
+    /// Interval start, RFC 3339.
+    pub interval: String,
+    /// `Computer`.
+    pub computer: Option<&'a str>,
+    /// `Account`.
+    pub account: Option<&'a str>,
+    /// `AccountType`.
+    pub account_type: Option<&'a str>,
+    /// `Process`.
+    pub process: Option<&'a str>,
+    /// Distinct command lines, sorted.
+    pub command_lines: &'a [String],
+    /// Events in the group.
+    pub count: i64,
+    /// scikit-learn's `score_samples` value (lower is more anomalous).
+    pub score: f64,
+    /// The model's inputs by name.
+    pub features: std::collections::BTreeMap<&'static str, f64>,
+}
+
+/// The record of one anomaly.
+pub fn record(row: &ScoredRow) -> Record<'_> {
+    Record {
+        interval: format_interval(row.interval_us),
+        computer: row.computer.as_deref(),
+        account: row.account.as_deref(),
+        account_type: row.account_type.as_deref(),
+        process: row.process.as_deref(),
+        command_lines: &row.command_lines,
+        count: row.count,
+        score: row.score,
+        features: SEED_FEATURES
+            .iter()
+            .copied()
+            .zip(row.features.iter().copied())
+            .collect(),
+    }
 }
 
 /// Writes the anomalies as JSON lines to `out`.

@@ -120,7 +120,10 @@ impl Manifest {
             .map(|(k, g)| format!("{k}: {} null, {} empty", g.null, g.empty))
             .collect();
         if !gaps.is_empty() {
-            s.push_str(&format!("\nkeys kept as their own category: {}", gaps.join("; ")));
+            s.push_str(&format!(
+                "\nkeys kept as their own category: {}",
+                gaps.join("; ")
+            ));
         }
         if let Some(l) = &self.labels {
             s.push_str(&format!(

@@ -37,7 +37,11 @@ pub fn schema() -> SchemaRef {
         Field::new(PROCESS, DataType::Utf8, true),
         Field::new(COUNT, DataType::Int64, false),
     ];
-    fields.extend(SEED_FEATURES.iter().map(|f| Field::new(*f, DataType::Float64, false)));
+    fields.extend(
+        SEED_FEATURES
+            .iter()
+            .map(|f| Field::new(*f, DataType::Float64, false)),
+    );
     fields.push(Field::new(SCORE, DataType::Float64, false));
     fields.push(Field::new(PREDICTION, DataType::Int8, false));
     Arc::new(Schema::new(fields))
@@ -55,7 +59,8 @@ impl ScoresWriter {
     /// Starts the file at `path`; `offset` decides the prediction.
     pub fn create(path: &Path, offset: f64) -> Result<Self> {
         let pending = PendingFile::new(path)?;
-        let file = File::create(pending.path()).bad_input(format!("--scores-out {}", path.display()))?;
+        let file =
+            File::create(pending.path()).bad_input(format!("--scores-out {}", path.display()))?;
         let writer = ArrowWriter::try_new(file, schema(), None).runtime("starting --scores-out")?;
         Ok(Self {
             pending,

@@ -1,0 +1,477 @@
+//! The job end to end on Ballista standalone: generated and real tables, every output,
+//! determinism, idempotence, and each kind of bad input.
+
+use std::{collections::HashMap, fs, path::Path};
+
+use crate::support::{self, bin_output, generate, read_parquet, read_table_events, scratch};
+use arrow::{
+    array::AsArray,
+    datatypes::{Float64Type, Int8Type, Int64Type, TimestampMicrosecondType},
+};
+
+const AS_OF: &str = "2026-11-27";
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin_output(args);
+    assert!(
+        out.status.success(),
+        "procforest {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A summary group: interval start and the four keys.
+type Group = (i64, String, String, String, String);
+/// A scored row: count, features, score, prediction.
+type Scored = (i64, Vec<f64>, f64, i8);
+
+/// Reads `--scores-out` rows keyed by group.
+fn scores(path: &Path) -> HashMap<Group, Scored> {
+    let mut out = HashMap::new();
+    for b in read_parquet(path) {
+        let t = b
+            .column_by_name("interval")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let (c, a, at, p) = (s("Computer"), s("Account"), s("AccountType"), s("Process"));
+        let count = b
+            .column_by_name("count")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let score = b
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let pred = b
+            .column_by_name("prediction")
+            .unwrap()
+            .as_primitive::<Int8Type>();
+        let features: Vec<_> = procforest_core::events::SEED_FEATURES
+            .iter()
+            .map(|f| {
+                b.column_by_name(f)
+                    .unwrap()
+                    .as_primitive::<Float64Type>()
+                    .clone()
+            })
+            .collect();
+        for i in 0..b.num_rows() {
+            let key = (
+                t.value(i),
+                c.value(i).to_string(),
+                a.value(i).to_string(),
+                at.value(i).to_string(),
+                p.value(i).to_string(),
+            );
+            let f = features.iter().map(|f| f.value(i)).collect();
+            assert!(
+                out.insert(key, (count.value(i), f, score.value(i), pred.value(i)))
+                    .is_none(),
+                "a group appears twice"
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn summaries_features_and_scores_match_a_plain_computation() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 60_000, 5, 20, 11, 0.05);
+    let scores_path = dir.path().join("scores.parquet");
+    let model_path = dir.path().join("model.json");
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--scores-out",
+        scores_path.to_str().unwrap(),
+        "--model-out",
+        model_path.to_str().unwrap(),
+    ]);
+    let scored = scores(&scores_path);
+
+    // Summaries: the same groups and counts as counting the raw events.
+    let mut expected: HashMap<Group, i64> = HashMap::new();
+    for e in read_table_events(&table) {
+        let day = e.time_us.div_euclid(86_400_000_000) * 86_400_000_000;
+        *expected
+            .entry((day, e.computer, e.account, e.account_type, e.process))
+            .or_default() += 1;
+    }
+    assert_eq!(scored.len(), expected.len(), "number of groups");
+    for (key, count) in &expected {
+        assert_eq!(scored.get(key).map(|s| s.0), Some(*count), "{key:?}");
+    }
+
+    // Indices: by descending number of groups, ties by value.
+    for (feature, key_of) in [
+        (
+            1usize,
+            (|k: &(i64, String, String, String, String)| k.1.clone()) as fn(&_) -> String,
+        ),
+        (2, |k| k.2.clone()),
+        (3, |k| k.3.clone()),
+        (4, |k| k.4.clone()),
+    ] {
+        let mut groups: HashMap<String, usize> = HashMap::new();
+        for key in scored.keys() {
+            *groups.entry(key_of(key)).or_default() += 1;
+        }
+        let mut order: Vec<(String, usize)> = groups.into_iter().collect();
+        order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let index: HashMap<String, f64> = order
+            .iter()
+            .enumerate()
+            .map(|(i, (v, _))| (v.clone(), i as f64))
+            .collect();
+        for (key, (count, f, _, _)) in &scored {
+            assert_eq!(
+                f[feature],
+                index[&key_of(key)],
+                "feature {feature} of {key:?}"
+            );
+            assert_eq!(f[5], *count as f64);
+            assert_eq!(f[0], (key.0 / 1_000_000) as f64);
+        }
+    }
+
+    // Scores: exactly the model's own evaluation of each row's features.
+    let model =
+        iforest::IsolationForest::from_json(&fs::read_to_string(&model_path).unwrap()).unwrap();
+    let rows: Vec<_> = scored.values().collect();
+    let columns: Vec<Vec<f64>> = (0..6)
+        .map(|j| rows.iter().map(|r| r.1[j]).collect())
+        .collect();
+    let direct = model.score_samples_reference(&columns).unwrap();
+    for (r, d) in rows.iter().zip(&direct) {
+        assert_eq!(r.2.to_bits(), d.to_bits());
+        assert_eq!(r.3, model.predict_score(*d));
+    }
+}
+
+#[test]
+fn same_anomalies_and_scores_whatever_the_partitions_and_run() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 40_000, 4, 15, 5, 0.05);
+    let mut outputs = Vec::new();
+    for (i, partitions) in ["1", "2", "8", "8"].iter().enumerate() {
+        let json = dir.path().join(format!("a{i}.jsonl"));
+        let scores_path = dir.path().join(format!("s{i}.parquet"));
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--partitions",
+            partitions,
+            "--json",
+            json.to_str().unwrap(),
+            "--scores-out",
+            scores_path.to_str().unwrap(),
+        ]);
+        let mut s: Vec<_> = scores(&scores_path).into_iter().collect();
+        s.sort_by(|a, b| a.0.cmp(&b.0));
+        outputs.push((fs::read_to_string(&json).unwrap(), s));
+    }
+    assert!(!outputs[0].0.is_empty(), "some anomalies are reported");
+    for o in &outputs[1..] {
+        assert_eq!(o.0, outputs[0].0, "JSON lines differ");
+        assert!(o.1 == outputs[0].1, "scores differ");
+    }
+}
+
+#[test]
+fn rerunning_an_as_of_into_delta_leaves_no_duplicates() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 30_000, 3, 10, 7, 0.05);
+    let out = dir.path().join("anomalies");
+    let json = dir.path().join("a.jsonl");
+    for _ in 0..2 {
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--output-delta",
+            out.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+    }
+    let reported = fs::read_to_string(&json).unwrap().lines().count();
+    assert!(reported > 0);
+    let rows = support::count_delta_rows(&out);
+    assert_eq!(
+        rows, reported,
+        "the second run replaced the first run's rows"
+    );
+    // Another as-of adds its own rows.
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        "2026-11-26",
+        "--quiet",
+        "--output-delta",
+        out.to_str().unwrap(),
+    ]);
+    assert!(support::count_delta_rows(&out) > reported);
+}
+
+#[test]
+fn a_generated_attack_table_reports_and_measures_recall() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 50_000, 7, 20, 3, 0.2);
+    let manifest = dir.path().join("manifest.json");
+    let stdout = run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    assert!(stdout.starts_with("interval"), "{stdout}");
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    let labels = &m["labels"];
+    assert!(labels["labelled_in_window"].as_u64().unwrap() > 0, "{m}");
+    let recall = labels["recall"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&recall));
+    assert_eq!(m["events"].as_u64(), Some(50_000));
+    assert!(m["phases"]["fit"].as_f64().is_some());
+    assert_eq!(m["files"]["files_scanned"].as_u64(), Some(7));
+}
+
+#[test]
+fn training_days_and_as_of_prune_files() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 20_000, 10, 8, 9, 0.0);
+    let manifest = dir.path().join("m.json");
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        "2026-11-25",
+        "--train-days",
+        "3",
+        "--quiet",
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    // Days 2026-11-23..25 hold the events; the partition slack keeps a day on each side.
+    let scanned = m["files"]["files_scanned"].as_u64().unwrap();
+    assert!((3..=5).contains(&scanned), "{}", m["files"]);
+    let pruned = m["files"]["pruned_by_partition"].as_u64().unwrap()
+        + m["files"]["pruned_by_statistics"].as_u64().unwrap();
+    assert_eq!(scanned + pruned, 10);
+}
+
+#[test]
+fn no_arguments_reports_the_bundled_real_sample() {
+    // Without --as-of, the report is the sample's newest day (OTRF's LSASS campaign 04).
+    let out = bin_output(&["run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("interval"), "{stdout}");
+    assert!(
+        stdout.contains("2023-08-27T00:00:00Z  IT01.pandalab.com"),
+        "{stdout}"
+    );
+    // An earlier day of the sample: msticpy's host and its attack simulation.
+    let out = bin_output(&["run", "--as-of", "2019-01-15"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("MSTICAlertsWin1\\MSTICAdmin"), "{stdout}");
+    // Now: the sample's days are long past, nothing to report.
+    let out = bin_output(&["run", "--as-of", "2026-11-27"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("no anomalies in")
+    );
+}
+
+/// Runs with outputs and asserts exit code 1, a message containing `needle`, and no output.
+fn assert_bad_input(args: &[&str], needle: &str) {
+    let dir = scratch();
+    let json = dir.path().join("a.jsonl");
+    let manifest = dir.path().join("m.json");
+    let delta = dir.path().join("anomalies");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--json",
+        json.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--output-delta",
+        delta.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let out = bin_output(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected {needle:?} in {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !json.exists() && !manifest.exists() && !delta.exists(),
+        "{args:?} wrote output"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?} printed {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn bad_tables_are_refused_with_a_clear_message() {
+    let dir = scratch();
+    let missing = dir.path().join("nope");
+    assert_bad_input(
+        &["run", "--table", missing.to_str().unwrap()],
+        "no such path",
+    );
+
+    let folder = dir.path().join("folder");
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("x.parquet"), b"not parquet").unwrap();
+    assert_bad_input(
+        &["run", "--table", folder.to_str().unwrap()],
+        "not a Delta table",
+    );
+
+    let no_column = dir.path().join("no_column");
+    support::write_table_without(&no_column, "CommandLine");
+    assert_bad_input(
+        &["run", "--table", no_column.to_str().unwrap()],
+        "`CommandLine` is missing",
+    );
+
+    let mistyped = dir.path().join("mistyped");
+    support::write_table_with_string_time(&mistyped);
+    assert_bad_input(
+        &["run", "--table", mistyped.to_str().unwrap()],
+        "`TimeGenerated` is Utf8 but must be a timestamp",
+    );
+
+    let empty = dir.path().join("empty");
+    support::write_empty_table(&empty);
+    assert_bad_input(
+        &["run", "--table", empty.to_str().unwrap()],
+        "the table is empty",
+    );
+
+    let dv = dir.path().join("dv");
+    support::write_table_with_deletion_vector(&dv);
+    assert_bad_input(&["run", "--table", dv.to_str().unwrap()], "deletion vector");
+}
+
+#[test]
+fn a_truncated_data_file_is_named() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 2, 4, 1, 0.0);
+    let file = support::data_files(&table).into_iter().next().unwrap();
+    let len = fs::metadata(&file).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let name = file.file_name().unwrap().to_str().unwrap().to_string();
+    assert_bad_input(
+        &["run", "--table", table.to_str().unwrap(), "--as-of", AS_OF],
+        &name,
+    );
+}
+
+#[test]
+fn bad_settings_are_refused_with_a_clear_message() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 2, 4, 1, 0.0);
+    let t = table.to_str().unwrap();
+    assert_bad_input(
+        &["run", "--table", t, "--interval", "week"],
+        "--interval \"week\"",
+    );
+    assert_bad_input(
+        &["run", "--table", t, "--max-samples", "0"],
+        "--max-samples must be at least 1",
+    );
+    assert_bad_input(
+        &["run", "--table", t, "--as-of", "2020-01-01"],
+        "is --as-of before all data?",
+    );
+    assert_bad_input(
+        &["run", "--table", t, "--window", "soon"],
+        "--window \"soon\"",
+    );
+    assert_bad_input(
+        &["run", "--table", t, "--contamination", "0.9"],
+        "--contamination 0.9",
+    );
+}
+
+#[test]
+fn hourly_intervals_split_days() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 10_000, 2, 5, 2, 0.0);
+    let scores_path = dir.path().join("s.parquet");
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--interval",
+        "hour",
+        "--quiet",
+        "--scores-out",
+        scores_path.to_str().unwrap(),
+    ]);
+    let scored = scores(&scores_path);
+    assert!(scored.keys().all(|k| k.0 % 3_600_000_000 == 0));
+    assert!(scored.keys().any(|k| k.0 % 86_400_000_000 != 0));
+    let total: i64 = scored.values().map(|v| v.0).sum();
+    assert_eq!(total, 10_000);
+}
