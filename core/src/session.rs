@@ -32,9 +32,32 @@ pub fn ballista_config(config: SessionConfig) -> SessionConfig {
         .with_ballista_job_name("procforest")
 }
 
-/// A runtime whose object-store registry resolves local and Azure URLs by itself.
-pub fn runtime_env(azure_options: HashMap<String, String>) -> Result<Arc<RuntimeEnv>> {
-    RuntimeEnvBuilder::new()
-        .with_object_store_registry(Arc::new(ObjectStores::with_azure_options(azure_options)))
-        .build_arc()
+/// A runtime whose object-store registry resolves local and Azure URLs by itself;
+/// spill files go under `temp_dir` when given.
+pub fn runtime_env(
+    azure_options: HashMap<String, String>,
+    temp_dir: Option<&str>,
+) -> Result<Arc<RuntimeEnv>> {
+    let mut builder = RuntimeEnvBuilder::new()
+        .with_object_store_registry(Arc::new(ObjectStores::with_azure_options(azure_options)));
+    if let Some(dir) = temp_dir {
+        builder = builder.with_temp_file_path(dir);
+    }
+    builder.build_arc()
+}
+
+/// Adds environment variables (`{prefix}_{ARG_ID}`) to every
+/// long flag of a clap command, so each flag can be set from the environment (Kubernetes).
+pub fn env_for_args(command: clap::Command, prefix: &str) -> clap::Command {
+    command.mut_args(|arg| {
+        if arg.get_long().is_none() || arg.get_env().is_some() {
+            return arg;
+        }
+        let name = format!(
+            "{prefix}_{}",
+            arg.get_id().as_str().to_uppercase().replace('-', "_")
+        );
+        // clap keeps the name for the program's lifetime; this runs once at start-up.
+        arg.env(&*Box::leak(name.into_boxed_str()))
+    })
 }

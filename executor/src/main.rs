@@ -1,1 +1,119 @@
-fn main() {}
+//! `procforest-executor`: a Ballista 55 executor with procforest's codecs and object
+//! stores (local files, Azure Blob / ADLS from the environment, Azurite).
+//!
+//! Flags are Ballista's own (`procforest-executor --help`), each also settable as
+//! `PROCFOREST_EXECUTOR_<FLAG>`; defaults differ where Kubernetes needs it: shuffle data is
+//! cleaned up (every 300 s, kept 3600 s) and the scheduler is awaited for 120 s. Spill and
+//! shuffle files go under `--work-dir`. `/healthz` and `/readyz` are served on
+//! `--bind-health-port`.
+
+use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+
+use ballista_core::{error::BallistaError, extension::SessionConfigExt};
+use ballista_executor::{
+    config::Config,
+    executor_process::{ExecutorProcessConfig, start_executor_process},
+    health::spawn_health_server,
+};
+use clap::{CommandFactory, FromArgMatches};
+use datafusion::prelude::SessionConfig;
+use procforest_core::{
+    codec::{ProcforestLogicalCodec, ProcforestPhysicalCodec},
+    session::{ballista_config, env_for_args, runtime_env},
+};
+
+/// Defaults fit for Kubernetes, replacing Ballista's.
+const DEFAULTS: &[(&str, &str)] = &[
+    ("job_data_clean_up_interval_seconds", "300"),
+    ("job_data_ttl_seconds", "3600"),
+    ("scheduler_connect_timeout_seconds", "120"),
+];
+
+/// Waits until the scheduler accepts connections, for at most `timeout_seconds` (0: one
+/// attempt). Ballista 55's own wait never times out (its deadline is computed from
+/// `Instant::now().elapsed()`, always zero), so an absent scheduler would hang forever.
+async fn wait_for_scheduler(
+    host: &str,
+    port: u16,
+    timeout_seconds: u16,
+) -> Result<(), BallistaError> {
+    let deadline =
+        tokio::time::Instant::now() + std::time::Duration::from_secs(timeout_seconds.into());
+    loop {
+        match tokio::net::TcpStream::connect((host, port)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(BallistaError::General(format!(
+                    "the scheduler at {host}:{port} is not reachable ({e}) after {timeout_seconds} s \
+                     (--scheduler-connect-timeout-seconds)"
+                )));
+            }
+            Err(e) => {
+                tracing::warn!("waiting for the scheduler at {host}:{port}: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+            }
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    if let Err(e) = run().await {
+        eprintln!("error: {e}");
+        std::process::exit(1);
+    }
+}
+
+async fn run() -> Result<(), BallistaError> {
+    let mut command = Config::command().name("procforest-executor");
+    for (id, value) in DEFAULTS {
+        command = command.mut_arg(*id, |a| a.default_value(*value));
+    }
+    let matches = env_for_args(command, "PROCFOREST_EXECUTOR").get_matches();
+    let mut opt = Config::from_arg_matches(&matches)
+        .map_err(|e| BallistaError::Configuration(e.to_string()))?;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(opt.log_level_setting.clone()));
+    tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_env_filter(filter)
+        .init();
+    // One work folder for shuffle files and spills.
+    let work_dir = match &opt.work_dir {
+        Some(dir) => dir.clone(),
+        None => {
+            let dir =
+                std::env::temp_dir().join(format!("procforest-executor-{}", std::process::id()));
+            dir.to_string_lossy().into_owned()
+        }
+    };
+    std::fs::create_dir_all(&work_dir)
+        .map_err(|e| BallistaError::Configuration(format!("--work-dir {work_dir}: {e}")))?;
+    opt.work_dir = Some(work_dir.clone());
+    wait_for_scheduler(
+        &opt.scheduler_host,
+        opt.scheduler_port,
+        opt.scheduler_connect_timeout_seconds,
+    )
+    .await?;
+    let health_addr: SocketAddr = format!("{}:{}", opt.bind_host, opt.bind_health_port)
+        .parse()
+        .map_err(|e| BallistaError::Configuration(format!("--bind-health-port: {e}")))?;
+
+    let mut config: ExecutorProcessConfig = opt.try_into()?;
+    config.override_logical_codec = Some(Arc::new(ProcforestLogicalCodec::default()));
+    config.override_physical_codec = Some(Arc::new(ProcforestPhysicalCodec::default()));
+    config.override_config_producer = Some(Arc::new(|| {
+        ballista_config(SessionConfig::new_with_ballista())
+    }));
+    config.override_runtime_producer = Some(Arc::new(move |_: &SessionConfig| {
+        runtime_env(HashMap::new(), Some(&work_dir))
+    }));
+
+    let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
+    let health = spawn_health_server(health_addr, config.health.clone(), health_stopped);
+    let result = start_executor_process(Arc::new(config)).await;
+    let _ = stop_health.send(());
+    let _ = health.await;
+    result
+}

@@ -198,7 +198,7 @@ impl FlatForest {
                     let missing = &self.missing_left[t * n_internal..(t + 1) * n_internal];
                     descend_with_nan(nodes, missing, block, nf, index, self.depth);
                 } else {
-                    descend(nodes, block, nf, index, self.depth);
+                    descend_lanes(nodes, block, nf, index, self.depth);
                 }
                 for (s, &i) in sums.iter_mut().zip(index.iter()) {
                     *s += leaves[i as usize - n_internal];
@@ -213,18 +213,74 @@ impl FlatForest {
 
 /// Moves every row of the block down `depth` levels: the child of node `i` is `2i + 1`
 /// (left) or `2i + 2` (right).
+///
+/// This is the hot loop, so it indexes without bounds checks. Invariants, established by
+/// [`FlatForest::new`] and [`FlatForest::score_with`] and checked in debug builds:
+/// `nodes.len() == 2^depth − 1` (so every index reached before the last level is inside),
+/// every `feature < nf`, and `block.len() == index.len() · nf`.
 #[inline]
 fn descend(nodes: &[FlatNode], block: &[f32], nf: usize, index: &mut [u32], depth: u32) {
-    for _ in 0..depth {
+    debug_assert_eq!(nodes.len(), (1usize << depth) - 1);
+    debug_assert_eq!(block.len(), index.len() * nf);
+    debug_assert!(nodes.iter().all(|n| (n.feature as usize) < nf));
+    if depth == 0 {
+        return;
+    }
+    // Level 0: every row is at the root.
+    let root = nodes[0];
+    for (r, i) in index.iter_mut().enumerate() {
+        let x = block[r * nf + root.feature as usize];
+        *i = 1 + (x > root.threshold) as u32;
+    }
+    for _ in 1..depth {
         for (r, i) in index.iter_mut().enumerate() {
-            let node = nodes[*i as usize];
-            let x = block[r * nf + node.feature as usize];
-            *i = 2 * *i + 1 + (x > node.threshold) as u32;
+            // SAFETY: at level `l` (1 ≤ l < depth) every `*i` lies in `[2^l − 1, 2^(l+1) − 1)`,
+            // below `2^depth − 1 = nodes.len()`; `node.feature < nf` and
+            // `r < index.len()`, so `r · nf + feature < block.len()`.
+            unsafe {
+                let node = *nodes.get_unchecked(*i as usize);
+                let x = *block.get_unchecked(r * nf + node.feature as usize);
+                *i = 2 * *i + 1 + (x > node.threshold) as u32;
+            }
         }
     }
 }
 
-/// As [`descend`], sending NaN where the node says.
+/// Rows walked together by [`descend_lanes`]: independent walks the CPU overlaps.
+const LANES: usize = 8;
+
+/// As [`descend`], but walks groups of [`LANES`] rows through all levels with their node
+/// indices in registers (no index load and store per level); the rest of the block goes
+/// through [`descend`].
+#[inline]
+fn descend_lanes(nodes: &[FlatNode], block: &[f32], nf: usize, index: &mut [u32], depth: u32) {
+    debug_assert_eq!(nodes.len(), (1usize << depth) - 1);
+    debug_assert_eq!(block.len(), index.len() * nf);
+    debug_assert!(nodes.iter().all(|n| (n.feature as usize) < nf));
+    let whole = index.len() / LANES * LANES;
+    let (head, tail) = index.split_at_mut(whole);
+    for (g, group) in head.chunks_exact_mut(LANES).enumerate() {
+        let rows = &block[g * LANES * nf..(g + 1) * LANES * nf];
+        let mut i = [0u32; LANES];
+        for _ in 0..depth {
+            for (lane, node_index) in i.iter_mut().enumerate() {
+                // SAFETY: as in `descend`: at level `l < depth` every index is below
+                // `2^depth − 1 = nodes.len()`; `feature < nf` and `lane < LANES`, so
+                // `lane · nf + feature < rows.len() = LANES · nf`.
+                unsafe {
+                    let node = *nodes.get_unchecked(*node_index as usize);
+                    let x = *rows.get_unchecked(lane * nf + node.feature as usize);
+                    *node_index = 2 * *node_index + 1 + (x > node.threshold) as u32;
+                }
+            }
+        }
+        group.copy_from_slice(&i);
+    }
+    descend(nodes, &block[whole * nf..], nf, tail, depth);
+}
+
+/// As [`descend`], sending NaN where the node says (with bounds checks: blocks holding NaN
+/// are rare).
 #[inline]
 fn descend_with_nan(
     nodes: &[FlatNode],

@@ -19,6 +19,7 @@ use arrow::{
 use chrono::{DateTime, Utc};
 use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
 use futures::StreamExt;
+use object_store::ObjectStoreExt;
 use procforest_core::{events::GROUP_KEYS, scan::DeltaFilesTable, udf::ScoreUdf};
 
 use crate::{
@@ -41,6 +42,13 @@ use crate::{
     },
     source::{self, SnapshotChoice, TimeRange},
 };
+
+/// Most trees a model may have.
+pub const MAX_TREES: usize = 1000;
+/// Most rows per tree.
+pub const MAX_SAMPLES: usize = 4096;
+/// Most trees × rows per tree (bounds the model's size in the plan).
+pub const MAX_TREE_ROWS: usize = 500_000;
 
 /// Everything `run` needs.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -133,10 +141,13 @@ impl Phases {
     }
 }
 
-/// A scratch folder for this run, removed when dropped.
+/// Where this run keeps intermediate results: a temporary folder, or `run-<id>/` under
+/// `--scratch` (a local folder, or an object-store URL shared with the executors).
+/// Removed by [`Scratch::cleanup`] (and a temporary folder when dropped).
 enum Scratch {
     Temp(tempfile::TempDir),
     Dir(PathBuf),
+    Url(String),
 }
 
 impl Scratch {
@@ -148,7 +159,11 @@ impl Scratch {
                     .tempdir()
                     .runtime("creating a scratch folder")?,
             )),
+            Some(base) if base.contains("://") && !base.starts_with("file://") => Ok(Scratch::Url(
+                format!("{}/run-{run_id}/", base.trim_end_matches('/')),
+            )),
             Some(base) => {
+                let base = base.strip_prefix("file://").unwrap_or(base);
                 let dir = PathBuf::from(base).join(format!("run-{run_id}"));
                 std::fs::create_dir_all(&dir)
                     .bad_input(format!("--scratch {base}: cannot create {}", dir.display()))?;
@@ -156,21 +171,52 @@ impl Scratch {
             }
         }
     }
+
+    /// The location of a named intermediate result (a folder, ending with `/`).
     fn path(&self, name: &str) -> String {
-        let base = match self {
-            Scratch::Temp(t) => t.path().to_path_buf(),
-            Scratch::Dir(d) => d.clone(),
-        };
-        format!("{}/", base.join(name).display())
+        match self {
+            Scratch::Temp(t) => format!("{}/", t.path().join(name).display()),
+            Scratch::Dir(d) => format!("{}/", d.join(name).display()),
+            Scratch::Url(base) => format!("{base}{name}/"),
+        }
+    }
+
+    /// Removes what the run wrote; failures are logged, not fatal.
+    async fn cleanup(self, ctx: Option<&SessionContext>) {
+        match self {
+            Scratch::Temp(t) => drop(t),
+            Scratch::Dir(d) => {
+                if let Err(e) = std::fs::remove_dir_all(&d) {
+                    tracing::warn!("cannot remove scratch {}: {e}", d.display());
+                }
+            }
+            Scratch::Url(base) => {
+                if let Some(ctx) = ctx
+                    && let Err(e) = remove_prefix(ctx, &base).await
+                {
+                    tracing::warn!("cannot remove scratch {base}: {e}");
+                }
+            }
+        }
     }
 }
 
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        if let Scratch::Dir(d) = self {
-            let _ = std::fs::remove_dir_all(d);
-        }
+/// Deletes every object under a URL prefix.
+async fn remove_prefix(ctx: &SessionContext, base: &str) -> Result<()> {
+    let (store_url, prefix) = procforest_core::scan::store_and_path(base).runtime("scratch URL")?;
+    let store = ctx
+        .runtime_env()
+        .object_store(&store_url)
+        .runtime("scratch store")?;
+    let mut listing = store.list(Some(&prefix));
+    while let Some(meta) = listing.next().await {
+        let meta = meta.runtime("listing scratch")?;
+        store
+            .delete(&meta.location)
+            .await
+            .runtime("deleting scratch")?;
     }
+    Ok(())
 }
 
 fn new_run_id() -> String {
@@ -235,6 +281,59 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     ctx.register_table("events", Arc::new(events))
         .runtime("registering events")?;
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
+    let setup = Setup {
+        config,
+        run_id,
+        started_at,
+        phases,
+        table,
+        resolved,
+        pruning,
+        labels,
+        as_of,
+        as_of_us,
+        train_start_us,
+        report_start_us,
+    };
+    let outcome = compute(setup, &ctx, &scratch).await;
+    scratch.cleanup(Some(&ctx)).await;
+    outcome
+}
+
+/// What [`run`] resolved before the cluster work.
+struct Setup<'a> {
+    config: &'a RunConfig,
+    run_id: String,
+    started_at: DateTime<Utc>,
+    phases: Phases,
+    table: source::EventTable,
+    resolved: procforest_core::scan::ResolvedTable,
+    pruning: source::Pruning,
+    labels: Option<Vec<crate::generate::Label>>,
+    as_of: DateTime<Utc>,
+    as_of_us: i64,
+    train_start_us: Option<i64>,
+    report_start_us: i64,
+}
+
+/// The phases on the cluster, then the outputs.
+async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> Result<RunOutcome> {
+    let Setup {
+        config,
+        run_id,
+        started_at,
+        mut phases,
+        table,
+        resolved,
+        pruning,
+        labels,
+        as_of,
+        as_of_us,
+        train_start_us,
+        report_start_us,
+    } = setup;
+    let location = table.location.clone();
+    let ctx = ctx.clone();
     let window = SummaryWindow {
         start_us: train_start_us,
         end_us: as_of_us,
@@ -410,10 +509,17 @@ fn validate(config: &RunConfig) -> Result<()> {
     if config.model.max_samples == 0 {
         return Err(JobError::bad_input("--max-samples must be at least 1"));
     }
-    if config.model.trees > 10_000 || config.model.max_samples > 1 << 20 {
-        return Err(JobError::bad_input(
-            "--trees is limited to 10000 and --max-samples to 1048576",
-        ));
+    // The model rides in every task of the scoring stage: keep it well under gRPC's
+    // 16 MiB messages (about 26 bytes per training row per tree, 13 MB at the limit).
+    if config.model.trees > MAX_TREES
+        || config.model.max_samples > MAX_SAMPLES
+        || config.model.trees * config.model.max_samples > MAX_TREE_ROWS
+    {
+        return Err(JobError::bad_input(format!(
+            "--trees {} × --max-samples {} is too large: at most {MAX_TREES} trees, \
+             {MAX_SAMPLES} samples per tree and {MAX_TREE_ROWS} in all",
+            config.model.trees, config.model.max_samples
+        )));
     }
     if let Some(c) = config.model.contamination
         && !(c > 0.0 && c <= 0.5)

@@ -48,6 +48,30 @@ pub struct EventTable {
     pub partition_columns: Vec<String>,
 }
 
+/// A storage failure: refused credentials are a configuration problem (exit 1), anything
+/// else a runtime failure.
+pub fn storage_error(context: &str, message: &str) -> JobError {
+    let lower = message.to_lowercase();
+    let refused = [
+        "403",
+        "401",
+        "authenticationfailed",
+        "authorizationfailure",
+        "unauthorized",
+        "forbidden",
+    ]
+    .iter()
+    .any(|needle| lower.contains(needle));
+    if refused {
+        JobError::bad_input(format!(
+            "{context}: the storage service refused the credentials (check the AZURE_* \
+             settings or --storage-option values): {message}"
+        ))
+    } else {
+        JobError::runtime(format!("{context}: {message}"))
+    }
+}
+
 /// Parses a table location (path or URL) for reading; a missing local path is an error.
 pub fn table_url(location: &str) -> Result<url::Url> {
     let mut url = deltalake::table::builder::parse_table_uri(location).map_err(|e| match e {
@@ -89,7 +113,7 @@ pub async fn open(
         DeltaTableError::KernelError(k) if matches!(choice, SnapshotChoice::Version(_)) => {
             JobError::bad_input(format!("--version: {k}"))
         }
-        other => JobError::runtime(format!("opening table {location}: {other}")),
+        other => storage_error(&format!("opening table {location}"), &other.to_string()),
     })?;
     let state = table
         .snapshot()

@@ -1,0 +1,177 @@
+//! The job on a real cluster: one scheduler, two executors, separate processes.
+
+use std::time::{Duration, Instant};
+
+use procforest_tests::{Cluster, free_port, procforest};
+
+use crate::common::{AS_OF, generate, run};
+
+fn executor_ran_tasks(work_dir: &std::path::Path) -> bool {
+    // Each task that writes shuffle output leaves a folder named after its job.
+    std::fs::read_dir(work_dir)
+        .map(|entries| entries.filter_map(|e| e.ok()).any(|e| e.path().is_dir()))
+        .unwrap_or(false)
+}
+
+#[test]
+fn a_cluster_gives_the_standalone_answer_and_uses_every_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("events");
+    let table = table.to_str().unwrap();
+    generate(table, 120_000, 7, 30, 21, &[]);
+    let standalone = run(table, dir.path(), "standalone", &[], &[]);
+    assert!(!standalone.anomalies.is_empty());
+
+    let cluster = Cluster::start(dir.path(), 2, &[]);
+    let url = cluster.url();
+    let distributed = run(
+        table,
+        dir.path(),
+        "cluster",
+        &["--scheduler", &url, "--partitions", "4"],
+        &[],
+    );
+    assert_eq!(distributed.scores.len(), standalone.scores.len());
+    assert!(
+        distributed == standalone,
+        "the cluster's scores or anomalies differ"
+    );
+    for (i, e) in cluster.executors.iter().enumerate() {
+        assert!(executor_ran_tasks(&e.work_dir), "executor {i} ran no task");
+    }
+    assert!(
+        cluster.jobs().len() >= 5,
+        "the run submitted its jobs to the scheduler"
+    );
+}
+
+#[test]
+fn losing_an_executor_mid_job_does_not_change_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("events");
+    let table_s = table.to_str().unwrap().to_string();
+    generate(&table_s, 400_000, 10, 40, 4, &[]);
+    let expected = run(&table_s, dir.path(), "standalone", &[], &[]);
+
+    let mut cluster = Cluster::start(dir.path(), 2, &[]);
+    let url = cluster.url();
+    let scores = dir.path().join("cluster.parquet");
+    let json = dir.path().join("cluster.jsonl");
+    let mut driver = std::process::Command::new(procforest_tests::binary("procforest"))
+        .args([
+            "run",
+            "--table",
+            &table_s,
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--scheduler",
+            &url,
+            "--partitions",
+            "4",
+            "--scores-out",
+            scores.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ])
+        .env("PROCFOREST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Kill executor 1 as soon as the first job is running on the cluster.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while cluster.jobs().is_empty() {
+        assert!(Instant::now() < deadline, "no job reached the scheduler");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    std::thread::sleep(Duration::from_millis(150));
+    assert!(
+        driver.try_wait().unwrap().is_none(),
+        "the run must still be going"
+    );
+    cluster.executors[1].process.kill();
+    let output = driver.wait_with_output().unwrap();
+    assert!(
+        output.status.success(),
+        "the run failed after losing an executor: {}\nscheduler:\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        cluster.scheduler.log_text()
+    );
+    let got = crate::common::RunResult {
+        scores: crate::common::read_scores(&scores),
+        anomalies: std::fs::read_to_string(&json).unwrap(),
+    };
+    assert!(got == expected, "results differ after an executor was lost");
+    assert!(!cluster.executors[1].process.running());
+}
+
+#[test]
+fn an_unreachable_scheduler_fails_fast_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("events");
+    generate(table.to_str().unwrap(), 2_000, 2, 3, 1, &[]);
+    let url = format!("df://127.0.0.1:{}", free_port());
+    let started = Instant::now();
+    let o = procforest(
+        &[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--scheduler",
+            &url,
+        ],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&url) || stderr.contains("scheduler"),
+        "{stderr}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn the_largest_forest_fits_in_the_plan_on_a_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("events");
+    let table = table.to_str().unwrap();
+    generate(table, 60_000, 7, 30, 8, &[]);
+    let cluster = Cluster::start(dir.path(), 2, &[]);
+    let url = cluster.url();
+    let manifest = dir.path().join("m.json");
+    let o = procforest(
+        &[
+            "run",
+            "--table",
+            table,
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--scheduler",
+            &url,
+            "--trees",
+            "1000",
+            "--max-samples",
+            "500",
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&manifest).unwrap()).unwrap();
+    let payload = m["model"]["payload_bytes"].as_u64().unwrap();
+    assert!(payload > 1_000_000, "a large forest: {payload} bytes");
+    assert!(
+        payload < 16 * 1024 * 1024,
+        "{payload} bytes must stay under gRPC's 16 MiB"
+    );
+}

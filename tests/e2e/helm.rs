@@ -1,0 +1,17 @@
+//! The Helm chart, rendered and validated offline (see `helm/tests/test_chart.py`).
+
+#[test]
+fn the_chart_renders_lints_validates_and_keeps_its_invariants() {
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../helm/tests/test_chart.py");
+    let out = std::process::Command::new("python3")
+        .arg(&script)
+        .output()
+        .expect("python3 runs the chart tests (.ci/run installs helm-python-sdk and kubernetes-validate)");
+    assert!(
+        out.status.success(),
+        "chart tests failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
