@@ -247,7 +247,7 @@ fn descend(nodes: &[FlatNode], block: &[f32], nf: usize, index: &mut [u32], dept
 }
 
 /// Rows walked together by [`descend_lanes`]: independent walks the CPU overlaps.
-const LANES: usize = 8;
+const LANES: usize = 16;
 
 /// As [`descend`], but walks groups of [`LANES`] rows through all levels with their node
 /// indices in registers (no index load and store per level); the rest of the block goes
