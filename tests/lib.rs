@@ -2,6 +2,8 @@
 //! 127.0.0.1 with free ports (a scheduler, executors, the driver), Azurite for Azure Blob
 //! storage, and small helpers to read what they wrote.
 
+pub mod monitor;
+
 use std::{
     fs::File,
     io::{Read, Write},

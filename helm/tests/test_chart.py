@@ -120,6 +120,8 @@ def check_invariants(case, docs, notes, values):
                 check("resources" in c and "limits" in c["resources"], f"{name}: no limits")
                 if d["kind"] == "Deployment":
                     check("livenessProbe" in c and "readinessProbe" in c, f"{name}: probes missing")
+                else:
+                    check("livenessProbe" in c, f"{name}: liveness probe missing")
     sched = named(docs, "Deployment", "-scheduler")
     execd = named(docs, "Deployment", "-executor")
     reg = named(docs, "Service", "-scheduler-registration")

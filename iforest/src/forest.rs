@@ -162,6 +162,33 @@ impl IsolationForest {
             .collect())
     }
 
+    /// Which features isolated each row: for every tree, each feature's share of the splits
+    /// on the row's path, averaged over the trees. A row's shares sum to 1 (0 for a forest
+    /// of single-leaf trees). Meant for the few rows of a report.
+    pub fn explain<C: AsRef<[f64]>>(&self, columns: &[C]) -> Result<Vec<Vec<f64>>> {
+        self.check_input(columns)?;
+        let input = Columns::new(columns, false)?;
+        let mut counts = vec![0u32; self.n_features];
+        Ok((0..input.rows)
+            .map(|r| {
+                let mut shares = vec![0.0; self.n_features];
+                for tree in &self.trees {
+                    counts.fill(0);
+                    let splits = tree.count_path_splits(|f| input.cols[f][r], &mut counts);
+                    if splits > 0 {
+                        for (s, c) in shares.iter_mut().zip(&counts) {
+                            *s += *c as f64 / splits as f64;
+                        }
+                    }
+                }
+                shares
+                    .iter_mut()
+                    .for_each(|s| *s /= self.trees.len() as f64);
+                shares
+            })
+            .collect())
+    }
+
     /// scikit-learn's `decision_function`: `score_samples − offset`; negative is abnormal.
     pub fn decision_function<C: AsRef<[f64]>>(&self, columns: &[C]) -> Result<Vec<f64>> {
         let mut s = self.score_samples(columns)?;

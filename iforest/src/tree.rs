@@ -118,6 +118,32 @@ impl Tree {
         }
     }
 
+    /// Adds to `counts[f]` the splits on feature `f` along one row's path; returns the
+    /// number of splits on the path.
+    pub fn count_path_splits(&self, value: impl Fn(usize) -> f32, counts: &mut [u32]) -> u32 {
+        let mut i = 0usize;
+        let mut splits = 0;
+        while let Node::Split {
+            feature,
+            threshold,
+            left,
+            right,
+            missing_left,
+        } = &self.nodes[i]
+        {
+            counts[*feature as usize] += 1;
+            splits += 1;
+            let x = value(*feature as usize);
+            let go_left = if x.is_nan() {
+                *missing_left
+            } else {
+                (x as f64) <= *threshold
+            };
+            i = if go_left { *left } else { *right } as usize;
+        }
+        splits
+    }
+
     /// The path length of one row through this tree (see [`leaf_path_length`]).
     pub fn path_length(&self, value: impl Fn(usize) -> f32) -> f64 {
         let (depth, n) = self.leaf_of(value);

@@ -334,3 +334,23 @@ fn single_row_scores_minus_one_half_like_scikit_learn() {
             .all(|&s| s == -0.5)
     );
 }
+
+#[test]
+fn explanations_name_the_feature_that_isolates_a_row() {
+    // Feature 1 is the same for every row but one: that row is isolated by feature 1.
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let n = 500;
+    let x0: Vec<f64> = (0..n).map(|_| rng.random::<f64>()).collect();
+    let mut x1 = vec![5.0; n];
+    x1[7] = 50.0;
+    let model = IsolationForestParams::default()
+        .seed(1)
+        .fit(&[&x0[..], &x1[..]])
+        .unwrap();
+    let shares = model.explain(&[&x0[..], &x1[..]]).unwrap();
+    for s in &shares {
+        assert!((s.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    }
+    assert!(shares[7][1] > 0.3, "{:?}", shares[7]);
+    assert!(shares[0][1] < shares[7][1]);
+}

@@ -10,6 +10,10 @@ use crate::error::{JobError, Result};
 #[derive(Debug, Parser)]
 #[command(name = "procforest", version, about)]
 pub struct Cli {
+    /// A settings file of `PROCFOREST_*=value` lines (environment variables win over it,
+    /// flags over both).
+    #[arg(long, global = true, env = "PROCFOREST_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// Log format on stderr.
     #[arg(
         long,
@@ -42,6 +46,54 @@ pub enum Command {
     ImportSample(ImportSampleArgs),
     /// Find anomalous process executions: summaries → isolation forest → report.
     Run(Box<RunArgs>),
+    /// Liveness check for a running driver: succeeds if its heartbeat file is fresh.
+    Probe(ProbeArgs),
+    /// Deliver a dead-letter file of Azure Monitor records left by a failed run.
+    Resend(ResendArgs),
+}
+
+/// Azure Monitor (Logs Ingestion API) settings.
+#[derive(Debug, Clone, Args)]
+pub struct MonitorArgs {
+    /// Data collection endpoint (or the DCR's logs ingestion endpoint), https://…
+    #[arg(long, env = "PROCFOREST_MONITOR_ENDPOINT")]
+    pub monitor_endpoint: Option<String>,
+    /// The data collection rule's immutable id (dcr-…).
+    #[arg(long, env = "PROCFOREST_MONITOR_DCR")]
+    pub monitor_dcr: Option<String>,
+    /// The DCR's input stream (Custom-NAME).
+    #[arg(long, env = "PROCFOREST_MONITOR_STREAM")]
+    pub monitor_stream: Option<String>,
+    /// Allow http:// endpoint and authority (loopback tests only).
+    #[arg(long, env = "PROCFOREST_MONITOR_ALLOW_HTTP")]
+    pub monitor_allow_http: bool,
+    /// Per-request timeout.
+    #[arg(long, default_value = "60s", env = "PROCFOREST_MONITOR_TIMEOUT")]
+    pub monitor_timeout: String,
+    /// Bound on the whole delivery, retries included.
+    #[arg(long, default_value = "10m", env = "PROCFOREST_MONITOR_MAX_TIME")]
+    pub monitor_max_time: String,
+}
+
+/// `procforest resend`.
+#[derive(Debug, Args)]
+pub struct ResendArgs {
+    /// The dead-letter file (JSON lines of records) a failed run wrote.
+    pub path: std::path::PathBuf,
+    /// Where to send.
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+}
+
+/// `procforest probe`.
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The heartbeat file a `run` keeps touching (`--heartbeat-file`).
+    #[arg(long, env = "PROCFOREST_HEARTBEAT_FILE")]
+    pub heartbeat_file: std::path::PathBuf,
+    /// Oldest acceptable heartbeat (e.g. 10m).
+    #[arg(long, default_value = "10m")]
+    pub max_age: String,
 }
 
 /// `procforest run`.
@@ -113,6 +165,19 @@ pub struct RunArgs {
     /// Do not print the console table.
     #[arg(long)]
     pub quiet: bool,
+    /// Also send the anomalies to `azure-monitor` (Logs Ingestion API).
+    #[arg(long, value_parser = ["azure-monitor"], env = "PROCFOREST_SINK")]
+    pub sink: Option<String>,
+    /// Azure Monitor settings.
+    #[command(flatten)]
+    pub monitor: MonitorArgs,
+    /// Where records Azure Monitor did not accept are kept (JSON lines for `procforest
+    /// resend`); default `procforest-dead-letter-<run id>.jsonl` in the current folder.
+    #[arg(long, env = "PROCFOREST_MONITOR_DEAD_LETTER")]
+    pub monitor_dead_letter: Option<std::path::PathBuf>,
+    /// Touch this file every 15 s while running (for `procforest probe` liveness checks).
+    #[arg(long, env = "PROCFOREST_HEARTBEAT_FILE")]
+    pub heartbeat_file: Option<std::path::PathBuf>,
 }
 
 /// Parses a duration such as `24h`, `90m`, `7d`, `3600s` or `2w` into microseconds.
@@ -201,4 +266,59 @@ pub fn parse_date(setting: &str, text: &str) -> Result<NaiveDate> {
             "{setting} {text:?} is not a date (YYYY-MM-DD): {e}"
         ))
     })
+}
+
+impl MonitorArgs {
+    /// The settings, naming whichever is missing.
+    pub fn settings(&self) -> Result<crate::sinks::azure_monitor::MonitorSettings> {
+        let need = |v: &Option<String>, flag: &str| {
+            v.clone()
+                .ok_or_else(|| JobError::bad_input(format!("the azure-monitor sink needs {flag}")))
+        };
+        let micros = |setting: &str, text: &str| -> Result<std::time::Duration> {
+            Ok(std::time::Duration::from_micros(
+                parse_duration(setting, text)? as u64,
+            ))
+        };
+        Ok(crate::sinks::azure_monitor::MonitorSettings {
+            endpoint: need(&self.monitor_endpoint, "--monitor-endpoint")?,
+            dcr: need(&self.monitor_dcr, "--monitor-dcr")?,
+            stream: need(&self.monitor_stream, "--monitor-stream")?,
+            allow_http: self.monitor_allow_http,
+            request_timeout: micros("--monitor-timeout", &self.monitor_timeout)?,
+            max_time: micros("--monitor-max-time", &self.monitor_max_time)?,
+        })
+    }
+}
+
+/// Reads a settings file of `KEY=value` lines (`#` comments) into the environment for the
+/// keys not already set, so flags > environment > file. Values may be quoted.
+pub fn load_config_file(path: &std::path::Path) -> Result<Vec<(String, String)>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| JobError::bad_input(format!("--config {}: {e}", path.display())))?;
+    let mut out = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (key, value) = line.split_once('=').ok_or_else(|| {
+            JobError::bad_input(format!(
+                "--config {}, line {}: expected KEY=value",
+                path.display(),
+                i + 1
+            ))
+        })?;
+        let key = key.trim();
+        if !key.starts_with("PROCFOREST_") && !key.starts_with("AZURE_") {
+            return Err(JobError::bad_input(format!(
+                "--config {}, line {}: {key} is not a PROCFOREST_ or AZURE_ setting",
+                path.display(),
+                i + 1
+            )));
+        }
+        let value = value.trim().trim_matches('"').to_string();
+        out.push((key.to_string(), value));
+    }
+    Ok(out)
 }

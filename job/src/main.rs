@@ -47,6 +47,39 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run_command(*args).await,
+        Command::Resend(args) => {
+            let settings = args.monitor.settings()?;
+            let records = procforest::sinks::azure_monitor::read_dead_letter(&args.path)?;
+            let total = records.len();
+            let delivered = procforest::sinks::azure_monitor::deliver_or_dead_letter(
+                &settings, records, &args.path,
+            )
+            .await?;
+            std::fs::remove_file(&args.path)
+                .map_err(|e| JobError::runtime(format!("{}: {e}", args.path.display())))?;
+            eprintln!(
+                "resend: {delivered} of {total} records delivered; {} removed",
+                args.path.display()
+            );
+            Ok(())
+        }
+        Command::Probe(args) => {
+            let max_age = parse_duration("--max-age", &args.max_age)?;
+            let modified = std::fs::metadata(&args.heartbeat_file)
+                .and_then(|m| m.modified())
+                .map_err(|e| {
+                    JobError::runtime(format!("{}: {e}", args.heartbeat_file.display()))
+                })?;
+            let age = modified.elapsed().unwrap_or_default();
+            if age.as_micros() as i64 > max_age {
+                return Err(JobError::runtime(format!(
+                    "no heartbeat for {} s ({})",
+                    age.as_secs(),
+                    args.heartbeat_file.display()
+                )));
+            }
+            Ok(())
+        }
         Command::ImportSample(args) => {
             let summary = procforest::sample::import(&args.events_dir, &args.out).await?;
             println!(
@@ -122,14 +155,67 @@ async fn run_command(args: RunArgs) -> Result<()> {
             output_delta: args.output_delta,
             model_out: args.model_out,
             manifest: args.manifest,
+            monitor: match args.sink.as_deref() {
+                Some("azure-monitor") => {
+                    // Check settings and credentials now, not after the run.
+                    let settings = args.monitor.settings()?;
+                    settings.upload_url()?;
+                    procforest::sinks::azure_monitor::tokens::from_env(settings.allow_http)?;
+                    Some(procforest::run::MonitorOutput {
+                        settings,
+                        dead_letter: args.monitor_dead_letter.clone(),
+                    })
+                }
+                _ => None,
+            },
         },
     };
-    let outcome = run(&config).await?;
-    eprintln!("{}", outcome.manifest.summary());
+    let heartbeat = args.heartbeat_file.clone().map(|path| {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = std::fs::write(&path, chrono::Utc::now().to_rfc3339()) {
+                    tracing::warn!("heartbeat {}: {e}", path.display());
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+            }
+        })
+    });
+    let outcome = run(&config).await;
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+    eprintln!("{}", outcome?.manifest.summary());
+    Ok(())
+}
+
+/// Finds `--config FILE` (or `PROCFOREST_CONFIG`) before parsing, so the file's settings
+/// reach clap as environment variables.
+fn apply_config_file() -> Result<()> {
+    let args: Vec<String> = std::env::args().collect();
+    let path = args
+        .iter()
+        .position(|a| a == "--config")
+        .and_then(|i| args.get(i + 1).cloned())
+        .or_else(|| {
+            args.iter()
+                .find_map(|a| a.strip_prefix("--config=").map(String::from))
+        })
+        .or_else(|| std::env::var("PROCFOREST_CONFIG").ok());
+    let Some(path) = path else { return Ok(()) };
+    for (key, value) in procforest::cli::load_config_file(path.as_ref())? {
+        if std::env::var_os(&key).is_none() {
+            // SAFETY: called first thing in `main`, before any other thread exists.
+            unsafe { std::env::set_var(key, value) };
+        }
+    }
     Ok(())
 }
 
 fn main() {
+    if let Err(e) = apply_config_file() {
+        eprintln!("error: {e}");
+        std::process::exit(e.exit_code());
+    }
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {

@@ -107,6 +107,17 @@ pub struct Outputs {
     pub model_out: Option<PathBuf>,
     /// Run manifest JSON.
     pub manifest: Option<PathBuf>,
+    /// Azure Monitor delivery.
+    pub monitor: Option<MonitorOutput>,
+}
+
+/// The Azure Monitor sink of a run.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MonitorOutput {
+    /// Where and how.
+    pub settings: crate::sinks::azure_monitor::MonitorSettings,
+    /// Dead-letter file (default in the current folder, named after the run).
+    pub dead_letter: Option<PathBuf>,
 }
 
 /// What a run produced.
@@ -464,6 +475,42 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
             );
         }
     }
+    let mut monitor_failure = None;
+    let mut monitor_report = None;
+    if let Some(monitor) = &config.outputs.monitor {
+        let now = Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+        let records: Vec<_> = anomalies
+            .iter()
+            .map(|r| {
+                crate::sinks::azure_monitor::MonitorRecord::from_row(
+                    r,
+                    &run_id,
+                    &model_info.hash,
+                    &now,
+                )
+            })
+            .collect();
+        let total = records.len();
+        let dead_letter = monitor
+            .dead_letter
+            .clone()
+            .unwrap_or_else(|| PathBuf::from(format!("procforest-dead-letter-{run_id}.jsonl")));
+        let result = crate::sinks::azure_monitor::deliver_or_dead_letter(
+            &monitor.settings,
+            records,
+            &dead_letter,
+        )
+        .await;
+        monitor_report = Some(match &result {
+            Ok(delivered) => serde_json::json!({"records": total, "delivered": delivered}),
+            Err(e) => serde_json::json!({
+                "records": total,
+                "dead_letter": dead_letter.display().to_string(),
+                "error": e.message,
+            }),
+        });
+        monitor_failure = result.err();
+    }
     phases.stop();
     let manifest = Manifest {
         run_id,
@@ -491,10 +538,15 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         labels: label_check,
         phases: phases.times,
         settings: serde_json::to_value(config).runtime("recording settings")?,
+        azure_monitor: monitor_report,
     };
     if let Some(path) = &config.outputs.manifest {
         let json = serde_json::to_vec_pretty(&manifest).runtime("writing the manifest")?;
         sinks::write_file(path, &json)?;
+    }
+    if let Some(e) = monitor_failure {
+        eprintln!("{}", manifest.summary());
+        return Err(e);
     }
     Ok(RunOutcome {
         anomalies,

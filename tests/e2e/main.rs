@@ -3,6 +3,7 @@
 //! and in Azurite.
 
 mod azure;
+mod azure_monitor;
 mod cluster;
 mod common;
 mod helm;

@@ -73,6 +73,8 @@ pub struct Manifest {
     pub phases: BTreeMap<&'static str, f64>,
     /// Every setting.
     pub settings: serde_json::Value,
+    /// Azure Monitor delivery: records, delivered, dead letter and error.
+    pub azure_monitor: Option<serde_json::Value>,
 }
 
 /// The report window.

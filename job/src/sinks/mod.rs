@@ -3,6 +3,7 @@
 //! name and renamed when complete, so a failed run leaves no partial output.
 
 pub mod anomaly_delta;
+pub mod azure_monitor;
 pub mod console;
 pub mod json_lines;
 pub mod manifest;

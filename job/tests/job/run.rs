@@ -475,3 +475,97 @@ fn hourly_intervals_split_days() {
     let total: i64 = scored.values().map(|v| v.0).sum();
     assert_eq!(total, 10_000);
 }
+
+#[test]
+fn null_and_empty_keys_are_categories_of_their_own() {
+    let dir = scratch();
+    let table = dir.path().join("gaps");
+    support::write_table_with_gaps(&table);
+    let scores_path = dir.path().join("s.parquet");
+    let manifest = dir.path().join("m.json");
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--scores-out",
+        scores_path.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    let gaps = &m["null_or_empty_keys"];
+    assert!(gaps["Computer"]["null"].as_u64().unwrap() > 0, "{gaps}");
+    assert!(gaps["Computer"]["empty"].as_u64().unwrap() > 0, "{gaps}");
+    assert!(gaps["Account"]["null"].as_u64().unwrap() > 0, "{gaps}");
+    assert!(gaps["Process"]["empty"].as_u64().unwrap() > 0, "{gaps}");
+    // Every group is scored once; null, empty and each value get distinct indices.
+    let mut computer_index: HashMap<Option<String>, f64> = HashMap::new();
+    let mut total = 0;
+    for b in read_parquet(&scores_path) {
+        let c = b
+            .column_by_name("Computer")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let f = b
+            .column_by_name("computer_index")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
+        let n = b
+            .column_by_name("count")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            use arrow::array::Array;
+            let key = c.is_valid(i).then(|| c.value(i).to_string());
+            let idx = f.value(i);
+            assert!(idx.is_finite());
+            if let Some(prev) = computer_index.insert(key.clone(), idx) {
+                assert_eq!(prev, idx, "{key:?} has one index");
+            }
+            total += n.value(i);
+        }
+    }
+    assert_eq!(total, 40, "every event is in a group");
+    assert_eq!(
+        computer_index.len(),
+        4,
+        "a, b, null and empty: {computer_index:?}"
+    );
+    let mut indices: Vec<f64> = computer_index.values().copied().collect();
+    indices.sort_by(f64::total_cmp);
+    assert_eq!(indices, vec![0.0, 1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn the_heartbeat_probe_tells_a_live_run_from_a_stuck_one() {
+    let dir = scratch();
+    let heartbeat = dir.path().join("heartbeat");
+    let h = heartbeat.to_str().unwrap();
+    run_ok(&["run", "--quiet", "--heartbeat-file", h]);
+    assert!(
+        bin_output(&["probe", "--heartbeat-file", h])
+            .status
+            .success()
+    );
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "20 minutes ago", h])
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let stale = bin_output(&["probe", "--heartbeat-file", h, "--max-age", "10m"]);
+    assert_eq!(stale.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("no heartbeat"));
+    let missing = bin_output(&[
+        "probe",
+        "--heartbeat-file",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+}

@@ -267,3 +267,54 @@ pub fn write_table_with_deletion_vector(path: &Path) {
             .unwrap();
     });
 }
+
+/// A small unpartitioned table whose keys include nulls and empty strings: 40 events on
+/// 2026-11-27, hosts `a`/`b`/null/"" and accounts with a null.
+pub fn write_table_with_gaps(path: &Path) {
+    let n = 40usize;
+    let day = 1_795_737_600_000_000i64; // 2026-11-27T00:00:00Z
+    let pick = |i: usize, options: &[Option<&'static str>]| options[i % options.len()];
+    let computers: Vec<Option<&str>> = (0..n)
+        .map(|i| pick(i, &[Some("a"), Some("b"), None, Some("")]))
+        .collect();
+    let accounts: Vec<Option<&str>> = (0..n)
+        .map(|i| pick(i / 4, &[Some("D\\u1"), None, Some("D\\u2")]))
+        .collect();
+    let types: Vec<Option<&str>> = (0..n).map(|_| Some("User")).collect();
+    let processes: Vec<Option<&str>> = (0..n)
+        .map(|i| pick(i / 3, &[Some("cmd.exe"), Some(""), Some("x.exe")]))
+        .collect();
+    let commands: Vec<Option<&str>> = (0..n)
+        .map(|i| pick(i, &[Some("cmd /c dir"), None]))
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "TimeGenerated",
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("Computer", DataType::Utf8, true),
+        Field::new("Account", DataType::Utf8, true),
+        Field::new("AccountType", DataType::Utf8, true),
+        Field::new("Process", DataType::Utf8, true),
+        Field::new("CommandLine", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    (0..n).map(|i| day + i as i64 * 60_000_000),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(computers)),
+            Arc::new(StringArray::from(accounts)),
+            Arc::new(StringArray::from(types)),
+            Arc::new(StringArray::from(processes)),
+            Arc::new(StringArray::from(commands)),
+        ],
+    )
+    .unwrap();
+    write_table(path, batch);
+}

@@ -1,0 +1,484 @@
+//! A loopback stand-in for Azure Monitor's Logs Ingestion API and Entra ID's token
+//! endpoint, speaking their protocol, with fault injection.
+//!
+//! Upload: `POST /dataCollectionRules/{dcr}/streams/{stream}?api-version=2023-01-01` with a
+//! bearer token it issued, `Content-Type: application/json`, `Content-Encoding: gzip`, a JSON
+//! array of at most 1 MiB uncompressed (else 413; the official Python client packs chunks of
+//! up to 1,048,576 bytes, so that is the service's real limit; procforest stays under
+//! 1,000,000) whose records have exactly the stream's
+//! columns with the right types (else 400 `InvalidStreamData`); success is 204. Tokens:
+//! `POST /{tenant}/oauth2/v2.0/token`, client credentials with a client secret or a federated
+//! client assertion. Errors are `{"error":{"code","message"}}` as the service writes them.
+//! The fake does not deduplicate, like the service.
+
+use std::{
+    collections::{HashMap, VecDeque},
+    io::{BufRead, BufReader, Read, Write},
+    net::{TcpListener, TcpStream},
+    sync::{Arc, Mutex},
+    thread,
+    time::{Duration, Instant},
+};
+
+/// Column types of the stream.
+pub const COLUMNS: &[(&str, &str)] = &[
+    ("TimeGenerated", "datetime"),
+    ("TimeStamp", "datetime"),
+    ("User", "string"),
+    ("Resource", "string"),
+    ("AnomalyScore", "real"),
+    ("Interval", "datetime"),
+    ("Computer", "string"),
+    ("Account", "string"),
+    ("AccountType", "string"),
+    ("Process", "string"),
+    ("CommandLines", "string"),
+    ("EventCount", "long"),
+    ("Score", "real"),
+    ("RunId", "string"),
+    ("RecordId", "string"),
+    ("ModelHash", "string"),
+];
+
+/// The largest uncompressed body accepted (1 MiB).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+
+/// What to do to the next upload request.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answer with this status, extra headers and body, ingesting nothing.
+    Status(u16, Vec<(String, String)>, String),
+    /// Close the connection without answering (nothing ingested).
+    Reset,
+    /// Wait this long before answering 503 (a front door timing out; nothing ingested).
+    Slow(Duration),
+    /// Forget every issued token before checking this request (tokens expired mid-run).
+    ExpireTokens,
+}
+
+/// One upload request as the fake saw it.
+#[derive(Debug, Clone)]
+pub struct Upload {
+    /// `x-ms-client-request-id`.
+    pub request_id: String,
+    /// The status answered (0: connection reset).
+    pub status: u16,
+    /// RecordIds in the body (when it could be read).
+    pub record_ids: Vec<String>,
+    /// Uncompressed body size.
+    pub body_bytes: usize,
+}
+
+#[derive(Default)]
+struct State {
+    faults: VecDeque<Fault>,
+    accepted: Vec<serde_json::Value>,
+    uploads: Vec<Upload>,
+    tokens: HashMap<String, Instant>,
+    token_requests: Vec<String>,
+}
+
+/// The fake; runs until dropped (its listener thread is detached and stops with the test).
+pub struct FakeMonitor {
+    /// Its port on 127.0.0.1.
+    pub port: u16,
+    state: Arc<Mutex<State>>,
+}
+
+/// Credentials the fake accepts.
+pub const TENANT: &str = "00000000-0000-0000-0000-0000000000aa";
+/// Client id.
+pub const CLIENT_ID: &str = "00000000-0000-0000-0000-0000000000bb";
+/// Client secret.
+pub const CLIENT_SECRET: &str = "fake-secret-Zq8vPp2Lw";
+/// Federated token (the projected service account token).
+pub const FEDERATED_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.fake-federated-token.sig";
+/// The DCR immutable id.
+pub const DCR: &str = "dcr-00000000000000000000000000000000";
+/// The stream.
+pub const STREAM: &str = "Custom-ProcforestAnomalies_CL";
+
+impl FakeMonitor {
+    /// Starts the fake; tokens it issues live `token_lifetime`.
+    pub fn start(token_lifetime: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().unwrap().port();
+        let state = Arc::new(Mutex::new(State::default()));
+        let shared = state.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let state = shared.clone();
+                thread::spawn(move || {
+                    let _ = handle(stream, &state, token_lifetime);
+                });
+            }
+        });
+        Self { port, state }
+    }
+
+    /// Queues faults for the next upload requests, in order.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.state.lock().unwrap().faults.extend(faults);
+    }
+
+    /// Records accepted so far.
+    pub fn accepted(&self) -> Vec<serde_json::Value> {
+        self.state.lock().unwrap().accepted.clone()
+    }
+
+    /// Accepted RecordIds with how often each arrived.
+    pub fn accepted_ids(&self) -> HashMap<String, usize> {
+        let mut out = HashMap::new();
+        for r in self.accepted() {
+            *out.entry(r["RecordId"].as_str().unwrap_or("").to_string())
+                .or_default() += 1;
+        }
+        out
+    }
+
+    /// Upload requests so far.
+    pub fn uploads(&self) -> Vec<Upload> {
+        self.state.lock().unwrap().uploads.clone()
+    }
+
+    /// Token requests so far (grant kinds).
+    pub fn token_requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().token_requests.clone()
+    }
+
+    /// `http://127.0.0.1:<port>`.
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+}
+
+struct Request {
+    method: String,
+    target: String,
+    headers: HashMap<String, String>,
+    body: Vec<u8>,
+}
+
+fn read_request(stream: &mut TcpStream) -> std::io::Result<Request> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let mut headers = HashMap::new();
+    loop {
+        let mut h = String::new();
+        reader.read_line(&mut h)?;
+        let h = h.trim_end();
+        if h.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.insert(k.trim().to_lowercase(), v.trim().to_string());
+        }
+    }
+    let len: usize = headers
+        .get("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0; len];
+    reader.read_exact(&mut body)?;
+    Ok(Request {
+        method,
+        target,
+        headers,
+        body,
+    })
+}
+
+fn respond(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    body: &str,
+) -> std::io::Result<()> {
+    let reason = match status {
+        200 => "OK",
+        204 => "No Content",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        413 => "Payload Too Large",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        503 => "Service Unavailable",
+        _ => "Status",
+    };
+    let mut out = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\nConnection: close\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        out.push_str("Content-Type: application/json\r\n");
+    }
+    for (k, v) in headers {
+        out.push_str(&format!("{k}: {v}\r\n"));
+    }
+    out.push_str("\r\n");
+    out.push_str(body);
+    stream.write_all(out.as_bytes())?;
+    stream.flush()
+}
+
+fn error(code: &str, message: &str) -> String {
+    serde_json::json!({"error": {"code": code, "message": message}}).to_string()
+}
+
+fn handle(
+    mut stream: TcpStream,
+    state: &Arc<Mutex<State>>,
+    lifetime: Duration,
+) -> std::io::Result<()> {
+    let request = read_request(&mut stream)?;
+    if request.method == "POST" && request.target.contains("/oauth2/v2.0/token") {
+        return token(&mut stream, &request, state, lifetime);
+    }
+    let expected = format!("/dataCollectionRules/{DCR}/streams/{STREAM}?api-version=2023-01-01");
+    let request_id = request
+        .headers
+        .get("x-ms-client-request-id")
+        .cloned()
+        .unwrap_or_default();
+    let fault = state.lock().unwrap().faults.pop_front();
+    let log = |status: u16, ids: Vec<String>, bytes: usize| {
+        state.lock().unwrap().uploads.push(Upload {
+            request_id: request_id.clone(),
+            status,
+            record_ids: ids,
+            body_bytes: bytes,
+        });
+    };
+    match fault {
+        Some(Fault::Status(status, headers, body)) => {
+            log(status, vec![], 0);
+            return respond(&mut stream, status, &headers, &body);
+        }
+        Some(Fault::Reset) => {
+            log(0, vec![], 0);
+            return stream.shutdown(std::net::Shutdown::Both);
+        }
+        Some(Fault::Slow(d)) => {
+            thread::sleep(d);
+            log(503, vec![], 0);
+            return respond(&mut stream, 503, &[], &error("ServiceUnavailable", "slow"));
+        }
+        Some(Fault::ExpireTokens) => state.lock().unwrap().tokens.clear(),
+        None => {}
+    }
+    if request.method != "POST" || request.target != expected {
+        log(404, vec![], 0);
+        return respond(
+            &mut stream,
+            404,
+            &[],
+            &error("NotFound", "no such rule or stream"),
+        );
+    }
+    let bearer = request
+        .headers
+        .get("authorization")
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    let valid = state
+        .lock()
+        .unwrap()
+        .tokens
+        .get(bearer)
+        .is_some_and(|exp| Instant::now() < *exp);
+    if !valid {
+        log(401, vec![], 0);
+        return respond(
+            &mut stream,
+            401,
+            &[],
+            &error("InvalidToken", "the token is missing, invalid or expired"),
+        );
+    }
+    if request.headers.get("content-type").map(String::as_str) != Some("application/json") {
+        log(400, vec![], 0);
+        return respond(
+            &mut stream,
+            400,
+            &[],
+            &error("InvalidContentType", "expected application/json"),
+        );
+    }
+    let body = match request.headers.get("content-encoding").map(String::as_str) {
+        Some("gzip") => {
+            let mut out = Vec::new();
+            if flate2::read::GzDecoder::new(&request.body[..])
+                .read_to_end(&mut out)
+                .is_err()
+            {
+                log(400, vec![], 0);
+                return respond(
+                    &mut stream,
+                    400,
+                    &[],
+                    &error("InvalidContentEncoding", "not gzip"),
+                );
+            }
+            out
+        }
+        None => request.body.clone(),
+        Some(other) => {
+            log(400, vec![], 0);
+            return respond(
+                &mut stream,
+                400,
+                &[],
+                &error("InvalidContentEncoding", other),
+            );
+        }
+    };
+    if body.len() > MAX_BODY_BYTES {
+        log(413, vec![], body.len());
+        return respond(
+            &mut stream,
+            413,
+            &[],
+            &error("ContentLengthLimitExceeded", "more than 1 MB"),
+        );
+    }
+    let records: Vec<serde_json::Value> = match serde_json::from_slice::<serde_json::Value>(&body) {
+        Ok(serde_json::Value::Array(a)) => a,
+        _ => {
+            log(400, vec![], body.len());
+            return respond(
+                &mut stream,
+                400,
+                &[],
+                &error("InvalidJson", "expected a JSON array"),
+            );
+        }
+    };
+    if let Err(problem) = records.iter().try_for_each(check_record) {
+        log(400, vec![], body.len());
+        return respond(&mut stream, 400, &[], &error("InvalidStreamData", &problem));
+    }
+    let ids: Vec<String> = records
+        .iter()
+        .map(|r| r["RecordId"].as_str().unwrap_or("").to_string())
+        .collect();
+    log(204, ids, body.len());
+    state.lock().unwrap().accepted.extend(records);
+    respond(&mut stream, 204, &[], "")
+}
+
+/// Each record must have exactly the stream's columns, with values of the column's type.
+fn check_record(record: &serde_json::Value) -> Result<(), String> {
+    let object = record.as_object().ok_or("a record is not an object")?;
+    for key in object.keys() {
+        if !COLUMNS.iter().any(|(c, _)| c == key) {
+            return Err(format!("unknown column {key}"));
+        }
+    }
+    for (column, kind) in COLUMNS {
+        let v = object
+            .get(*column)
+            .ok_or_else(|| format!("missing column {column}"))?;
+        let ok = match *kind {
+            "string" => v.is_string(),
+            "real" => v.is_number(),
+            "long" => v.is_i64() || v.is_u64(),
+            "datetime" => v.as_str().is_some_and(chrono_like),
+            _ => false,
+        };
+        if !ok {
+            return Err(format!("column {column} is not a {kind}: {v}"));
+        }
+    }
+    Ok(())
+}
+
+/// An ISO 8601 / RFC 3339 date-time such as 2026-11-27T00:00:00Z.
+fn chrono_like(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() >= 20
+        && b[4] == b'-'
+        && b[7] == b'-'
+        && b[10] == b'T'
+        && (s.ends_with('Z') || s.contains('+'))
+}
+
+fn token(
+    stream: &mut TcpStream,
+    request: &Request,
+    state: &Arc<Mutex<State>>,
+    lifetime: Duration,
+) -> std::io::Result<()> {
+    let form: HashMap<String, String> = String::from_utf8_lossy(&request.body)
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    let tenant_ok = request.target.starts_with(&format!("/{TENANT}/"));
+    let scope_ok =
+        form.get("scope").map(String::as_str) == Some("https://monitor.azure.com/.default");
+    let client_ok = form.get("client_id").map(String::as_str) == Some(CLIENT_ID)
+        && form.get("grant_type").map(String::as_str) == Some("client_credentials");
+    let secret_ok = form.get("client_secret").map(String::as_str) == Some(CLIENT_SECRET);
+    let assertion_ok = form.get("client_assertion_type").map(String::as_str)
+        == Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        && form.get("client_assertion").map(String::as_str) == Some(FEDERATED_TOKEN);
+    let kind = if assertion_ok {
+        "federated"
+    } else if secret_ok {
+        "secret"
+    } else {
+        "invalid"
+    };
+    state.lock().unwrap().token_requests.push(kind.to_string());
+    if !(tenant_ok && scope_ok && client_ok && (secret_ok || assertion_ok)) {
+        let body = serde_json::json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client credentials."}).to_string();
+        return respond(stream, 401, &[], &body);
+    }
+    let token = format!("tok-{:x}", rand_u64());
+    state
+        .lock()
+        .unwrap()
+        .tokens
+        .insert(token.clone(), Instant::now() + lifetime);
+    let body = serde_json::json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime.as_secs(),
+        "access_token": token,
+    })
+    .to_string();
+    respond(stream, 200, &[], &body)
+}
+
+fn decode(s: &str) -> String {
+    let s = s.replace('+', " ");
+    let mut out = Vec::new();
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}
