@@ -3,9 +3,8 @@
 //!
 //! Upload: `POST /dataCollectionRules/{dcr}/streams/{stream}?api-version=2023-01-01` with a
 //! bearer token it issued, `Content-Type: application/json`, `Content-Encoding: gzip`, a JSON
-//! array of at most 1 MiB uncompressed (else 413; the official Python client packs chunks of
-//! up to 1,048,576 bytes, so that is the service's real limit; procforest stays under
-//! 1,000,000) whose records have exactly the stream's
+//! array of at most [`MAX_BODY_BYTES`] uncompressed (else 413) whose records have exactly the
+//! stream's
 //! columns with the right types (else 400 `InvalidStreamData`); success is 204. Tokens:
 //! `POST /{tenant}/oauth2/v2.0/token`, client credentials with a client secret or a federated
 //! client assertion. Errors are `{"error":{"code","message"}}` as the service writes them.
@@ -38,10 +37,14 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("RunId", "string"),
     ("RecordId", "string"),
     ("ModelHash", "string"),
+    ("Explanation", "string"),
 ];
 
-/// The largest uncompressed body accepted (1 MiB).
-pub const MAX_BODY_BYTES: usize = 1024 * 1024;
+/// The largest uncompressed body accepted. The service documents 1 MB; its official Python
+/// client packs up to 1 MiB of records and does not count the `, ` between them, so real
+/// bodies reach slightly past 1 MiB and the service must take them: 1 MiB + 64 KiB here.
+/// procforest itself keeps every body under 1,000,000 bytes (asserted by the tests).
+pub const MAX_BODY_BYTES: usize = 1024 * 1024 + 64 * 1024;
 
 /// What to do to the next upload request.
 #[derive(Debug, Clone)]

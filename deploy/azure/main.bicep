@@ -38,6 +38,7 @@ var columns = [
   { name: 'RunId', type: 'string' }
   { name: 'RecordId', type: 'string' }
   { name: 'ModelHash', type: 'string' }
+  { name: 'Explanation', type: 'string' }
 ]
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {

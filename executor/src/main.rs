@@ -56,9 +56,15 @@ async fn wait_for_scheduler(
     }
 }
 
-#[tokio::main]
-async fn main() {
-    if let Err(e) = run().await {
+fn main() {
+    // Deep plans recurse deeply when decoded and executed: 32 MiB stacks, as Ballista's
+    // scheduler uses.
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 * 1024 * 1024)
+        .build()
+        .expect("a tokio runtime");
+    if let Err(e) = runtime.block_on(run()) {
         eprintln!("error: {e}");
         std::process::exit(1);
     }

@@ -50,6 +50,20 @@ pub enum Command {
     Probe(ProbeArgs),
     /// Deliver a dead-letter file of Azure Monitor records left by a failed run.
     Resend(ResendArgs),
+    /// Measure detection quality against a table's ground-truth labels, per feature set.
+    Evaluate(Box<EvaluateArgs>),
+}
+
+/// `procforest evaluate`: the run's settings (its `--json` receives the metrics) and the
+/// feature sets to compare.
+#[derive(Debug, Args)]
+pub struct EvaluateArgs {
+    /// Feature sets to evaluate, comma-separated.
+    #[arg(long, value_enum, value_delimiter = ',', default_value = "seed,rarity")]
+    pub feature_sets: Vec<crate::pipeline::features::FeatureSet>,
+    /// The run's settings.
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// Azure Monitor (Logs Ingestion API) settings.
@@ -122,6 +136,10 @@ pub struct RunArgs {
     /// Summary interval: day or hour.
     #[arg(long, default_value = "day", env = "PROCFOREST_INTERVAL")]
     pub interval: String,
+    /// The model's inputs: `seed` (the notebook's six) or `rarity` (plus pair and host-level
+    /// rarity).
+    #[arg(long, value_enum, default_value = "seed", env = "PROCFOREST_FEATURES")]
+    pub features: crate::pipeline::features::FeatureSet,
     /// Trees in the forest.
     #[arg(long, default_value_t = 100, env = "PROCFOREST_TREES")]
     pub trees: usize,

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod context;
 pub mod delta_io;
 pub mod error;
+pub mod evaluate;
 pub mod generate;
 pub mod pipeline;
 pub mod report;

@@ -47,6 +47,21 @@ async fn dispatch(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Run(args) => run_command(*args).await,
+        Command::Evaluate(args) => {
+            let config = run_config(&args.run)?;
+            let results = procforest::evaluate::evaluate(&config, &args.feature_sets).await?;
+            print!("{}", procforest::evaluate::table(&results));
+            if let Some(path) = &args.run.json {
+                let json = serde_json::to_string_pretty(&results)
+                    .map_err(|e| JobError::runtime(e.to_string()))?;
+                if path == "-" {
+                    println!("{json}");
+                } else {
+                    procforest::sinks::write_file(path.as_ref(), json.as_bytes())?;
+                }
+            }
+            Ok(())
+        }
         Command::Resend(args) => {
             let settings = args.monitor.settings()?;
             let records = procforest::sinks::azure_monitor::read_dead_letter(&args.path)?;
@@ -91,7 +106,8 @@ async fn dispatch(cli: Cli) -> Result<()> {
     }
 }
 
-async fn run_command(args: RunArgs) -> Result<()> {
+/// The run's configuration from its flags.
+fn run_config(args: &RunArgs) -> Result<RunConfig> {
     let interval = match args.interval.as_str() {
         "day" => Interval::Day,
         "hour" => Interval::Hour,
@@ -137,6 +153,7 @@ async fn run_command(args: RunArgs) -> Result<()> {
         window_us: parse_duration("--window", &args.window)?,
         train_days: args.train_days,
         interval,
+        features: args.features,
         model: ModelSettings {
             trees: args.trees,
             max_samples: args.max_samples,
@@ -146,15 +163,15 @@ async fn run_command(args: RunArgs) -> Result<()> {
         partitions: args
             .partitions
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
-        scheduler: args.scheduler,
-        scratch: args.scratch,
+        scheduler: args.scheduler.clone(),
+        scratch: args.scratch.clone(),
         outputs: Outputs {
             console: !args.quiet && args.json.as_deref() != Some("-"),
-            json: args.json,
-            scores_out: args.scores_out,
-            output_delta: args.output_delta,
-            model_out: args.model_out,
-            manifest: args.manifest,
+            json: args.json.clone(),
+            scores_out: args.scores_out.clone(),
+            output_delta: args.output_delta.clone(),
+            model_out: args.model_out.clone(),
+            manifest: args.manifest.clone(),
             monitor: match args.sink.as_deref() {
                 Some("azure-monitor") => {
                     // Check settings and credentials now, not after the run.
@@ -170,6 +187,11 @@ async fn run_command(args: RunArgs) -> Result<()> {
             },
         },
     };
+    Ok(config)
+}
+
+async fn run_command(args: RunArgs) -> Result<()> {
+    let config = run_config(&args)?;
     let heartbeat = args.heartbeat_file.clone().map(|path| {
         tokio::spawn(async move {
             loop {
@@ -218,7 +240,13 @@ fn main() {
     }
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    let runtime = match tokio::runtime::Runtime::new() {
+    // Deep plans (many joins) recurse deeply when planned and (de)serialised; Ballista's own
+    // scheduler runs with 32 MiB stacks for the same reason.
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 * 1024 * 1024)
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -27,9 +27,7 @@ use crate::{
     error::{Context, JobError, Result},
     generate::{LABELS_PATH, read_labels},
     pipeline::{
-        categories, column,
-        features::features_sql,
-        quote,
+        categories, column, quote,
         scoring::{self, ScoredRow, Selection, sort_report},
         summaries::{self, INTERVAL, Interval, SummaryWindow},
         time_literal, training,
@@ -69,6 +67,8 @@ pub struct RunConfig {
     pub train_days: Option<u32>,
     /// Summary interval.
     pub interval: Interval,
+    /// The model's inputs.
+    pub features: crate::pipeline::features::FeatureSet,
     /// Model settings.
     pub model: training::ModelSettings,
     /// Target partitions.
@@ -126,6 +126,10 @@ pub struct RunOutcome {
     pub anomalies: Vec<ScoredRow>,
     /// The manifest.
     pub manifest: Manifest,
+    /// The table's ground-truth labels, if it has them.
+    pub labels: Option<Vec<crate::generate::Label>>,
+    /// First report interval and as-of time, microseconds.
+    pub report_window: (i64, i64),
 }
 
 struct Phases {
@@ -372,15 +376,16 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
             .into_iter()
             .map(|(k, n)| (k.to_string(), n))
             .collect();
+    let names = config.features.names();
     let features = ctx
-        .sql(&features_sql())
+        .sql(&config.features.sql())
         .await
         .runtime("planning features")?;
 
     // Training sample and fit.
     phases.start("sample");
     let sample_rows = config.model.trees * config.model.max_samples;
-    let sample = training::gather(features.clone(), config.model.seed, sample_rows).await?;
+    let sample = training::gather(features.clone(), &names, config.model.seed, sample_rows).await?;
     phases.start("fit");
     let model = training::fit(&sample, &config.model)?;
     for w in model.warnings() {
@@ -410,21 +415,31 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         }
     };
     let mut scores_writer = match &config.outputs.scores_out {
-        Some(path) => Some(ScoresWriter::create(path, offset)?),
+        Some(path) => Some(ScoresWriter::create(path, &names, offset)?),
         None => None,
     };
-    let mut stream = scoring::score(features, udf, selection).await?;
+    let mut stream = scoring::score(features, &names, udf, selection).await?;
     let mut anomalies = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.runtime("scoring")?;
         if let Some(w) = scores_writer.as_mut() {
             w.write(&batch)?;
         }
-        anomalies.extend(scoring::rows(&batch)?.into_iter().filter(|r| {
+        anomalies.extend(scoring::rows(&batch, &names)?.into_iter().filter(|r| {
             r.interval_us >= report_start_us && r.interval_us <= as_of_us && r.score - offset < 0.0
         }));
     }
     sort_report(&mut anomalies);
+    // Which features isolated each reported group (a walk of every tree per row).
+    if !anomalies.is_empty() {
+        let columns: Vec<Vec<f64>> = (0..names.len())
+            .map(|j| anomalies.iter().map(|r| r.features[j]).collect())
+            .collect();
+        let shares = model.explain(&columns).runtime("explaining anomalies")?;
+        for (row, share) in anomalies.iter_mut().zip(shares) {
+            row.explanation = share;
+        }
+    }
 
     // Outputs, all or nothing (files are renamed into place when complete).
     phases.start("outputs");
@@ -442,10 +457,10 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     }
     match config.outputs.json.as_deref() {
         None => {}
-        Some("-") => sinks::json_lines::write(&anomalies, &mut std::io::stdout().lock())?,
+        Some("-") => sinks::json_lines::write(&anomalies, &names, &mut std::io::stdout().lock())?,
         Some(path) => {
             let mut bytes = Vec::new();
-            sinks::json_lines::write(&anomalies, &mut bytes)?;
+            sinks::json_lines::write(&anomalies, &names, &mut bytes)?;
             sinks::write_file(path.as_ref(), &bytes)?;
         }
     }
@@ -454,6 +469,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
             location,
             &anomalies,
             &sinks::anomaly_delta::RunKey {
+                feature_names: &names,
                 as_of,
                 run_id: &run_id,
                 model_hash: &model_info.hash,
@@ -471,7 +487,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         } else {
             print!(
                 "{}",
-                sinks::console::render(&anomalies, sinks::console::terminal_width())
+                sinks::console::render(&anomalies, &names, sinks::console::terminal_width())
             );
         }
     }
@@ -484,6 +500,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
             .map(|r| {
                 crate::sinks::azure_monitor::MonitorRecord::from_row(
                     r,
+                    &names,
                     &run_id,
                     &model_info.hash,
                     &now,
@@ -551,6 +568,8 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     Ok(RunOutcome {
         anomalies,
         manifest,
+        labels,
+        report_window: (report_start_us, as_of_us),
     })
 }
 

@@ -1,6 +1,15 @@
-//! The model's features per summary row, the notebook's
-//! `[unixInterval, computerIndex, accountIndex, accountTypeIndex, processIndex, count]`,
-//! joined on the cluster from the summaries and the category indices.
+//! The model's features per summary row, joined on the cluster from the summaries and the
+//! category indices.
+//!
+//! - [`FeatureSet::Seed`]: the notebook's
+//!   `[unixInterval, computerIndex, accountIndex, accountTypeIndex, processIndex, count]`.
+//! - [`FeatureSet::RarityOnly`]: the event count and the rarity features, without the label
+//!   codes and the interval (see EVALUATION.md).
+//! - [`FeatureSet::Rarity`]: the seed features plus four rarity features computed by aggregations over
+//!   the training window's summaries (on the cluster, joined back, never collected):
+//!   the log number of summary rows of the (Account, Process) pair, log P(process | account)
+//!   and log P(process | computer) by events, and the log share of hosts running the
+//!   process. Label codes carry no notion of rarity; these do.
 
 use procforest_core::events::{
     ACCOUNT, ACCOUNT_TYPE, COMPUTER, GROUP_KEYS, PROCESS, SEED_FEATURES,
@@ -12,8 +21,118 @@ use super::{
     summaries::{COMMAND_LINES, COUNT, INTERVAL},
 };
 
+/// The model's inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeatureSet {
+    /// The notebook's six features.
+    Seed,
+    /// The notebook's features plus pair and host-level rarity.
+    Rarity,
+    /// The event count and the rarity features only: no label codes, no interval.
+    RarityOnly,
+}
+
+/// The rarity features, after the seed features.
+pub const RARITY_FEATURES: [&str; 4] = [
+    "pair_log_groups",
+    "log_p_process_given_account",
+    "log_p_process_given_computer",
+    "log_process_host_share",
+];
+
+impl FeatureSet {
+    /// Feature names, in the model's column order.
+    pub fn names(self) -> Vec<&'static str> {
+        match self {
+            FeatureSet::Seed => SEED_FEATURES.to_vec(),
+            FeatureSet::Rarity => SEED_FEATURES
+                .iter()
+                .chain(RARITY_FEATURES.iter())
+                .copied()
+                .collect(),
+            FeatureSet::RarityOnly => std::iter::once(SEED_FEATURES[5])
+                .chain(RARITY_FEATURES.iter().copied())
+                .collect(),
+        }
+    }
+
+    /// The set's name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureSet::Seed => "seed",
+            FeatureSet::Rarity => "rarity",
+            FeatureSet::RarityOnly => "rarity-only",
+        }
+    }
+
+    /// SQL of the `features` view for this set.
+    pub fn sql(self) -> String {
+        match self {
+            FeatureSet::Seed => features_sql(),
+            FeatureSet::Rarity | FeatureSet::RarityOnly => rarity_sql(),
+        }
+    }
+}
+
+/// The rarity features over the seed view: aggregations of the summaries joined back on
+/// their keys (null-safe).
+fn rarity_sql() -> String {
+    let (c, a, p, n) = (
+        quote(COMPUTER),
+        quote(ACCOUNT),
+        quote(PROCESS),
+        quote(COUNT),
+    );
+    let r = RARITY_FEATURES;
+    let lines = [
+        format!("WITH seed AS ({})", features_sql()),
+        format!(
+            "pair AS (SELECT {a}, {p}, CAST(count(*) AS DOUBLE) AS pair_groups, \
+             CAST(sum({n}) AS DOUBLE) AS pair_events FROM summaries GROUP BY {a}, {p})"
+        ),
+        format!(
+            "acct AS (SELECT {a}, CAST(sum({n}) AS DOUBLE) AS account_events FROM summaries GROUP BY {a})"
+        ),
+        format!(
+            "hostproc AS (SELECT {c}, {p}, CAST(sum({n}) AS DOUBLE) AS host_process_events \
+             FROM summaries GROUP BY {c}, {p})"
+        ),
+        format!(
+            "host AS (SELECT {c}, CAST(sum({n}) AS DOUBLE) AS host_events FROM summaries GROUP BY {c})"
+        ),
+        format!(
+            "procpop AS (SELECT {p}, CAST(count(DISTINCT {c}) AS DOUBLE) AS process_hosts \
+             FROM summaries GROUP BY {p})"
+        ),
+        format!(
+            "hosts AS (SELECT CAST(count(DISTINCT {c}) AS DOUBLE) AS all_hosts FROM summaries)"
+        ),
+    ];
+    format!(
+        "{ctes} \
+         SELECT seed.*, \
+         ln(1.0 + pair.pair_groups) AS {r0}, \
+         ln(pair.pair_events / acct.account_events) AS {r1}, \
+         ln(hostproc.host_process_events / host.host_events) AS {r2}, \
+         ln(procpop.process_hosts / hosts.all_hosts) AS {r3} \
+         FROM seed \
+         JOIN pair ON (seed.{a} IS NOT DISTINCT FROM pair.{a}) AND (seed.{p} IS NOT DISTINCT FROM pair.{p}) \
+         JOIN acct ON (seed.{a} IS NOT DISTINCT FROM acct.{a}) \
+         JOIN hostproc ON (seed.{c} IS NOT DISTINCT FROM hostproc.{c}) AND (seed.{p} IS NOT DISTINCT FROM hostproc.{p}) \
+         JOIN host ON (seed.{c} IS NOT DISTINCT FROM host.{c}) \
+         JOIN procpop ON (seed.{p} IS NOT DISTINCT FROM procpop.{p}) \
+         CROSS JOIN hosts",
+        ctes = lines.join(", "),
+        r0 = quote(r[0]),
+        r1 = quote(r[1]),
+        r2 = quote(r[2]),
+        r3 = quote(r[3]),
+    )
+}
+
 /// SQL of the `features` view over the registered `summaries` and key indices: the keys,
-/// `count`, `command_lines` and the features as `DOUBLE`.
+/// `count`, `command_lines` and the seed features as `DOUBLE`.
 pub fn features_sql() -> String {
     let aliases = ["c", "a", "t", "p"];
     let joins: Vec<String> = GROUP_KEYS

@@ -13,7 +13,7 @@ use datafusion::{
     prelude::{DataFrame, lit},
 };
 use procforest_core::{
-    events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS, SEED_FEATURES},
+    events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS},
     udf::ScoreUdf,
 };
 
@@ -46,12 +46,13 @@ pub enum Selection {
 /// Plans the scoring of the `features` frame and starts streaming the selected rows.
 pub async fn score(
     features: DataFrame,
+    names: &[&str],
     udf: ScoreUdf,
     selection: Selection,
 ) -> Result<SendableRecordBatchStream> {
     let score = udf
         .into_udf()
-        .call(SEED_FEATURES.iter().map(|f| column(f)).collect());
+        .call(names.iter().map(|f| column(f)).collect());
     let mut select = vec![
         column(INTERVAL),
         column(COMPUTER),
@@ -61,7 +62,7 @@ pub async fn score(
         column(COUNT),
         column(COMMAND_LINES),
     ];
-    select.extend(SEED_FEATURES.iter().map(|f| column(f)));
+    select.extend(names.iter().map(|f| column(f)));
     select.push(score.alias(SCORE));
     let mut df = features.select(select).runtime("planning scoring")?;
     if let Selection::Report {
@@ -99,8 +100,10 @@ pub struct ScoredRow {
     pub count: i64,
     /// Distinct command lines, sorted (report intervals only).
     pub command_lines: Vec<String>,
-    /// Features in [`SEED_FEATURES`] order.
+    /// Features, in the feature set's order.
     pub features: Vec<f64>,
+    /// Each feature's share of the splits that isolated the row (report rows only).
+    pub explanation: Vec<f64>,
     /// scikit-learn's `score_samples` value.
     pub score: f64,
 }
@@ -120,7 +123,7 @@ fn batch_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> 
 }
 
 /// Reads scored rows out of a batch.
-pub fn rows(batch: &RecordBatch) -> Result<Vec<ScoredRow>> {
+pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
     let interval = cast(
         batch_column(batch, INTERVAL)?,
         &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
@@ -139,7 +142,7 @@ pub fn rows(batch: &RecordBatch) -> Result<Vec<ScoredRow>> {
     )
     .runtime("reading command lines")?;
     let lists: &ListArray = lists.as_list::<i32>();
-    let features: Vec<ArrayRef> = SEED_FEATURES
+    let features: Vec<ArrayRef> = names
         .iter()
         .map(|f| cast(batch_column(batch, f)?, &DataType::Float64).runtime("reading features"))
         .collect::<Result<_>>()?;
@@ -169,6 +172,7 @@ pub fn rows(batch: &RecordBatch) -> Result<Vec<ScoredRow>> {
                 .map(|f| f.as_primitive::<Float64Type>().value(i))
                 .collect(),
             score: score.value(i),
+            explanation: Vec::new(),
         });
     }
     Ok(out)

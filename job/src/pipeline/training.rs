@@ -8,10 +8,7 @@ use arrow::{
 };
 use datafusion::prelude::DataFrame;
 use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
-use procforest_core::{
-    events::{GROUP_KEYS, SEED_FEATURES},
-    udf::SampleKeyUdf,
-};
+use procforest_core::{events::GROUP_KEYS, udf::SampleKeyUdf};
 
 use super::{column, summaries::INTERVAL};
 use crate::error::{Context, JobError, Result};
@@ -22,7 +19,7 @@ pub const SAMPLE_KEY: &str = "sample_key";
 /// The training rows, one column per feature.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TrainingSample {
-    /// Feature columns in [`SEED_FEATURES`] order.
+    /// Feature columns, in the feature set's order.
     pub columns: Vec<Vec<f64>>,
 }
 
@@ -35,12 +32,17 @@ impl TrainingSample {
 
 /// Gathers up to `rows` training rows from the `features` frame: those with the smallest
 /// `sample_key(seed, interval, keys…)`, in that order.
-pub async fn gather(features: DataFrame, seed: u64, rows: usize) -> Result<TrainingSample> {
+pub async fn gather(
+    features: DataFrame,
+    names: &[&str],
+    seed: u64,
+    rows: usize,
+) -> Result<TrainingSample> {
     let key_parts = std::iter::once(column(INTERVAL))
         .chain(GROUP_KEYS.iter().map(|k| column(k)))
         .collect::<Vec<_>>();
     let key = SampleKeyUdf::new(seed).into_udf().call(key_parts.clone());
-    let mut select: Vec<_> = SEED_FEATURES.iter().map(|f| column(f)).collect();
+    let mut select: Vec<_> = names.iter().map(|f| column(f)).collect();
     select.push(key.alias(SAMPLE_KEY));
     select.extend(key_parts.iter().cloned());
     let mut order = vec![column(SAMPLE_KEY).sort(true, false)];
@@ -53,9 +55,9 @@ pub async fn gather(features: DataFrame, seed: u64, rows: usize) -> Result<Train
         .collect()
         .await
         .runtime("gathering the training sample")?;
-    let mut columns = vec![Vec::with_capacity(rows); SEED_FEATURES.len()];
+    let mut columns = vec![Vec::with_capacity(rows); names.len()];
     for batch in &batches {
-        for (slot, name) in columns.iter_mut().zip(SEED_FEATURES) {
+        for (slot, name) in columns.iter_mut().zip(names) {
             let array = batch
                 .column_by_name(name)
                 .ok_or_else(|| JobError::runtime(format!("sample has no column {name}")))?;
@@ -63,6 +65,11 @@ pub async fn gather(features: DataFrame, seed: u64, rows: usize) -> Result<Train
             let values = array.as_primitive::<Float64Type>();
             if values.null_count() > 0 {
                 return Err(JobError::runtime(format!("feature {name} has nulls")));
+            }
+            if let Some(bad) = values.values().iter().find(|v| !v.is_finite()) {
+                return Err(JobError::runtime(format!(
+                    "feature {name} has the value {bad}"
+                )));
             }
             slot.extend(values.values().iter());
         }

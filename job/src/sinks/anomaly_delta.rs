@@ -22,7 +22,7 @@ use deltalake::{
     kernel::{StructType, engine::arrow_conversion::TryIntoKernel},
     protocol::SaveMode,
 };
-use procforest_core::events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS, SEED_FEATURES};
+use procforest_core::events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS};
 
 use crate::{
     error::{Context, JobError, Result},
@@ -52,17 +52,17 @@ pub fn schema() -> SchemaRef {
         Field::new("count", DataType::Int64, false),
         Field::new("score", DataType::Float64, false),
     ];
-    fields.extend(
-        SEED_FEATURES
-            .iter()
-            .map(|f| Field::new(*f, DataType::Float64, false)),
-    );
+    // Features and explanation as JSON objects keep the schema the same for every feature set.
+    fields.push(Field::new("features", DataType::Utf8, false));
+    fields.push(Field::new("explanation", DataType::Utf8, false));
     fields.push(Field::new(AS_OF_DATE, DataType::Date32, false));
     Arc::new(Schema::new(fields))
 }
 
-/// What identifies a run in the table.
+/// What identifies a run in the table, and names its features.
 pub struct RunKey<'a> {
+    /// Feature names.
+    pub feature_names: &'a [&'a str],
     /// The run's as-of time.
     pub as_of: DateTime<Utc>,
     /// The run id.
@@ -108,11 +108,21 @@ fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
         Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.count))),
         Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.score))),
     ];
-    for i in 0..SEED_FEATURES.len() {
-        columns.push(Arc::new(Float64Array::from_iter_values(
-            rows.iter().map(|r| r.features[i]),
-        )));
-    }
+    let object = |values: &[f64]| {
+        let map: serde_json::Map<String, serde_json::Value> = key
+            .feature_names
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    };
+    columns.push(Arc::new(StringArray::from_iter_values(
+        rows.iter().map(|r| object(&r.features)),
+    )));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        rows.iter().map(|r| object(&r.explanation)),
+    )));
     columns.push(Arc::new(Date32Array::from(vec![date; n])));
     RecordBatch::try_new(schema(), columns).runtime("building the anomalies batch")
 }

@@ -4,12 +4,29 @@ use std::fmt::Write;
 
 use crate::{pipeline::scoring::ScoredRow, report::format_interval};
 
+/// The feature with the largest share of the isolating splits, as `name share`.
+pub fn top_feature(row: &ScoredRow, names: &[&str]) -> String {
+    row.explanation
+        .iter()
+        .zip(names)
+        .max_by(|a, b| a.0.total_cmp(b.0))
+        .map(|(share, name)| format!("{name} {share:.2}"))
+        .unwrap_or_default()
+}
+
 /// Renders the anomalies as a table no wider than `width` (command lines are cut).
-pub fn render(rows: &[ScoredRow], width: usize) -> String {
+pub fn render(rows: &[ScoredRow], names: &[&str], width: usize) -> String {
     let headers = [
-        "interval", "computer", "account", "type", "process", "count", "score",
+        "interval",
+        "computer",
+        "account",
+        "type",
+        "process",
+        "count",
+        "score",
+        "isolated by",
     ];
-    let cells: Vec<[String; 7]> = rows
+    let cells: Vec<[String; 8]> = rows
         .iter()
         .map(|r| {
             [
@@ -20,6 +37,7 @@ pub fn render(rows: &[ScoredRow], width: usize) -> String {
                 r.process.clone().unwrap_or_else(|| "(null)".into()),
                 r.count.to_string(),
                 format!("{:.4}", r.score),
+                top_feature(r, names),
             ]
         })
         .collect();

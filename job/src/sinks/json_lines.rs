@@ -2,8 +2,6 @@
 
 use std::io::Write;
 
-use procforest_core::events::SEED_FEATURES;
-
 use crate::{
     error::{Context, Result},
     pipeline::scoring::ScoredRow,
@@ -30,11 +28,13 @@ pub struct Record<'a> {
     /// scikit-learn's `score_samples` value (lower is more anomalous).
     pub score: f64,
     /// The model's inputs by name.
-    pub features: std::collections::BTreeMap<&'static str, f64>,
+    pub features: std::collections::BTreeMap<&'a str, f64>,
+    /// Each feature's share of the splits that isolated the group, averaged over trees.
+    pub explanation: std::collections::BTreeMap<&'a str, f64>,
 }
 
-/// The record of one anomaly.
-pub fn record(row: &ScoredRow) -> Record<'_> {
+/// The record of one anomaly; `names` are the feature names.
+pub fn record<'a>(row: &'a ScoredRow, names: &[&'a str]) -> Record<'a> {
     Record {
         interval: format_interval(row.interval_us),
         computer: row.computer.as_deref(),
@@ -44,18 +44,23 @@ pub fn record(row: &ScoredRow) -> Record<'_> {
         command_lines: &row.command_lines,
         count: row.count,
         score: row.score,
-        features: SEED_FEATURES
+        features: names
             .iter()
             .copied()
             .zip(row.features.iter().copied())
+            .collect(),
+        explanation: names
+            .iter()
+            .copied()
+            .zip(row.explanation.iter().copied())
             .collect(),
     }
 }
 
 /// Writes the anomalies as JSON lines to `out`.
-pub fn write(rows: &[ScoredRow], out: &mut impl Write) -> Result<()> {
+pub fn write(rows: &[ScoredRow], names: &[&str], out: &mut impl Write) -> Result<()> {
     for row in rows {
-        serde_json::to_writer(&mut *out, &record(row)).runtime("writing JSON")?;
+        serde_json::to_writer(&mut *out, &record(row, names)).runtime("writing JSON")?;
         out.write_all(b"\n").runtime("writing JSON")?;
     }
     out.flush().runtime("writing JSON")

@@ -9,7 +9,7 @@ use arrow::{
     datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, TimeUnit},
 };
 use parquet::arrow::ArrowWriter;
-use procforest_core::events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS, SEED_FEATURES};
+use procforest_core::events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS};
 
 use super::PendingFile;
 use crate::{
@@ -23,8 +23,8 @@ use crate::{
 /// Name of the prediction column (−1 anomaly, 1 normal).
 pub const PREDICTION: &str = "prediction";
 
-/// The audit file's schema.
-pub fn schema() -> SchemaRef {
+/// The audit file's schema for the feature `names`.
+pub fn schema(names: &[&str]) -> SchemaRef {
     let mut fields = vec![
         Field::new(
             INTERVAL,
@@ -38,7 +38,7 @@ pub fn schema() -> SchemaRef {
         Field::new(COUNT, DataType::Int64, false),
     ];
     fields.extend(
-        SEED_FEATURES
+        names
             .iter()
             .map(|f| Field::new(*f, DataType::Float64, false)),
     );
@@ -49,6 +49,7 @@ pub fn schema() -> SchemaRef {
 
 /// Streams scored batches into a Parquet file.
 pub struct ScoresWriter {
+    schema: SchemaRef,
     pending: PendingFile,
     writer: ArrowWriter<File>,
     offset: f64,
@@ -57,12 +58,15 @@ pub struct ScoresWriter {
 
 impl ScoresWriter {
     /// Starts the file at `path`; `offset` decides the prediction.
-    pub fn create(path: &Path, offset: f64) -> Result<Self> {
+    pub fn create(path: &Path, names: &[&str], offset: f64) -> Result<Self> {
+        let schema = schema(names);
         let pending = PendingFile::new(path)?;
         let file =
             File::create(pending.path()).bad_input(format!("--scores-out {}", path.display()))?;
-        let writer = ArrowWriter::try_new(file, schema(), None).runtime("starting --scores-out")?;
+        let writer =
+            ArrowWriter::try_new(file, schema.clone(), None).runtime("starting --scores-out")?;
         Ok(Self {
+            schema,
             pending,
             writer,
             offset,
@@ -72,7 +76,7 @@ impl ScoresWriter {
 
     /// Appends the rows of a scored batch.
     pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
-        let schema = schema();
+        let schema = self.schema.clone();
         let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
         for field in schema.fields().iter().take(schema.fields().len() - 1) {
             let column = batch

@@ -569,3 +569,99 @@ fn the_heartbeat_probe_tells_a_live_run_from_a_stuck_one() {
     ]);
     assert!(!missing.status.success());
 }
+
+#[test]
+fn rarity_features_are_deterministic_and_explained() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 30_000, 4, 12, 6, 0.1);
+    let mut outputs = Vec::new();
+    for partitions in ["1", "8"] {
+        let json = dir.path().join(format!("r{partitions}.jsonl"));
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--features",
+            "rarity",
+            "--partitions",
+            partitions,
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        outputs.push(fs::read_to_string(&json).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let first: serde_json::Value =
+        serde_json::from_str(outputs[0].lines().next().unwrap()).unwrap();
+    let features = first["features"].as_object().unwrap();
+    assert_eq!(features.len(), 10, "{first}");
+    for f in [
+        "pair_log_groups",
+        "log_p_process_given_account",
+        "log_p_process_given_computer",
+        "log_process_host_share",
+    ] {
+        assert!(features[f].as_f64().unwrap().is_finite(), "{f}");
+    }
+    // P(process | account) and the host share are probabilities: their logs are ≤ 0.
+    assert!(features["log_p_process_given_account"].as_f64().unwrap() <= 0.0);
+    assert!(features["log_process_host_share"].as_f64().unwrap() <= 0.0);
+    let explanation = first["explanation"].as_object().unwrap();
+    let total: f64 = explanation.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!(
+        (total - 1.0).abs() < 1e-9,
+        "shares sum to 1: {explanation:?}"
+    );
+}
+
+#[test]
+fn evaluate_reports_metrics_per_feature_set() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 30_000, 4, 15, 8, 0.3);
+    let json = dir.path().join("eval.json");
+    let out = bin_output(&[
+        "evaluate",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table_text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table_text.contains("seed") && table_text.contains("rarity"),
+        "{table_text}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert!(r["labelled"].as_u64().unwrap() > 0, "{r}");
+        for k in [
+            "flagged_fraction",
+            "precision",
+            "recall",
+            "roc_auc",
+            "pr_auc",
+        ] {
+            let v = r[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+        }
+        assert_eq!(
+            r["groups"], results[0]["groups"],
+            "the same groups are judged"
+        );
+    }
+}

@@ -63,6 +63,9 @@ pub struct MonitorRecord {
     /// The model's content hash.
     #[serde(rename = "ModelHash")]
     pub model_hash: String,
+    /// The features that isolated the group, largest share first: `name=share; …`.
+    #[serde(rename = "Explanation")]
+    pub explanation: String,
 }
 
 /// Cuts `text` to at most [`MAX_FIELD_BYTES`] bytes (on a character boundary), marking the cut.
@@ -105,7 +108,25 @@ pub fn record_id(run_id: &str, row: &ScoredRow) -> String {
 
 impl MonitorRecord {
     /// The record of one anomaly of a run.
-    pub fn from_row(row: &ScoredRow, run_id: &str, model_hash: &str, now: &str) -> Self {
+    pub fn from_row(
+        row: &ScoredRow,
+        names: &[&str],
+        run_id: &str,
+        model_hash: &str,
+        now: &str,
+    ) -> Self {
+        let mut shares: Vec<(&str, f64)> = names
+            .iter()
+            .copied()
+            .zip(row.explanation.iter().copied())
+            .collect();
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let explanation = shares
+            .iter()
+            .filter(|(_, s)| *s > 0.0)
+            .map(|(n, s)| format!("{n}={s:.3}"))
+            .collect::<Vec<_>>()
+            .join("; ");
         let interval = format_interval(row.interval_us);
         let text = |v: &Option<String>| cut(v.as_deref().unwrap_or(""));
         Self {
@@ -125,6 +146,7 @@ impl MonitorRecord {
             run_id: run_id.to_string(),
             record_id: record_id(run_id, row),
             model_hash: model_hash.to_string(),
+            explanation,
         }
     }
 }
