@@ -18,9 +18,7 @@ use crate::{
 /// A Ballista session configuration with procforest's codecs and `partitions` target
 /// partitions.
 pub fn session_config(partitions: usize) -> SessionConfig {
-    ballista_config(SessionConfig::new_with_ballista())
-        .with_target_partitions(partitions.max(1))
-        .with_ballista_standalone_parallelism(partitions.max(1))
+    ballista_config(SessionConfig::new_with_ballista()).with_target_partitions(partitions.max(1))
 }
 
 /// Adds procforest's codecs to a Ballista configuration (for scheduler and executor

@@ -16,7 +16,7 @@ use ballista_executor::{
     health::spawn_health_server,
 };
 use clap::{CommandFactory, FromArgMatches};
-use datafusion::prelude::SessionConfig;
+use datafusion::{execution::SessionStateBuilder, prelude::SessionConfig};
 use procforest_core::{
     codec::{ProcforestLogicalCodec, ProcforestPhysicalCodec},
     session::{ballista_config, env_for_args, runtime_env},
@@ -109,6 +109,11 @@ async fn run() -> Result<(), BallistaError> {
     let mut config: ExecutorProcessConfig = opt.try_into()?;
     config.override_logical_codec = Some(Arc::new(ProcforestLogicalCodec::default()));
     config.override_physical_codec = Some(Arc::new(ProcforestPhysicalCodec::default()));
+    // Every function DataFusion's defaults have (Ballista's default registry lacks the
+    // nested ones, e.g. `array_sort`, which the job's plans use).
+    config.override_function_registry = Some(Arc::new(
+        (&SessionStateBuilder::new().with_default_features().build()).into(),
+    ));
     config.override_config_producer = Some(Arc::new(|| {
         ballista_config(SessionConfig::new_with_ballista())
     }));

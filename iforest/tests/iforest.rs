@@ -17,7 +17,11 @@ struct Fixture {
 }
 
 fn load_fixture(name: &str) -> (IsolationForest, Vec<Vec<f64>>, Fixture) {
-    let path = format!("{}/tests/fixtures/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    // Read at run time: a build cache shared between checkouts must not point elsewhere.
+    let path = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join(format!("tests/fixtures/{name}.json"));
     let text = std::fs::read_to_string(&path).unwrap();
     let model = SklearnForest::from_json(&text).unwrap().to_model().unwrap();
     let fixture: Fixture = serde_json::from_str(&text).unwrap();

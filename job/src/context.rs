@@ -1,29 +1,64 @@
-//! The Ballista session: standalone in this process, or a remote scheduler. Either way,
-//! plans travel through the same codecs, so the model and file list ride in the plan.
+//! The Ballista session: a remote scheduler, or Ballista standalone in this process. Either
+//! way, plans travel through the same codecs, so the model and file list ride in the plan.
+//!
+//! Standalone is a Ballista scheduler and executor started inside this process on loopback
+//! ports, configured like `procforest-scheduler` and `procforest-executor` (push-staged
+//! scheduling, procforest's codecs and object stores). Ballista's own `standalone` helper
+//! uses pull-staged scheduling, whose 50 ms polls cost each of the job's small jobs about
+//! 0.3 s (see BENCHMARKS.md).
 
-use std::collections::HashMap;
+use std::{collections::HashMap, sync::Arc};
 
 use ballista::prelude::SessionContextExt;
-use datafusion::{execution::SessionStateBuilder, prelude::SessionContext};
-use procforest_core::session::{runtime_env, session_config};
+use ballista_core::{
+    config::TaskSchedulingPolicy, extension::SessionConfigExt, utils::default_session_builder,
+};
+use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
+use ballista_scheduler::{
+    cluster::BallistaCluster, config::SchedulerConfig, scheduler_process::start_server,
+};
+use datafusion::{
+    execution::SessionStateBuilder,
+    prelude::{SessionConfig, SessionContext},
+};
+use procforest_core::{
+    codec::{ProcforestLogicalCodec, ProcforestPhysicalCodec},
+    session::{ballista_config, runtime_env, session_config},
+};
 
 use crate::error::{Context, JobError, Result};
+
+/// A session, and Ballista standalone's work folder (shuffle files, spills) if this
+/// process runs it: removed when dropped, so keep it until the run ends.
+pub struct Session {
+    /// The session.
+    pub ctx: SessionContext,
+    /// Standalone's work folder.
+    _work_dir: Option<tempfile::TempDir>,
+}
 
 /// Connects to `scheduler` (`df://host:port`), or starts Ballista standalone when `None`.
 pub async fn connect(
     scheduler: Option<&str>,
     partitions: usize,
     azure_options: HashMap<String, String>,
-) -> Result<SessionContext> {
+) -> Result<Session> {
     let state = SessionStateBuilder::new()
         .with_config(session_config(partitions))
         .with_runtime_env(runtime_env(azure_options, None).runtime("setting up object stores")?)
         .with_default_features()
         .build();
-    match scheduler {
-        None => SessionContext::standalone_with_state(state)
-            .await
-            .runtime("starting Ballista standalone"),
+    let mut work_dir = None;
+    let url = match scheduler {
+        None => {
+            let dir = tempfile::Builder::new()
+                .prefix("procforest-standalone-")
+                .tempdir()
+                .runtime("creating Ballista standalone's work folder")?;
+            let url = start_standalone(partitions, &dir.path().display().to_string()).await?;
+            work_dir = Some(dir);
+            url
+        }
         Some(url) => {
             if !url.starts_with("df://") {
                 return Err(JobError::bad_input(format!(
@@ -31,9 +66,121 @@ pub async fn connect(
                 )));
             }
             probe_scheduler(url).await?;
-            SessionContext::remote_with_state(url, state)
-                .await
-                .runtime(format!("connecting to the scheduler at {url}"))
+            url.to_string()
+        }
+    };
+    let ctx = SessionContext::remote_with_state(&url, state)
+        .await
+        .runtime(format!("connecting to the scheduler at {url}"))?;
+    Ok(Session {
+        ctx,
+        _work_dir: work_dir,
+    })
+}
+
+/// A free TCP port on 127.0.0.1.
+fn free_port() -> Result<u16> {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .runtime("finding a free loopback port for Ballista standalone")
+}
+
+/// Starts a scheduler and an executor (with two task slots per partition: the job runs
+/// small independent jobs side by side) in this process; returns the scheduler's URL.
+/// They stop with the process.
+async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
+    let scheduler_port = free_port()?;
+    let mut scheduler = SchedulerConfig {
+        bind_host: "127.0.0.1".into(),
+        external_host: "127.0.0.1".into(),
+        bind_port: scheduler_port,
+        scheduling_policy: TaskSchedulingPolicy::PushStaged,
+        ..Default::default()
+    };
+    scheduler.override_logical_codec = Some(Arc::new(ProcforestLogicalCodec::default()));
+    scheduler.override_physical_codec = Some(Arc::new(ProcforestPhysicalCodec::default()));
+    let scheduler = scheduler
+        .with_override_config_producer(Arc::new(|| {
+            ballista_config(SessionConfig::new_with_ballista())
+        }))
+        .with_override_session_builder(Arc::new(|config: SessionConfig| {
+            let state = default_session_builder(config)?;
+            Ok(SessionStateBuilder::new_from_existing(state)
+                .with_runtime_env(runtime_env(HashMap::new(), None)?)
+                .build())
+        }));
+    let cluster = BallistaCluster::new_from_config(&scheduler)
+        .await
+        .runtime("starting Ballista standalone's scheduler")?;
+    let cluster_state = cluster.cluster_state();
+    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], scheduler_port));
+    tokio::spawn(async move {
+        if let Err(e) = start_server(cluster, addr, Arc::new(scheduler)).await {
+            tracing::error!("Ballista standalone's scheduler stopped: {e}");
+        }
+    });
+
+    let runtime_dir = work_dir.to_string();
+    let executor = ExecutorProcessConfig {
+        bind_host: "127.0.0.1".into(),
+        external_host: Some("127.0.0.1".into()),
+        port: free_port()?,
+        grpc_port: free_port()?,
+        scheduler_host: "127.0.0.1".into(),
+        scheduler_port,
+        scheduler_connect_timeout_seconds: 10,
+        vcores: 2 * partitions.max(1),
+        task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
+        work_dir: Some(work_dir.to_string()),
+        override_logical_codec: Some(Arc::new(ProcforestLogicalCodec::default())),
+        override_physical_codec: Some(Arc::new(ProcforestPhysicalCodec::default())),
+        override_function_registry: Some(Arc::new(
+            (&SessionStateBuilder::new().with_default_features().build()).into(),
+        )),
+        override_config_producer: Some(Arc::new(|| {
+            ballista_config(SessionConfig::new_with_ballista())
+        })),
+        override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
+            runtime_env(HashMap::new(), Some(&runtime_dir))
+        })),
+        ..Default::default()
+    };
+    wait_for_port(scheduler_port).await?;
+    tokio::spawn(async move {
+        if let Err(e) = start_executor_process(Arc::new(executor)).await {
+            tracing::error!("Ballista standalone's executor stopped: {e}");
+        }
+    });
+    // Jobs submitted before the executor registers would wait for it (with warnings).
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    while cluster_state
+        .registered_executor_metadata()
+        .await
+        .is_empty()
+    {
+        if tokio::time::Instant::now() >= deadline {
+            return Err(JobError::runtime(
+                "Ballista standalone's executor did not register within 10 s",
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    Ok(format!("df://127.0.0.1:{scheduler_port}"))
+}
+
+/// Waits (at most 10 s) until something listens on the loopback `port`.
+async fn wait_for_port(port: u16) -> Result<()> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => {
+                return Err(JobError::runtime(format!(
+                    "Ballista standalone's scheduler did not start on port {port}: {e}"
+                )));
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
         }
     }
 }

@@ -27,10 +27,10 @@ use crate::{
     error::{Context, JobError, Result},
     generate::{LABELS_PATH, read_labels},
     pipeline::{
-        categories, column, quote,
+        categories, quote,
         scoring::{self, ScoredRow, Selection, sort_report},
-        summaries::{self, INTERVAL, Interval, SummaryWindow},
-        time_literal, training,
+        summaries::{self, COMMAND_LINES, INTERVAL, Interval, SummaryWindow},
+        training,
     },
     report::{check_labels, format_interval},
     sinks::{
@@ -274,6 +274,15 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     if resolved.files.is_empty() {
         return Err(no_events(config, as_of, &location));
     }
+    // The report window's files alone, for its command lines (time ranges are exclusive
+    // at the start).
+    let (report_files, _) = source::resolve(
+        &table,
+        TimeRange {
+            start: DateTime::from_timestamp_micros(report_start_us - 1),
+            end: as_of,
+        },
+    )?;
     let labels = match crate::delta_io::get_parquet(&table.table, LABELS_PATH).await {
         Ok(Some(batches)) => Some(read_labels(&batches).map_err(JobError::runtime)?),
         Ok(None) => None,
@@ -285,16 +294,21 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
 
     // Summaries on Ballista, written to scratch.
     phases.start("summaries");
-    let ctx = context::connect(
+    let session = context::connect(
         config.scheduler.as_deref(),
         config.partitions,
         HashMap::new(),
     )
     .await?;
+    let ctx = &session.ctx;
     let events = DeltaFilesTable::try_new(resolved.clone(), table.schema.clone())
         .runtime("building the scan")?;
     ctx.register_table("events", Arc::new(events))
         .runtime("registering events")?;
+    let report_events = DeltaFilesTable::try_new(report_files, table.schema.clone())
+        .runtime("building the report window's scan")?;
+    ctx.register_table(summaries::REPORT_EVENTS, Arc::new(report_events))
+        .runtime("registering the report window's events")?;
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let setup = Setup {
         config,
@@ -310,9 +324,18 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         train_start_us,
         report_start_us,
     };
-    let outcome = compute(setup, &ctx, &scratch).await;
-    scratch.cleanup(Some(&ctx)).await;
+    let outcome = compute(setup, ctx, &scratch).await;
+    scratch.cleanup(Some(ctx)).await;
     outcome
+}
+
+/// A timestamp (microseconds, UTC) as an SQL literal.
+fn micros_sql(micros: i64) -> String {
+    let time = DateTime::from_timestamp_micros(micros).unwrap_or_default();
+    format!(
+        "TIMESTAMP '{}'",
+        time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+    )
 }
 
 /// What [`run`] resolved before the cluster work.
@@ -355,27 +378,51 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         report_start_us,
         interval: config.interval,
     };
+    // The summaries and the report window's command lines, two independent jobs at once.
     let summaries_dir = scratch.path("summaries");
-    let groups =
-        summaries::write_summaries(summaries::summaries(&ctx, window).await?, &summaries_dir)
+    let lines_dir = scratch.path(COMMAND_LINES);
+    let lines = summaries::command_lines(&ctx, window).await?;
+    let lines_schema = lines.schema().as_arrow().clone();
+    let (groups, _) = futures::future::try_join(
+        async {
+            summaries::write(
+                summaries::summaries(&ctx, window).await?,
+                &summaries_dir,
+                "summaries",
+            )
             .await
-            .map_err(|e| scan_error(e, &resolved))?;
+        },
+        summaries::write(lines, &lines_dir, "command lines"),
+    )
+    .await
+    .map_err(|e| scan_error(e, &resolved))?;
     if groups == 0 {
         return Err(no_events(config, as_of, &location));
     }
     ctx.register_parquet("summaries", &summaries_dir, ParquetReadOptions::default())
         .await
         .runtime("reading summaries")?;
-    let stats = summary_stats(&ctx, report_start_us, as_of_us).await?;
+    ctx.register_parquet(
+        COMMAND_LINES,
+        &lines_dir,
+        // An empty report window writes no file; the schema keeps the table readable.
+        ParquetReadOptions::default().schema(&lines_schema),
+    )
+    .await
+    .runtime("reading command lines")?;
 
-    // Category indices.
+    // Category indices, and the summaries' statistics beside them.
     phases.start("indexing");
-    let categories: BTreeMap<String, u64> =
-        categories::write_indices(&ctx, &scratch.path("categories"))
-            .await?
-            .into_iter()
-            .map(|(k, n)| (k.to_string(), n))
-            .collect();
+    let categories_dir = scratch.path("categories");
+    let (stats, categories) = futures::future::try_join(
+        summary_stats(&ctx, report_start_us, as_of_us),
+        categories::write_indices(&ctx, &categories_dir),
+    )
+    .await?;
+    let categories: BTreeMap<String, u64> = categories
+        .into_iter()
+        .map(|(k, n)| (k.to_string(), n))
+        .collect();
     let names = config.features.names();
     let features = ctx
         .sql(&config.features.sql())
@@ -385,7 +432,14 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     // Training sample and fit.
     phases.start("sample");
     let sample_rows = config.model.trees * config.model.max_samples;
-    let sample = training::gather(features.clone(), &names, config.model.seed, sample_rows).await?;
+    let sample = training::gather(
+        features.clone(),
+        &names,
+        config.model.seed,
+        sample_rows,
+        groups,
+    )
+    .await?;
     phases.start("fit");
     let model = training::fit(&sample, &config.model)?;
     for w in model.warnings() {
@@ -418,7 +472,11 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         Some(path) => Some(ScoresWriter::create(path, &names, offset)?),
         None => None,
     };
-    let mut stream = scoring::score(features, &names, udf, selection).await?;
+    let command_lines = ctx
+        .table(COMMAND_LINES)
+        .await
+        .runtime("reading command lines")?;
+    let mut stream = scoring::score(features, &names, udf, selection, command_lines).await?;
     let mut anomalies = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.runtime("scoring")?;
@@ -670,7 +728,16 @@ async fn summary_stats(
     report_start_us: i64,
     as_of_us: i64,
 ) -> Result<SummaryStats> {
-    let mut parts = vec!["CAST(sum(\"count\") AS BIGINT) AS events".to_string()];
+    let mut parts = vec![
+        "CAST(sum(\"count\") AS BIGINT) AS events".to_string(),
+        format!(
+            "CAST(sum(CASE WHEN {i} >= {start} AND {i} <= {end} THEN 1 ELSE 0 END) AS BIGINT) \
+             AS report_groups",
+            i = quote(INTERVAL),
+            start = micros_sql(report_start_us),
+            end = micros_sql(as_of_us),
+        ),
+    ];
     for key in GROUP_KEYS {
         let q = quote(key);
         parts.push(format!(
@@ -706,22 +773,9 @@ async fn summary_stats(
             },
         );
     }
-    let report_groups = ctx
-        .table("summaries")
-        .await
-        .runtime("reading summaries")?
-        .filter(
-            column(INTERVAL)
-                .gt_eq(time_literal(report_start_us))
-                .and(column(INTERVAL).lt_eq(time_literal(as_of_us))),
-        )
-        .runtime("planning the report count")?
-        .count()
-        .await
-        .runtime("counting report groups")? as u64;
     Ok(SummaryStats {
         events: value("events"),
-        report_groups,
+        report_groups: value("report_groups"),
         gaps,
     })
 }

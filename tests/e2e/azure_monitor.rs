@@ -337,8 +337,10 @@ fn the_official_python_client_uploads_our_records_to_the_stand_in() {
     let o = run(&fake, dir.path(), &table, &env, &[]);
     assert_eq!(o.code, Some(2));
     let dead = dir.path().join("dead.jsonl");
-    let script =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/azure/crosscheck_python_client.py");
+    let script = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../deploy/azure/crosscheck_python_client.py");
     let url = fake.url();
     let out = std::process::Command::new("python3")
         .arg(script)

@@ -1,8 +1,9 @@
 //! Category indices: for each of Computer, Account, AccountType and Process, its values
 //! numbered by descending frequency over the summary rows, ties by value ascending (Spark
 //! `StringIndexer` with `frequencyDesc`); a null is a value of its own, after the others
-//! on ties. Computed on the cluster, one small job per column (a `UNION ALL` of the four
-//! would hit apache/datafusion-ballista#2067 and #2184), written beside the summaries.
+//! on ties. Computed on the cluster, one small job per column, the four at once (a `UNION
+//! ALL` of the four would hit apache/datafusion-ballista#2067 and #2184), written beside
+//! the summaries.
 
 use datafusion::{
     dataframe::DataFrameWriteOptions, datasource::file_format::options::ParquetReadOptions,
@@ -38,24 +39,29 @@ pub fn index_sql(key: &str) -> String {
     )
 }
 
-/// Computes every key column's index, writes it under `dir/<column>/` and registers it as
-/// [`table_name`]; returns the number of categories per column.
+/// Computes every key column's index (the four small jobs run at once), writes it under
+/// `dir/<column>/` and registers it as [`table_name`]; returns the number of categories
+/// per column.
 pub async fn write_indices(ctx: &SessionContext, dir: &str) -> Result<Vec<(&'static str, u64)>> {
-    let mut counts = Vec::new();
-    for key in GROUP_KEYS {
-        let path = format!("{dir}{}/", key.to_lowercase());
-        let df = ctx
-            .sql(&index_sql(key))
-            .await
-            .runtime(format!("planning the {key} index"))?;
-        let written = df
-            .write_parquet(&path, DataFrameWriteOptions::new(), None)
-            .await
-            .runtime(format!("computing the {key} index"))?;
-        ctx.register_parquet(table_name(key), &path, ParquetReadOptions::default())
-            .await
-            .runtime(format!("reading the {key} index"))?;
-        counts.push((key, rows_written(&written)));
-    }
-    Ok(counts)
+    futures::future::try_join_all(GROUP_KEYS.map(|key| write_index(ctx, dir, key))).await
+}
+
+async fn write_index(
+    ctx: &SessionContext,
+    dir: &str,
+    key: &'static str,
+) -> Result<(&'static str, u64)> {
+    let path = format!("{dir}{}/", key.to_lowercase());
+    let df = ctx
+        .sql(&index_sql(key))
+        .await
+        .runtime(format!("planning the {key} index"))?;
+    let written = df
+        .write_parquet(&path, DataFrameWriteOptions::new(), None)
+        .await
+        .runtime(format!("computing the {key} index"))?;
+    ctx.register_parquet(table_name(key), &path, ParquetReadOptions::default())
+        .await
+        .runtime(format!("reading the {key} index"))?;
+    Ok((key, rows_written(&written)))
 }

@@ -17,8 +17,8 @@ use procforest_core::events::{
 
 use super::{
     categories::{INDEX, VALUE, table_name},
-    quote,
-    summaries::{COMMAND_LINES, COUNT, INTERVAL},
+    quote, same_key_sql,
+    summaries::{COUNT, INTERVAL},
 };
 
 /// The model's inputs.
@@ -76,7 +76,7 @@ impl FeatureSet {
 }
 
 /// The rarity features over the seed view: aggregations of the summaries joined back on
-/// their keys (null-safe).
+/// their keys (null-safe, see [`same_key_sql`]).
 fn rarity_sql() -> String {
     let (c, a, p, n) = (
         quote(COMPUTER),
@@ -85,6 +85,12 @@ fn rarity_sql() -> String {
         quote(COUNT),
     );
     let r = RARITY_FEATURES;
+    let on = |table: &str, keys: &[&String]| {
+        keys.iter()
+            .map(|k| same_key_sql(&format!("seed.{k}"), &format!("{table}.{k}")))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
     let lines = [
         format!("WITH seed AS ({})", features_sql()),
         format!(
@@ -117,13 +123,18 @@ fn rarity_sql() -> String {
          ln(hostproc.host_process_events / host.host_events) AS {r2}, \
          ln(procpop.process_hosts / hosts.all_hosts) AS {r3} \
          FROM seed \
-         JOIN pair ON (seed.{a} IS NOT DISTINCT FROM pair.{a}) AND (seed.{p} IS NOT DISTINCT FROM pair.{p}) \
-         JOIN acct ON (seed.{a} IS NOT DISTINCT FROM acct.{a}) \
-         JOIN hostproc ON (seed.{c} IS NOT DISTINCT FROM hostproc.{c}) AND (seed.{p} IS NOT DISTINCT FROM hostproc.{p}) \
-         JOIN host ON (seed.{c} IS NOT DISTINCT FROM host.{c}) \
-         JOIN procpop ON (seed.{p} IS NOT DISTINCT FROM procpop.{p}) \
+         JOIN pair ON {pair_on} \
+         JOIN acct ON {acct_on} \
+         JOIN hostproc ON {hostproc_on} \
+         JOIN host ON {host_on} \
+         JOIN procpop ON {procpop_on} \
          CROSS JOIN hosts",
         ctes = lines.join(", "),
+        pair_on = on("pair", &[&a, &p]),
+        acct_on = on("acct", &[&a]),
+        hostproc_on = on("hostproc", &[&c, &p]),
+        host_on = on("host", &[&c]),
+        procpop_on = on("procpop", &[&p]),
         r0 = quote(r[0]),
         r1 = quote(r[1]),
         r2 = quote(r[2]),
@@ -132,7 +143,7 @@ fn rarity_sql() -> String {
 }
 
 /// SQL of the `features` view over the registered `summaries` and key indices: the keys,
-/// `count`, `command_lines` and the seed features as `DOUBLE`.
+/// `count` and the seed features as `DOUBLE`.
 pub fn features_sql() -> String {
     let aliases = ["c", "a", "t", "p"];
     let joins: Vec<String> = GROUP_KEYS
@@ -140,10 +151,12 @@ pub fn features_sql() -> String {
         .zip(aliases)
         .map(|(key, alias)| {
             format!(
-                "JOIN {table} {alias} ON s.{k} IS NOT DISTINCT FROM {alias}.{value}",
+                "JOIN {table} {alias} ON {on}",
                 table = table_name(key),
-                value = quote(VALUE),
-                k = quote(key),
+                on = same_key_sql(
+                    &format!("s.{}", quote(key)),
+                    &format!("{alias}.{}", quote(VALUE))
+                ),
             )
         })
         .collect();
@@ -151,7 +164,7 @@ pub fn features_sql() -> String {
     let f = SEED_FEATURES;
     format!(
         "SELECT s.{interval}, s.{computer}, s.{account}, s.{account_type}, s.{process}, \
-         s.{count}, s.{command_lines}, \
+         s.{count}, \
          CAST(date_part('epoch', s.{interval}) AS DOUBLE) AS {f0}, \
          {c} AS {f1}, {a} AS {f2}, {t} AS {f3}, {p} AS {f4}, \
          CAST(s.{count} AS DOUBLE) AS {f5} \
@@ -162,7 +175,6 @@ pub fn features_sql() -> String {
         account_type = quote(ACCOUNT_TYPE),
         process = quote(PROCESS),
         count = quote(COUNT),
-        command_lines = quote(COMMAND_LINES),
         c = index("c"),
         a = index("a"),
         t = index("t"),

@@ -32,3 +32,12 @@ pub fn column(name: &str) -> datafusion::prelude::Expr {
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
+
+/// SQL matching two string expressions as `IS NOT DISTINCT FROM` does (nulls equal each
+/// other, and only each other), written as equalities that DataFusion turns into hash-join
+/// keys: its own multi-column `IS NOT DISTINCT FROM` joins ran 7× slower here.
+pub fn same_key_sql(left: &str, right: &str) -> String {
+    format!(
+        "(coalesce({left}, '') = coalesce({right}, '') AND ({left} IS NULL) = ({right} IS NULL))"
+    )
+}

@@ -9,11 +9,13 @@ use arrow::{
     datatypes::{DataType, Field, Float64Type, Int64Type, TimestampMicrosecondType},
 };
 use datafusion::{
+    common::{Column, JoinType},
     execution::SendableRecordBatchStream,
-    prelude::{DataFrame, lit},
+    functions::expr_fn::coalesce,
+    prelude::{DataFrame, Expr, lit},
 };
 use procforest_core::{
-    events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS},
+    events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, GROUP_KEYS, PROCESS},
     udf::ScoreUdf,
 };
 
@@ -43,12 +45,14 @@ pub enum Selection {
     },
 }
 
-/// Plans the scoring of the `features` frame and starts streaming the selected rows.
+/// Plans the scoring of the `features` frame and starts streaming the selected rows, each
+/// with its group's `command_lines`.
 pub async fn score(
     features: DataFrame,
     names: &[&str],
     udf: ScoreUdf,
     selection: Selection,
+    command_lines: DataFrame,
 ) -> Result<SendableRecordBatchStream> {
     let score = udf
         .into_udf()
@@ -60,7 +64,6 @@ pub async fn score(
         column(ACCOUNT_TYPE),
         column(PROCESS),
         column(COUNT),
-        column(COMMAND_LINES),
     ];
     select.extend(names.iter().map(|f| column(f)));
     select.push(score.alias(SCORE));
@@ -80,7 +83,37 @@ pub async fn score(
             )
             .runtime("planning the report filter")?;
     }
-    df.execute_stream().await.runtime("scoring")
+    with_command_lines(df, command_lines)?
+        .execute_stream()
+        .await
+        .runtime("scoring")
+}
+
+/// The scored rows with their groups' command lines (empty outside the report window),
+/// joined on the cluster: only the selected rows meet the command lines.
+fn with_command_lines(scored: DataFrame, command_lines: DataFrame) -> Result<DataFrame> {
+    let qualified = |table: &str, name: &str| Expr::Column(Column::new(Some(table), name));
+    let mut on = vec![qualified("s", INTERVAL).eq(qualified("l", INTERVAL))];
+    for key in GROUP_KEYS {
+        let (s, l) = (qualified("s", key), qualified("l", key));
+        on.push(
+            coalesce(vec![s.clone(), lit("")])
+                .eq(coalesce(vec![l.clone(), lit("")]))
+                .and(s.is_null().eq(l.is_null())),
+        );
+    }
+    let mut select: Vec<Expr> = scored
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| qualified("s", f.name()))
+        .collect();
+    select.push(qualified("l", COMMAND_LINES).alias(COMMAND_LINES));
+    scored
+        .alias("s")
+        .and_then(|s| s.join_on(command_lines.alias("l")?, JoinType::Left, on))
+        .and_then(|df| df.select(select))
+        .runtime("planning the command lines' join")
 }
 
 /// One scored summary row.

@@ -1,13 +1,19 @@
 //! Summaries: events → one row per interval × Computer × Account × AccountType × Process
-//! with the event count and, for intervals in the report window, the sorted distinct
-//! command lines (the notebook's `collect_set`, which drops nulls).
+//! with the event count; and, for the intervals of the report window only, the sorted
+//! distinct command lines of each group (the notebook's `collect_set`, which drops nulls).
+//!
+//! The command lines are a second, small aggregation over the report window's files
+//! alone: folding them into the main aggregate (`array_agg(DISTINCT …) FILTER …`) made
+//! DataFusion decode and sort every command line of the whole history, 8× the cost of the
+//! counts (see BENCHMARKS.md).
 
 use datafusion::{
     dataframe::DataFrameWriteOptions,
     functions::expr_fn::date_trunc,
     functions_aggregate::expr_fn::{array_agg, count},
-    logical_expr::{ExprFunctionExt, cast},
-    prelude::{DataFrame, SessionContext, lit},
+    functions_nested::expr_fn::{array_distinct, array_sort},
+    logical_expr::cast,
+    prelude::{DataFrame, Expr, SessionContext, lit},
 };
 use procforest_core::events::{
     ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, PROCESS, TIME_GENERATED, time_type,
@@ -53,6 +59,8 @@ pub const INTERVAL: &str = "interval";
 pub const COUNT: &str = "count";
 /// Distinct command lines (report intervals only).
 pub const COMMAND_LINES: &str = "command_lines";
+/// The registered table of the report window's events.
+pub const REPORT_EVENTS: &str = "report_events";
 
 /// What to summarise.
 #[derive(Debug, Clone, Copy)]
@@ -61,15 +69,15 @@ pub struct SummaryWindow {
     pub start_us: Option<i64>,
     /// Events up to this (inclusive).
     pub end_us: i64,
-    /// First interval of the report; command lines are kept from here on.
+    /// First interval of the report (command lines are collected from here on).
     pub report_start_us: i64,
     /// Interval length.
     pub interval: Interval,
 }
 
-/// The summaries of the registered `events` table.
-pub async fn summaries(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
-    let events = ctx.table("events").await.runtime("reading events")?;
+/// `TimeGenerated` as the standard timestamp type (cast if the table stores another unit).
+async fn event_time(ctx: &SessionContext, table: &str) -> Result<(DataFrame, Expr)> {
+    let events = ctx.table(table).await.runtime(format!("reading {table}"))?;
     let time_is_standard = events
         .schema()
         .field_with_unqualified_name(TIME_GENERATED)
@@ -79,45 +87,74 @@ pub async fn summaries(ctx: &SessionContext, window: SummaryWindow) -> Result<Da
     } else {
         cast(column(TIME_GENERATED), time_type())
     };
+    Ok((events, time))
+}
+
+/// The grouping of a summary: the interval, then the four keys.
+fn group_by(window: &SummaryWindow, time: Expr) -> Vec<Expr> {
+    vec![
+        date_trunc(lit(window.interval.unit()), time).alias(INTERVAL),
+        column(COMPUTER),
+        column(ACCOUNT),
+        column(ACCOUNT_TYPE),
+        column(PROCESS),
+    ]
+}
+
+/// The summaries (interval, keys, `count`) of the registered `events` table.
+pub async fn summaries(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
+    let (events, time) = event_time(ctx, "events").await?;
     let mut filter = time.clone().lt_eq(time_literal(window.end_us));
     if let Some(start) = window.start_us {
         filter = filter.and(time.clone().gt(time_literal(start)));
     }
-    let command_lines = array_agg(column(COMMAND_LINE))
-        .distinct()
-        .order_by(vec![column(COMMAND_LINE).sort(true, false)])
-        .filter(
-            time.clone()
-                .gt_eq(time_literal(window.report_start_us))
-                .and(column(COMMAND_LINE).is_not_null()),
-        )
-        .build()
-        .runtime("planning command lines")?
-        .alias(COMMAND_LINES);
     events
         .filter(filter)
-        .and_then(|df| {
-            df.aggregate(
-                vec![
-                    date_trunc(lit(window.interval.unit()), time).alias(INTERVAL),
-                    column(COMPUTER),
-                    column(ACCOUNT),
-                    column(ACCOUNT_TYPE),
-                    column(PROCESS),
-                ],
-                vec![count(lit(1)).alias(COUNT), command_lines],
-            )
-        })
+        .and_then(|df| df.aggregate(group_by(&window, time), vec![count(lit(1)).alias(COUNT)]))
         .runtime("planning summaries")
 }
 
-/// Computes the summaries on the cluster and writes them as Parquet under `dir`; returns
-/// the number of summary rows.
-pub async fn write_summaries(df: DataFrame, dir: &str) -> Result<u64> {
+/// The sorted distinct command lines (interval, keys, `command_lines`) of the report
+/// window's groups, from the registered [`REPORT_EVENTS`] table (the report window's files).
+pub async fn command_lines(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
+    let (events, time) = event_time(ctx, REPORT_EVENTS).await?;
+    let filter = time
+        .clone()
+        .gt_eq(time_literal(window.report_start_us))
+        .and(time.clone().lt_eq(time_literal(window.end_us)))
+        .and(column(COMMAND_LINE).is_not_null());
+    let keys = group_by(&window, time);
+    // All of a group's command lines, made distinct and sorted per group afterwards: an
+    // `array_agg(DISTINCT …)` would cost Ballista an extra aggregation stage and shuffle.
+    let all = array_agg(column(COMMAND_LINE)).alias(COMMAND_LINES);
+    events
+        .filter(filter)
+        .and_then(|df| df.aggregate(keys, vec![all]))
+        .and_then(|df| {
+            let mut select: Vec<Expr> = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+                .into_iter()
+                .map(column)
+                .collect();
+            select.push(
+                array_sort(
+                    array_distinct(column(COMMAND_LINES)),
+                    lit("ASC"),
+                    lit("NULLS LAST"),
+                )
+                .alias(COMMAND_LINES),
+            );
+            df.select(select)
+        })
+        .runtime("planning command lines")
+}
+
+/// Computes `df` on the cluster and writes it as Parquet under `dir`; returns the number
+/// of rows written.
+pub async fn write(df: DataFrame, dir: &str, what: &str) -> Result<u64> {
     let written = df
         .write_parquet(dir, DataFrameWriteOptions::new(), None)
         .await
-        .runtime("computing summaries")?;
+        .runtime(format!("computing {what}"))?;
     Ok(rows_written(&written))
 }
 

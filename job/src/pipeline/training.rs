@@ -2,11 +2,11 @@
 //! smallest seeded hash of their group key), gathered to the driver and fitted there.
 
 use arrow::{
-    array::{Array, AsArray},
+    array::{Array, AsArray, RecordBatch},
     compute::cast,
     datatypes::{DataType, Float64Type},
 };
-use datafusion::prelude::DataFrame;
+use datafusion::prelude::{DataFrame, lit};
 use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
 use procforest_core::{events::GROUP_KEYS, udf::SampleKeyUdf};
 
@@ -30,33 +30,72 @@ impl TrainingSample {
     }
 }
 
-/// Gathers up to `rows` training rows from the `features` frame: those with the smallest
-/// `sample_key(seed, interval, keys…)`, in that order.
+/// Gathers up to `rows` training rows from the `features` frame of `groups` summary rows:
+/// those with the smallest `sample_key(seed, interval, keys…)`, in that order.
+///
+/// The keys are uniform hashes, so the rows below twice the expected quantile (plus a
+/// margin) hold the sample; filtering on that first lets the cluster compute the features
+/// of those rows only. Should fewer rows pass, the unfiltered query runs instead: the
+/// sample is the same either way.
 pub async fn gather(
     features: DataFrame,
     names: &[&str],
     seed: u64,
     rows: usize,
+    groups: u64,
 ) -> Result<TrainingSample> {
-    let key_parts = std::iter::once(column(INTERVAL))
+    let fraction = (2.0 * rows as f64 + 64.0) / groups.max(1) as f64;
+    if fraction < 1.0 {
+        let bound = (fraction * u64::MAX as f64) as u64;
+        let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
+        let filtered = features
+            .clone()
+            .filter(key.lt_eq(lit(bound)))
+            .runtime("planning the training sample")?;
+        let batches = smallest_keys(filtered, names, seed, rows).await?;
+        if batches.iter().map(|b| b.num_rows()).sum::<usize>() >= rows {
+            return to_sample(&batches, names, rows);
+        }
+        tracing::info!("the sample's prefilter kept too few rows; gathering without it");
+    }
+    let batches = smallest_keys(features, names, seed, rows).await?;
+    to_sample(&batches, names, rows)
+}
+
+/// The interval and the four keys.
+fn key_parts() -> Vec<datafusion::prelude::Expr> {
+    std::iter::once(column(INTERVAL))
         .chain(GROUP_KEYS.iter().map(|k| column(k)))
-        .collect::<Vec<_>>();
-    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts.clone());
+        .collect()
+}
+
+/// The `rows` rows of `features` with the smallest sample keys (ties by key parts).
+async fn smallest_keys(
+    features: DataFrame,
+    names: &[&str],
+    seed: u64,
+    rows: usize,
+) -> Result<Vec<RecordBatch>> {
+    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
     let mut select: Vec<_> = names.iter().map(|f| column(f)).collect();
     select.push(key.alias(SAMPLE_KEY));
-    select.extend(key_parts.iter().cloned());
+    select.extend(key_parts());
     let mut order = vec![column(SAMPLE_KEY).sort(true, false)];
-    order.extend(key_parts.into_iter().map(|k| k.sort(true, false)));
-    let batches = features
+    order.extend(key_parts().into_iter().map(|k| k.sort(true, false)));
+    features
         .select(select)
         .and_then(|df| df.sort(order))
         .and_then(|df| df.limit(0, Some(rows)))
         .runtime("planning the training sample")?
         .collect()
         .await
-        .runtime("gathering the training sample")?;
+        .runtime("gathering the training sample")
+}
+
+/// The feature columns of the gathered rows.
+fn to_sample(batches: &[RecordBatch], names: &[&str], rows: usize) -> Result<TrainingSample> {
     let mut columns = vec![Vec::with_capacity(rows); names.len()];
-    for batch in &batches {
+    for batch in batches {
         for (slot, name) in columns.iter_mut().zip(names) {
             let array = batch
                 .column_by_name(name)

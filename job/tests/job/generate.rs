@@ -293,7 +293,10 @@ fn bad_generator_settings_are_refused() {
 
 #[test]
 fn the_bundled_real_sample_has_the_expected_events() {
-    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/sample-4688");
+    let sample = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../examples/sample-4688");
     let events = read_table_events(&sample);
     assert_eq!(events.len(), 1936);
     let msticpy = events
@@ -310,7 +313,10 @@ fn the_bundled_real_sample_has_the_expected_events() {
     let labels = read_parquet(&sample.join("_procforest/labels.parquet"));
     assert!(labels.iter().map(|b| b.num_rows()).sum::<usize>() > 47);
     // The committed table is what the import command writes, when the sources are here.
-    let shared = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data/events");
+    let shared = std::path::PathBuf::from(
+        std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
+    )
+    .join("../../shared/data/events");
     if shared.is_dir() {
         let dir = scratch();
         let again = dir.path().join("sample");

@@ -1,0 +1,121 @@
+#!/usr/bin/env python3
+"""procforest's end-to-end benchmark (issue 7).
+
+For each table size: generate the table once (release binary), then in one run time
+  - the job standalone (per phase, from its manifest; wall time and peak RSS from /usr/bin/time),
+  - the job on a loopback cluster (a scheduler and two executors, separate processes),
+  - a bare DataFusion GROUP BY of the same columns over the same files (job/examples/bare_aggregation.rs),
+and print a Markdown table with rows/s and the ratio job / bare aggregation.
+
+    cargo build --release -p procforest -p procforest-scheduler -p procforest-executor --bins \
+        --example bare_aggregation
+    python3 bench/run.py [EVENTS ...]          # default: 1000000 5000000 20000000
+Tables go to $PROCFOREST_BENCH_DIR (default /tmp/procforest-bench) and are reused.
+"""
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/procforest/target")) / "release"
+BIN = TARGET / "procforest"
+BARE = TARGET / "examples" / "bare_aggregation"
+WORK = Path(os.environ.get("PROCFOREST_BENCH_DIR", "/tmp/procforest-bench"))
+END_DATE = "2026-11-27"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def timed(cmd, env=None):
+    """Runs cmd under /usr/bin/time -v; returns (stdout, wall seconds, peak RSS MiB)."""
+    t0 = time.time()
+    r = subprocess.run(["/usr/bin/time", "-v", *map(str, cmd)], capture_output=True, text=True,
+                       env={**os.environ, "PROCFOREST_LOG": "warn", **(env or {})})
+    wall = time.time() - t0
+    if r.returncode != 0:
+        sys.exit(f"{cmd} failed:\n{r.stderr[-3000:]}")
+    rss = next(int(l.split()[-1]) for l in r.stderr.splitlines() if "Maximum resident" in l) / 1024
+    return r.stdout, wall, rss
+
+
+def table(events):
+    path = WORK / f"events-{events}"
+    if not (path / "_delta_log").is_dir():
+        hosts = max(50, events // 20000)
+        timed([BIN, "generate", "--out", path, "--events", events, "--days", 30, "--hosts", hosts,
+               "--seed", 1, "--end-date", END_DATE, "--attack-rate", 0.01])
+    return path
+
+
+def job(path, extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        manifest = Path(tmp) / "m.json"
+        _, wall, rss = timed([BIN, "run", "--table", path, "--as-of", END_DATE, "--quiet",
+                              "--manifest", manifest, *extra])
+        return wall, rss, json.loads(manifest.read_text())
+
+
+class Cluster:
+    def __init__(self, executors=2):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.port = free_port()
+        self.procs = [subprocess.Popen(
+            [TARGET / "procforest-scheduler", "--bind-host", "127.0.0.1", "--external-host",
+             "127.0.0.1", "--bind-port", str(self.port)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+        time.sleep(1)
+        for i in range(executors):
+            wd = Path(self.tmp.name) / f"e{i}"
+            wd.mkdir()
+            self.procs.append(subprocess.Popen(
+                [TARGET / "procforest-executor", "--bind-host", "127.0.0.1", "--external-host",
+                 "127.0.0.1", "--bind-port", str(free_port()), "--bind-grpc-port", str(free_port()),
+                 "--bind-health-port", str(free_port()), "--scheduler-host", "127.0.0.1",
+                 "--scheduler-port", str(self.port), "--work-dir", str(wd), "--vcores", "1"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        time.sleep(3)
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        self.tmp.cleanup()
+
+
+def main():
+    sizes = [int(a) for a in sys.argv[1:]] or [1_000_000, 5_000_000, 20_000_000]
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for n in sizes:
+        path = table(n)
+        bare_out, bare_wall, bare_rss = timed([BARE, path, 2])
+        bare = json.loads(bare_out)
+        s_wall, s_rss, s_m = job(path, ["--partitions", "2"])
+        cluster = Cluster()
+        try:
+            c_wall, c_rss, c_m = job(path, ["--partitions", "2", "--scheduler", f"df://127.0.0.1:{cluster.port}"])
+        finally:
+            cluster.close()
+        rows.append((n, bare, bare_wall, bare_rss, s_wall, s_rss, s_m, c_wall, c_rss, c_m))
+    print("| events | groups | bare GROUP BY | job standalone | job / bare | standalone phases (s) | peak RSS standalone | job on 2 executors | events/s standalone |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for n, bare, bw, brss, sw, srss, sm, cw, crss, cm in rows:
+        phases = ", ".join(f"{k} {v:.2f}" for k, v in sm["phases"].items())
+        print(f"| {n:,} | {sm['groups']:,} | {bw:.1f} s ({brss:.0f} MiB) | {sw:.1f} s | {sw / bw:.2f}× | {phases} | "
+              f"{srss:.0f} MiB | {cw:.1f} s (driver {crss:.0f} MiB) | {n / sw:,.0f} |")
+    print()
+    print(json.dumps([{"events": r[0], "bare_s": r[2], "standalone_s": r[4], "cluster_s": r[7],
+                       "standalone_phases": r[6]["phases"], "cluster_phases": r[9]["phases"],
+                       "standalone_rss_mib": r[5]} for r in rows], indent=1))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,59 @@
+//! The baseline for procforest's benchmarks: the same scan and GROUP BY the job's summaries
+//! phase does (day × Computer × Account × AccountType × Process, with counts), over the same
+//! Delta files, in plain DataFusion — no Ballista, no model, no outputs.
+//!
+//! `cargo run --release -p procforest --example bare_aggregation -- TABLE [PARTITIONS]`
+//! prints `{"groups": N, "seconds": S}`.
+
+use std::{sync::Arc, time::Instant};
+
+use datafusion::prelude::{SessionConfig, SessionContext};
+use procforest::source::{SnapshotChoice, TimeRange, open, resolve};
+use procforest_core::scan::DeltaFilesTable;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let table = args
+        .next()
+        .ok_or("usage: bare_aggregation TABLE [PARTITIONS]")?;
+    let partitions: usize = match args.next() {
+        Some(p) => p.parse()?,
+        None => std::thread::available_parallelism()?.get(),
+    };
+    let started = Instant::now();
+    let events = open(&table, &SnapshotChoice::Newest, Default::default()).await?;
+    let (resolved, _) = resolve(
+        &events,
+        TimeRange {
+            start: None,
+            end: chrono::Utc::now(),
+        },
+    )?;
+    let ctx =
+        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
+    ctx.register_table(
+        "events",
+        Arc::new(DeltaFilesTable::try_new(resolved, events.schema.clone())?),
+    )?;
+    let query = std::env::var("BARE_SQL").unwrap_or_else(|_| {
+        "SELECT date_trunc('day', \"TimeGenerated\"), \"Computer\", \"Account\", \
+         \"AccountType\", \"Process\", count(*) FROM events GROUP BY 1, 2, 3, 4, 5"
+            .to_string()
+    });
+    if std::env::var_os("BARE_EXPLAIN").is_some() {
+        ctx.sql(&format!("EXPLAIN {query}")).await?.show().await?;
+    }
+    // Stream the result and count its rows: every aggregate is computed (a wrapping
+    // `SELECT count(*)` would let the optimiser drop unused ones).
+    let mut stream = ctx.sql(&query).await?.execute_stream().await?;
+    let mut groups = 0;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        groups += batch?.num_rows();
+    }
+    println!(
+        "{}",
+        serde_json::json!({"groups": groups, "seconds": started.elapsed().as_secs_f64()})
+    );
+    Ok(())
+}
