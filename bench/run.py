@@ -5,10 +5,12 @@ For each table size: generate the table once (release binary), then in one run t
   - the job standalone (per phase, from its manifest; wall time and peak RSS from /usr/bin/time),
   - the job on a loopback cluster (a scheduler and two executors, separate processes),
   - a bare DataFusion GROUP BY of the same columns over the same files (job/examples/bare_aggregation.rs),
-and print a Markdown table with rows/s and the ratio job / bare aggregation.
+and print a Markdown table with rows/s and the ratio job / bare aggregation; then time the
+scorer alone (iforest/examples/score_speed.rs, one thread).
 
     cargo build --release -p procforest -p procforest-scheduler -p procforest-executor --bins \
         --example bare_aggregation
+    cargo build --release -p procforest-iforest --example score_speed
     python3 bench/run.py [EVENTS ...]          # default: 1000000 5000000 20000000
 Tables go to $PROCFOREST_BENCH_DIR (default /tmp/procforest-bench) and are reused.
 """
@@ -24,6 +26,7 @@ from pathlib import Path
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/procforest/target")) / "release"
 BIN = TARGET / "procforest"
 BARE = TARGET / "examples" / "bare_aggregation"
+SCORER = TARGET / "examples" / "score_speed"
 WORK = Path(os.environ.get("PROCFOREST_BENCH_DIR", "/tmp/procforest-bench"))
 END_DATE = "2026-11-27"
 
@@ -111,6 +114,11 @@ def main():
         phases = ", ".join(f"{k} {v:.2f}" for k, v in sm["phases"].items())
         print(f"| {n:,} | {sm['groups']:,} | {bw:.1f} s ({brss:.0f} MiB) | {sw:.1f} s | {sw / bw:.2f}× | {phases} | "
               f"{srss:.0f} MiB | {cw:.1f} s (driver {crss:.0f} MiB) | {n / sw:,.0f} |")
+    print()
+    scorer_out, _, _ = timed([SCORER, 1_000_000])
+    scorer = json.loads(scorer_out)
+    print(f"Scorer alone (one thread, 1 M rows, 100 trees, max_samples 100): "
+          f"{scorer['rows_per_second'] / 1e6:.2f} M rows/s")
     print()
     print(json.dumps([{"events": r[0], "bare_s": r[2], "standalone_s": r[4], "cluster_s": r[7],
                        "standalone_phases": r[6]["phases"], "cluster_phases": r[9]["phases"],

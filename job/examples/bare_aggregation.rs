@@ -3,7 +3,8 @@
 //! Delta files, in plain DataFusion — no Ballista, no model, no outputs.
 //!
 //! `cargo run --release -p procforest --example bare_aggregation -- TABLE [PARTITIONS]`
-//! prints `{"groups": N, "seconds": S}`.
+//! prints `{"groups": N, "seconds": S}`. For investigations, `BARE_SQL` replaces the query
+//! over the registered `events` table and `BARE_EXPLAIN=1` prints its plan first.
 
 use std::{sync::Arc, time::Instant};
 

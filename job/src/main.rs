@@ -253,8 +253,33 @@ fn main() {
             std::process::exit(2);
         }
     };
-    if let Err(e) = runtime.block_on(dispatch(cli)) {
-        eprintln!("error: {e}");
-        std::process::exit(e.exit_code());
+    // An interrupt ends the run (dropping it removes its temporary folders): Ballista
+    // standalone's in-process executor listens for Ctrl-C too, and would otherwise stop
+    // alone and leave the job waiting for executors.
+    let outcome = runtime.block_on(async {
+        tokio::select! {
+            result = dispatch(cli) => result.map_err(|e| (e.to_string(), e.exit_code())),
+            (signal, code) = interrupted() => Err((format!("interrupted by {signal}"), code)),
+        }
+    });
+    if let Err((message, code)) = outcome {
+        eprintln!("error: {message}");
+        std::process::exit(code);
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM with the signal's name and the shell's exit code for it.
+async fn interrupted() -> (&'static str, i32) {
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => ("SIGINT", 130),
+        () = terminate => ("SIGTERM", 143),
     }
 }

@@ -67,22 +67,23 @@ pub async fn score(
     ];
     select.extend(names.iter().map(|f| column(f)));
     select.push(score.alias(SCORE));
-    let mut df = features.select(select).runtime("planning scoring")?;
-    if let Selection::Report {
-        start_us,
-        end_us,
-        offset,
-    } = selection
-    {
-        df = df
+    let df = match selection {
+        Selection::All => features.select(select),
+        // The report's intervals first, so that only their rows are featured and scored.
+        Selection::Report {
+            start_us,
+            end_us,
+            offset,
+        } => features
             .filter(
                 column(INTERVAL)
                     .gt_eq(time_literal(start_us))
-                    .and(column(INTERVAL).lt_eq(time_literal(end_us)))
-                    .and((column(SCORE) - lit(offset)).lt(lit(0.0))),
+                    .and(column(INTERVAL).lt_eq(time_literal(end_us))),
             )
-            .runtime("planning the report filter")?;
+            .and_then(|df| df.select(select))
+            .and_then(|df| df.filter((column(SCORE) - lit(offset)).lt(lit(0.0)))),
     }
+    .runtime("planning scoring")?;
     with_command_lines(df, command_lines)?
         .execute_stream()
         .await
