@@ -7,20 +7,16 @@
 //! shuffle files go under `--work-dir`. `/healthz` and `/readyz` are served on
 //! `--bind-health-port`.
 
-use std::{collections::HashMap, net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc};
 
-use ballista_core::{error::BallistaError, extension::SessionConfigExt};
+use ballista_core::error::BallistaError;
 use ballista_executor::{
     config::Config,
     executor_process::{ExecutorProcessConfig, start_executor_process},
     health::spawn_health_server,
 };
 use clap::{CommandFactory, FromArgMatches};
-use datafusion::{execution::SessionStateBuilder, prelude::SessionConfig};
-use procforest_core::{
-    codec::{ProcforestLogicalCodec, ProcforestPhysicalCodec},
-    session::{ballista_config, env_for_args, runtime_env},
-};
+use procforest_core::session::env_for_args;
 
 /// Defaults fit for Kubernetes, replacing Ballista's.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -107,19 +103,7 @@ async fn run() -> Result<(), BallistaError> {
         .map_err(|e| BallistaError::Configuration(format!("--bind-health-port: {e}")))?;
 
     let mut config: ExecutorProcessConfig = opt.try_into()?;
-    config.override_logical_codec = Some(Arc::new(ProcforestLogicalCodec::default()));
-    config.override_physical_codec = Some(Arc::new(ProcforestPhysicalCodec::default()));
-    // Every function DataFusion's defaults have (Ballista's default registry lacks the
-    // nested ones, e.g. `array_sort`, which the job's plans use).
-    config.override_function_registry = Some(Arc::new(
-        (&SessionStateBuilder::new().with_default_features().build()).into(),
-    ));
-    config.override_config_producer = Some(Arc::new(|| {
-        ballista_config(SessionConfig::new_with_ballista())
-    }));
-    config.override_runtime_producer = Some(Arc::new(move |_: &SessionConfig| {
-        runtime_env(HashMap::new(), Some(&work_dir))
-    }));
+    procforest_executor::configure(&mut config, &work_dir);
 
     let (stop_health, health_stopped) = tokio::sync::oneshot::channel();
     let health = spawn_health_server(health_addr, config.health.clone(), health_stopped);

@@ -10,21 +10,13 @@
 use std::{collections::HashMap, sync::Arc};
 
 use ballista::prelude::SessionContextExt;
-use ballista_core::{
-    config::TaskSchedulingPolicy, extension::SessionConfigExt, utils::default_session_builder,
-};
+use ballista_core::config::TaskSchedulingPolicy;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::{
     cluster::BallistaCluster, config::SchedulerConfig, scheduler_process::start_server,
 };
-use datafusion::{
-    execution::SessionStateBuilder,
-    prelude::{SessionConfig, SessionContext},
-};
-use procforest_core::{
-    codec::{ProcforestLogicalCodec, ProcforestPhysicalCodec},
-    session::{ballista_config, runtime_env, session_config},
-};
+use datafusion::{execution::SessionStateBuilder, prelude::SessionContext};
+use procforest_core::session::{runtime_env, session_config};
 
 use crate::error::{Context, JobError, Result};
 
@@ -91,25 +83,13 @@ fn free_port() -> Result<u16> {
 /// They stop with the process.
 async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
     let scheduler_port = free_port()?;
-    let mut scheduler = SchedulerConfig {
+    let scheduler = procforest_scheduler::configure(SchedulerConfig {
         bind_host: "127.0.0.1".into(),
         external_host: "127.0.0.1".into(),
         bind_port: scheduler_port,
         scheduling_policy: TaskSchedulingPolicy::PushStaged,
         ..Default::default()
-    };
-    scheduler.override_logical_codec = Some(Arc::new(ProcforestLogicalCodec::default()));
-    scheduler.override_physical_codec = Some(Arc::new(ProcforestPhysicalCodec::default()));
-    let scheduler = scheduler
-        .with_override_config_producer(Arc::new(|| {
-            ballista_config(SessionConfig::new_with_ballista())
-        }))
-        .with_override_session_builder(Arc::new(|config: SessionConfig| {
-            let state = default_session_builder(config)?;
-            Ok(SessionStateBuilder::new_from_existing(state)
-                .with_runtime_env(runtime_env(HashMap::new(), None)?)
-                .build())
-        }));
+    });
     let cluster = BallistaCluster::new_from_config(&scheduler)
         .await
         .runtime("starting Ballista standalone's scheduler")?;
@@ -121,8 +101,7 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         }
     });
 
-    let runtime_dir = work_dir.to_string();
-    let executor = ExecutorProcessConfig {
+    let mut executor = ExecutorProcessConfig {
         bind_host: "127.0.0.1".into(),
         external_host: Some("127.0.0.1".into()),
         port: free_port()?,
@@ -133,19 +112,9 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         vcores: 2 * partitions.max(1),
         task_scheduling_policy: TaskSchedulingPolicy::PushStaged,
         work_dir: Some(work_dir.to_string()),
-        override_logical_codec: Some(Arc::new(ProcforestLogicalCodec::default())),
-        override_physical_codec: Some(Arc::new(ProcforestPhysicalCodec::default())),
-        override_function_registry: Some(Arc::new(
-            (&SessionStateBuilder::new().with_default_features().build()).into(),
-        )),
-        override_config_producer: Some(Arc::new(|| {
-            ballista_config(SessionConfig::new_with_ballista())
-        })),
-        override_runtime_producer: Some(Arc::new(move |_: &SessionConfig| {
-            runtime_env(HashMap::new(), Some(&runtime_dir))
-        })),
         ..Default::default()
     };
+    procforest_executor::configure(&mut executor, work_dir);
     wait_for_port(scheduler_port).await?;
     tokio::spawn(async move {
         if let Err(e) = start_executor_process(Arc::new(executor)).await {

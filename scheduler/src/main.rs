@@ -5,22 +5,14 @@
 //! environment variable `PROCFOREST_SCHEDULER_<FLAG>` (e.g. `PROCFOREST_SCHEDULER_BIND_PORT`).
 //! `/healthz` and `/readyz` are served on the scheduler port.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
-use ballista_core::{
-    error::BallistaError, extension::SessionConfigExt, utils::default_session_builder,
-};
+use ballista_core::error::BallistaError;
 use ballista_scheduler::{
-    cluster::BallistaCluster,
-    config::{Config, SchedulerConfig},
-    scheduler_process::start_server,
+    cluster::BallistaCluster, config::Config, scheduler_process::start_server,
 };
 use clap::{CommandFactory, FromArgMatches};
-use datafusion::{execution::SessionStateBuilder, prelude::SessionConfig};
-use procforest_core::{
-    codec::{ProcforestLogicalCodec, ProcforestPhysicalCodec},
-    session::{ballista_config, env_for_args, runtime_env},
-};
+use procforest_core::session::env_for_args;
 
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -51,19 +43,7 @@ async fn run() -> Result<(), BallistaError> {
     let addr = format!("{}:{}", opt.bind_host, opt.bind_port)
         .parse()
         .map_err(|e: std::net::AddrParseError| BallistaError::Configuration(e.to_string()))?;
-    let mut config: SchedulerConfig = opt.try_into()?;
-    config.override_logical_codec = Some(Arc::new(ProcforestLogicalCodec::default()));
-    config.override_physical_codec = Some(Arc::new(ProcforestPhysicalCodec::default()));
-    let config = config
-        .with_override_config_producer(Arc::new(|| {
-            ballista_config(SessionConfig::new_with_ballista())
-        }))
-        .with_override_session_builder(Arc::new(|session_config: SessionConfig| {
-            let state = default_session_builder(session_config)?;
-            Ok(SessionStateBuilder::new_from_existing(state)
-                .with_runtime_env(runtime_env(HashMap::new(), None)?)
-                .build())
-        }));
+    let config = procforest_scheduler::configure(opt.try_into()?);
     let cluster = BallistaCluster::new_from_config(&config).await?;
     tracing::info!("procforest-scheduler listening on {addr}");
     start_server(cluster, addr, Arc::new(config)).await
