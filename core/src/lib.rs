@@ -10,10 +10,12 @@
 //! - [`object_stores`]: an object-store registry that resolves `file://` and Azure URLs
 //!   from the environment, on whichever process needs them.
 //! - [`session`]: the session configuration every process builds the same way.
+//! - [`process`]: the async runtime every process runs, and waiting for a peer.
 
 pub mod codec;
 pub mod events;
 pub mod object_stores;
+pub mod process;
 pub mod scan;
 pub mod session;
 pub mod udf;

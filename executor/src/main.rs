@@ -7,7 +7,7 @@
 //! shuffle files go under `--work-dir`. `/healthz` and `/readyz` are served on
 //! `--bind-health-port`.
 
-use std::{net::SocketAddr, sync::Arc};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use ballista_core::error::BallistaError;
 use ballista_executor::{
@@ -16,7 +16,7 @@ use ballista_executor::{
     health::spawn_health_server,
 };
 use clap::{CommandFactory, FromArgMatches};
-use procforest_core::session::env_for_args;
+use procforest_core::{process::wait_for_listener, session::env_for_args};
 
 /// Defaults fit for Kubernetes, replacing Ballista's.
 const DEFAULTS: &[(&str, &str)] = &[
@@ -33,33 +33,24 @@ async fn wait_for_scheduler(
     port: u16,
     timeout_seconds: u16,
 ) -> Result<(), BallistaError> {
-    let deadline =
-        tokio::time::Instant::now() + std::time::Duration::from_secs(timeout_seconds.into());
-    loop {
-        match tokio::net::TcpStream::connect((host, port)).await {
-            Ok(_) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(BallistaError::General(format!(
-                    "the scheduler at {host}:{port} is not reachable ({e}) after {timeout_seconds} s \
-                     (--scheduler-connect-timeout-seconds)"
-                )));
-            }
-            Err(e) => {
-                tracing::warn!("waiting for the scheduler at {host}:{port}: {e}");
-                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-            }
-        }
-    }
+    tracing::info!("waiting up to {timeout_seconds} s for the scheduler at {host}:{port}");
+    wait_for_listener(
+        host,
+        port,
+        Duration::from_secs(timeout_seconds.into()),
+        Duration::from_millis(500),
+    )
+    .await
+    .map_err(|e| {
+        BallistaError::General(format!(
+            "the scheduler at {host}:{port} is not reachable ({e}) after {timeout_seconds} s \
+             (--scheduler-connect-timeout-seconds)"
+        ))
+    })
 }
 
 fn main() {
-    // Deep plans recurse deeply when decoded and executed: 32 MiB stacks, as Ballista's
-    // scheduler uses.
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(32 * 1024 * 1024)
-        .build()
-        .expect("a tokio runtime");
+    let runtime = procforest_core::process::runtime().expect("a tokio runtime");
     if let Err(e) = runtime.block_on(run()) {
         eprintln!("error: {e}");
         std::process::exit(1);

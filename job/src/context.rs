@@ -7,7 +7,7 @@
 //! uses pull-staged scheduling, whose 50 ms polls cost each of the job's small jobs about
 //! 0.3 s (see BENCHMARKS.md).
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use ballista::prelude::SessionContextExt;
 use ballista_core::config::TaskSchedulingPolicy;
@@ -16,7 +16,10 @@ use ballista_scheduler::{
     cluster::BallistaCluster, config::SchedulerConfig, scheduler_process::start_server,
 };
 use datafusion::{execution::SessionStateBuilder, prelude::SessionContext};
-use procforest_core::session::{runtime_env, session_config};
+use procforest_core::{
+    process::wait_for_listener,
+    session::{runtime_env, session_config},
+};
 
 use crate::error::{Context, JobError, Result};
 
@@ -121,14 +124,23 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         ..Default::default()
     };
     procforest_executor::configure(&mut executor, work_dir);
-    wait_for_port(scheduler_port).await?;
+    wait_for_listener(
+        "127.0.0.1",
+        scheduler_port,
+        Duration::from_secs(10),
+        Duration::from_millis(20),
+    )
+    .await
+    .runtime(format!(
+        "Ballista standalone's scheduler did not start on port {scheduler_port}"
+    ))?;
     tokio::spawn(async move {
         if let Err(e) = start_executor_process(Arc::new(executor)).await {
             tracing::error!("Ballista standalone's executor stopped: {e}");
         }
     });
     // Jobs submitted before the executor registers would wait for it (with warnings).
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while cluster_state
         .registered_executor_metadata()
         .await
@@ -139,25 +151,9 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
                 "Ballista standalone's executor did not register within 10 s",
             ));
         }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
     }
     Ok(format!("df://127.0.0.1:{scheduler_port}"))
-}
-
-/// Waits (at most 10 s) until something listens on the loopback `port`.
-async fn wait_for_port(port: u16) -> Result<()> {
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match tokio::net::TcpStream::connect(("127.0.0.1", port)).await {
-            Ok(_) => return Ok(()),
-            Err(e) if tokio::time::Instant::now() >= deadline => {
-                return Err(JobError::runtime(format!(
-                    "Ballista standalone's scheduler did not start on port {port}: {e}"
-                )));
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(20)).await,
-        }
-    }
 }
 
 /// Checks that the scheduler accepts connections, within 10 seconds: Ballista connects
@@ -171,7 +167,7 @@ async fn probe_scheduler(url: &str) -> Result<()> {
         .to_string();
     let port = parsed.port().unwrap_or(50050);
     let connect = tokio::net::TcpStream::connect((host.as_str(), port));
-    match tokio::time::timeout(std::time::Duration::from_secs(10), connect).await {
+    match tokio::time::timeout(Duration::from_secs(10), connect).await {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(JobError::runtime(format!(
             "cannot reach the Ballista scheduler at {url}: {e}"

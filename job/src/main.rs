@@ -240,13 +240,7 @@ fn main() {
     }
     let cli = Cli::parse();
     init_logging(cli.log_format);
-    // Deep plans (many joins) recurse deeply when planned and (de)serialised; Ballista's own
-    // scheduler runs with 32 MiB stacks for the same reason.
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(32 * 1024 * 1024)
-        .build()
-    {
+    let runtime = match procforest_core::process::runtime() {
         Ok(r) => r,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

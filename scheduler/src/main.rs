@@ -15,11 +15,7 @@ use clap::{CommandFactory, FromArgMatches};
 use procforest_core::session::env_for_args;
 
 fn main() {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .thread_stack_size(32 * 1024 * 1024)
-        .build()
-        .expect("a tokio runtime");
+    let runtime = procforest_core::process::runtime().expect("a tokio runtime");
     if let Err(e) = runtime.block_on(run()) {
         eprintln!("error: {e}");
         std::process::exit(1);

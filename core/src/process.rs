@@ -1,0 +1,35 @@
+//! What every procforest process sets up the same way: its async runtime, and waiting for
+//! a peer to listen.
+
+use std::time::Duration;
+
+/// A multi-threaded tokio runtime with 32 MiB thread stacks: deep plans (many joins)
+/// recurse deeply when planned, (de)serialised and executed; Ballista's own scheduler uses
+/// 32 MiB stacks for the same reason.
+pub fn runtime() -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_stack_size(32 * 1024 * 1024)
+        .build()
+}
+
+/// Waits until something accepts TCP connections at `host:port`, trying every `retry`
+/// until `timeout` has passed (one attempt when it is zero); then returns the last error.
+pub async fn wait_for_listener(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+    retry: Duration,
+) -> std::io::Result<()> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::net::TcpStream::connect((host, port)).await {
+            Ok(_) => return Ok(()),
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(e),
+            Err(e) => {
+                tracing::debug!("waiting for {host}:{port}: {e}");
+                tokio::time::sleep(retry).await;
+            }
+        }
+    }
+}
