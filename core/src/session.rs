@@ -18,7 +18,12 @@ use crate::{
 /// A Ballista session configuration with procforest's codecs and `partitions` target
 /// partitions.
 pub fn session_config(partitions: usize) -> SessionConfig {
-    ballista_config(SessionConfig::new_with_ballista()).with_target_partitions(partitions.max(1))
+    let mut config = ballista_config(SessionConfig::new_with_ballista())
+        .with_target_partitions(partitions.max(1));
+    // A scan hash-partitioned on the interval (see `scan`) satisfies a GROUP BY on the
+    // interval and more keys, however few partitions there are: no shuffle.
+    config.options_mut().optimizer.subset_repartition_threshold = 1;
+    config
 }
 
 /// Adds procforest's codecs to a Ballista configuration (for scheduler and executor

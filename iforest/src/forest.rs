@@ -168,25 +168,42 @@ impl IsolationForest {
     pub fn explain<C: AsRef<[f64]>>(&self, columns: &[C]) -> Result<Vec<Vec<f64>>> {
         self.check_input(columns)?;
         let input = Columns::new(columns, false)?;
-        let mut counts = vec![0u32; self.n_features];
-        Ok((0..input.rows)
-            .map(|r| {
-                let mut shares = vec![0.0; self.n_features];
-                for tree in &self.trees {
-                    counts.fill(0);
-                    let splits = tree.count_path_splits(|f| input.cols[f][r], &mut counts);
-                    if splits > 0 {
-                        for (s, c) in shares.iter_mut().zip(&counts) {
-                            *s += *c as f64 / splits as f64;
-                        }
-                    }
+        let explain_row = |r: usize, path: &mut Vec<u32>| {
+            let mut shares = vec![0.0; self.n_features];
+            for tree in &self.trees {
+                path.clear();
+                tree.path_features(|f| input.cols[f][r], path);
+                let splits = path.len() as f64;
+                // Each feature on the path gets its count of splits over the path's.
+                path.sort_unstable();
+                for run in path.chunk_by(|a, b| a == b) {
+                    shares[run[0] as usize] += run.len() as f64 / splits;
                 }
-                shares
-                    .iter_mut()
-                    .for_each(|s| *s /= self.trees.len() as f64);
-                shares
-            })
-            .collect())
+            }
+            shares
+                .iter_mut()
+                .for_each(|s| *s /= self.trees.len() as f64);
+            shares
+        };
+        // Rows are independent: split them over the cores (same result whatever the split).
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(input.rows.div_ceil(1024))
+            .max(1);
+        let chunk = input.rows.div_ceil(threads).max(1);
+        let mut out = vec![Vec::new(); input.rows];
+        std::thread::scope(|scope| {
+            for (c, rows) in out.chunks_mut(chunk).enumerate() {
+                let explain_row = &explain_row;
+                scope.spawn(move || {
+                    let mut path = Vec::new();
+                    for (i, row) in rows.iter_mut().enumerate() {
+                        *row = explain_row(c * chunk + i, &mut path);
+                    }
+                });
+            }
+        });
+        Ok(out)
     }
 
     /// scikit-learn's `decision_function`: `score_samples − offset`; negative is abnormal.

@@ -118,11 +118,9 @@ impl Tree {
         }
     }
 
-    /// Adds to `counts[f]` the splits on feature `f` along one row's path; returns the
-    /// number of splits on the path.
-    pub fn count_path_splits(&self, value: impl Fn(usize) -> f32, counts: &mut [u32]) -> u32 {
+    /// Appends to `path` the feature of each split along one row's path.
+    pub fn path_features(&self, value: impl Fn(usize) -> f32, path: &mut Vec<u32>) {
         let mut i = 0usize;
-        let mut splits = 0;
         while let Node::Split {
             feature,
             threshold,
@@ -131,8 +129,7 @@ impl Tree {
             missing_left,
         } = &self.nodes[i]
         {
-            counts[*feature as usize] += 1;
-            splits += 1;
+            path.push(*feature);
             let x = value(*feature as usize);
             let go_left = if x.is_nan() {
                 *missing_left
@@ -141,7 +138,6 @@ impl Tree {
             };
             i = if go_left { *left } else { *right } as usize;
         }
-        splits
     }
 
     /// The path length of one row through this tree (see [`leaf_path_length`]).

@@ -4,7 +4,9 @@
 //!
 //! `cargo run --release -p procforest --example bare_aggregation -- TABLE [PARTITIONS]`
 //! prints `{"groups": N, "seconds": S}`. For investigations, `BARE_SQL` replaces the query
-//! over the registered `events` table and `BARE_EXPLAIN=1` prints its plan first.
+//! over the registered `events` table and `BARE_EXPLAIN=1` prints its plan first;
+//! `BARE_FILE_INTERVALS=1` gives the scan the job's file-day column
+//! (`__procforest_file_interval_86400000000us`) and partitioning.
 
 use std::{sync::Arc, time::Instant};
 
@@ -31,12 +33,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             end: chrono::Utc::now(),
         },
     )?;
-    let ctx =
-        SessionContext::new_with_config(SessionConfig::new().with_target_partitions(partitions));
-    ctx.register_table(
-        "events",
-        Arc::new(DeltaFilesTable::try_new(resolved, events.schema.clone())?),
-    )?;
+    let mut config = SessionConfig::new().with_target_partitions(partitions);
+    let mut scan = DeltaFilesTable::try_new(resolved, events.schema.clone())?;
+    if std::env::var_os("BARE_FILE_INTERVALS").is_some() {
+        // The job's scan: each file's day as a column, the scan partitioned by it.
+        scan = scan.with_file_intervals(86_400_000_000);
+        config.options_mut().optimizer.subset_repartition_threshold = 1;
+    }
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("events", Arc::new(scan))?;
     // The day as the job computes it: integer arithmetic on microseconds (DataFusion's
     // `date_trunc('day', …)` on a UTC timestamp costs more than the rest of the query).
     let query = std::env::var("BARE_SQL").unwrap_or_else(|_| {

@@ -14,7 +14,7 @@ use std::{
 
 use arrow::{
     array::{Array, AsArray},
-    datatypes::Int64Type,
+    datatypes::{Int64Type, SchemaRef},
 };
 use chrono::{DateTime, Utc};
 use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
@@ -29,7 +29,7 @@ use crate::{
     pipeline::{
         categories, quote,
         scoring::{self, ScoredRow, Selection, sort_report},
-        summaries::{self, COMMAND_LINES, INTERVAL, Interval, SummaryWindow},
+        summaries::{self, COMMAND_LINES, INTERVAL, Interval, Sources, SummaryWindow},
         training,
     },
     report::{check_labels, format_interval},
@@ -274,15 +274,24 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     if resolved.files.is_empty() {
         return Err(no_events(config, as_of, &location));
     }
-    // The report window's files alone, for its command lines (time ranges are exclusive
-    // at the start).
-    let (report_files, _) = source::resolve(
-        &table,
-        TimeRange {
-            start: DateTime::from_timestamp_micros(report_start_us - 1),
-            end: as_of,
-        },
-    )?;
+    // Interval-aligned files split into history and report; otherwise the report window's
+    // files are resolved again, for its command lines alone (time ranges are exclusive at
+    // the start).
+    let interval_us = config.interval.micros();
+    let (sources, counted, report_files) =
+        match resolved.split_at_interval(interval_us, report_start_us) {
+            Some((history, report)) => (Sources::ByInterval, history, report),
+            None => {
+                let (report, _) = source::resolve(
+                    &table,
+                    TimeRange {
+                        start: DateTime::from_timestamp_micros(report_start_us - 1),
+                        end: as_of,
+                    },
+                )?;
+                (Sources::Whole, resolved.clone(), report)
+            }
+        };
     let labels = match crate::delta_io::get_parquet(&table.table, LABELS_PATH).await {
         Ok(Some(batches)) => Some(read_labels(&batches).map_err(JobError::runtime)?),
         Ok(None) => None,
@@ -301,17 +310,24 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     )
     .await?;
     let ctx = &session.ctx;
-    let events = DeltaFilesTable::try_new(resolved.clone(), table.schema.clone())
-        .runtime("building the scan")?;
-    ctx.register_table("events", Arc::new(events))
-        .runtime("registering events")?;
-    let report_events = DeltaFilesTable::try_new(report_files, table.schema.clone())
-        .runtime("building the report window's scan")?;
-    ctx.register_table(summaries::REPORT_EVENTS, Arc::new(report_events))
-        .runtime("registering the report window's events")?;
+    let counted_name = match sources {
+        Sources::ByInterval => summaries::HISTORY_EVENTS,
+        Sources::Whole => summaries::EVENTS,
+    };
+    for (name, files) in [
+        (counted_name, counted),
+        (summaries::REPORT_EVENTS, report_files),
+    ] {
+        let scan = DeltaFilesTable::try_new(files, table.schema.clone())
+            .runtime(format!("building the scan of {name}"))?
+            .with_file_intervals(interval_us);
+        ctx.register_table(name, Arc::new(scan))
+            .runtime(format!("registering {name}"))?;
+    }
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let setup = Setup {
         config,
+        sources,
         run_id,
         started_at,
         phases,
@@ -341,6 +357,7 @@ fn micros_sql(micros: i64) -> String {
 /// What [`run`] resolved before the cluster work.
 struct Setup<'a> {
     config: &'a RunConfig,
+    sources: Sources,
     run_id: String,
     started_at: DateTime<Utc>,
     phases: Phases,
@@ -358,6 +375,7 @@ struct Setup<'a> {
 async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> Result<RunOutcome> {
     let Setup {
         config,
+        sources,
         run_id,
         started_at,
         mut phases,
@@ -378,38 +396,14 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         report_start_us,
         interval: config.interval,
     };
-    // The summaries and the report window's command lines, two independent jobs at once.
-    let summaries_dir = scratch.path("summaries");
-    let lines_dir = scratch.path(COMMAND_LINES);
-    let lines = summaries::command_lines(&ctx, window).await?;
-    let lines_schema = lines.schema().as_arrow().clone();
-    let (groups, _) = futures::future::try_join(
-        async {
-            summaries::write(
-                summaries::summaries(&ctx, window).await?,
-                &summaries_dir,
-                "summaries",
-            )
-            .await
-        },
-        summaries::write(lines, &lines_dir, "command lines"),
-    )
-    .await
-    .map_err(|e| scan_error(e, &resolved))?;
+    let (groups, schemas) = write_summaries(&ctx, sources, window, scratch)
+        .await
+        .map_err(|e| scan_error(e, &resolved))?;
     if groups == 0 {
         return Err(no_events(config, as_of, &location));
     }
-    ctx.register_parquet("summaries", &summaries_dir, ParquetReadOptions::default())
-        .await
-        .runtime("reading summaries")?;
-    ctx.register_parquet(
-        COMMAND_LINES,
-        &lines_dir,
-        // An empty report window writes no file; the schema keeps the table readable.
-        ParquetReadOptions::default().schema(&lines_schema),
-    )
-    .await
-    .runtime("reading command lines")?;
+    let lines_schema = schemas[1].clone();
+    register_summaries(&ctx, sources, scratch, schemas).await?;
 
     // Category indices, and the summaries' statistics beside them.
     phases.start("indexing");
@@ -472,11 +466,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         Some(path) => Some(ScoresWriter::create(path, &names, offset)?),
         None => None,
     };
-    let command_lines = ctx
-        .table(COMMAND_LINES)
-        .await
-        .runtime("reading command lines")?;
-    let mut stream = scoring::score(features, &names, udf, selection, command_lines).await?;
+    let mut stream = scoring::score(features, &names, udf, selection).await?;
     let mut anomalies = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.runtime("scoring")?;
@@ -488,6 +478,11 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         }));
     }
     sort_report(&mut anomalies);
+    scoring::attach_command_lines(
+        &mut anomalies,
+        read_command_lines(&ctx, sources, scratch, &lines_schema).await?,
+    )
+    .await?;
     // Which features isolated each reported group (a walk of every tree per row).
     if !anomalies.is_empty() {
         let columns: Vec<Vec<f64>> = (0..names.len())
@@ -598,6 +593,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         },
         table_version: table.version,
         files: pruning,
+        summary_sources: sources,
         events: stats.events,
         groups,
         report_groups: stats.report_groups,
@@ -715,6 +711,101 @@ fn scan_error(error: JobError, resolved: &procforest_core::scan::ResolvedTable) 
         }
     }
     error
+}
+
+/// The summaries' scratch folders: counts (one or two), and command lines.
+fn summary_dirs(sources: Sources, scratch: &Scratch) -> (Vec<String>, String) {
+    match sources {
+        Sources::ByInterval => (
+            vec![scratch.path("history"), scratch.path("report")],
+            scratch.path("report"),
+        ),
+        Sources::Whole => (vec![scratch.path("summaries")], scratch.path(COMMAND_LINES)),
+    }
+}
+
+/// Computes the summaries and the report's command lines on the cluster (two independent
+/// jobs at once) and writes them to scratch; returns the number of summary rows and the
+/// schemas of the counts and of the command lines.
+async fn write_summaries(
+    ctx: &SessionContext,
+    sources: Sources,
+    window: SummaryWindow,
+    scratch: &Scratch,
+) -> Result<(u64, [SchemaRef; 2])> {
+    let (counts_dirs, lines_dir) = summary_dirs(sources, scratch);
+    let (counts, lines) = match sources {
+        Sources::ByInterval => (
+            summaries::summaries(ctx, summaries::HISTORY_EVENTS, window).await?,
+            summaries::report_summaries(ctx, window).await?,
+        ),
+        Sources::Whole => (
+            summaries::summaries(ctx, summaries::EVENTS, window).await?,
+            summaries::command_lines(ctx, window).await?,
+        ),
+    };
+    let schemas = [counts.schema(), lines.schema()].map(|s| Arc::new(s.as_arrow().clone()));
+    let (counted, report) = futures::future::try_join(
+        summaries::write(counts, &counts_dirs[0], "summaries"),
+        summaries::write(lines, &lines_dir, "the report's command lines"),
+    )
+    .await?;
+    let groups = match sources {
+        Sources::ByInterval => counted + report,
+        Sources::Whole => counted,
+    };
+    Ok((groups, schemas))
+}
+
+/// Registers the scratch summaries as `summaries` (interval, keys, `count`).
+async fn register_summaries(
+    ctx: &SessionContext,
+    sources: Sources,
+    scratch: &Scratch,
+    [counts_schema, _]: [SchemaRef; 2],
+) -> Result<()> {
+    use datafusion::datasource::{
+        file_format::parquet::ParquetFormat,
+        listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl},
+    };
+    let (counts_dirs, _) = summary_dirs(sources, scratch);
+    // A folder may hold no file (nothing in the window): the schemas keep the tables
+    // readable, and make the report's files read as counts alone.
+    let urls = counts_dirs
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<datafusion::common::Result<Vec<_>>>()
+        .runtime("reading summaries")?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let counts = ListingTable::try_new(
+        ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(counts_schema),
+    )
+    .runtime("reading summaries")?;
+    ctx.register_table("summaries", Arc::new(counts))
+        .runtime("reading summaries")?;
+    Ok(())
+}
+
+/// The report's command lines in scratch, read by the driver itself (a plain DataFusion
+/// session on the driver's object stores, not the cluster).
+async fn read_command_lines(
+    ctx: &SessionContext,
+    sources: Sources,
+    scratch: &Scratch,
+    schema: &arrow::datatypes::Schema,
+) -> Result<datafusion::prelude::DataFrame> {
+    let (_, dir) = summary_dirs(sources, scratch);
+    // Decoded on every core: the file is split by row groups.
+    let mut config = datafusion::prelude::SessionConfig::new();
+    config.options_mut().optimizer.repartition_file_min_size = 1 << 20;
+    let local = SessionContext::new_with_config_rt(config, ctx.runtime_env());
+    local
+        .read_parquet(dir, ParquetReadOptions::default().schema(schema))
+        .await
+        .runtime("reading command lines")
 }
 
 struct SummaryStats {

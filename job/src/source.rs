@@ -224,6 +224,8 @@ pub fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, P
         .and_then(|c| c.as_primitive_opt::<Int64Type>())
         .ok_or_else(|| JobError::runtime("snapshot files have no size"))?;
     let records = col("num_records").and_then(|c| c.as_primitive_opt::<Int64Type>());
+    let time_nulls = col(&format!("null_count.{TIME_GENERATED}"))
+        .and_then(|c| c.as_primitive_opt::<Int64Type>());
     let dv = col("deletion_vector.cardinality");
     let time_min = col(&format!("min.{TIME_GENERATED}"));
     let time_max = col(&format!("max.{TIME_GENERATED}"));
@@ -315,6 +317,11 @@ pub fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, P
             size: size.value(i) as u64,
             partition_values,
             num_records: rows,
+            // The true maximum is below the (millisecond) statistic + 1 ms.
+            time_bounds: min.zip(max.map(|m| m - 1)),
+            time_nulls: time_nulls
+                .filter(|c| c.is_valid(i))
+                .map(|c| c.value(i) as u64),
         });
     }
     files.sort_by(|a, b| a.url.cmp(&b.url));

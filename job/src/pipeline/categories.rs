@@ -11,7 +11,10 @@ use datafusion::{
 };
 use procforest_core::events::GROUP_KEYS;
 
-use super::{quote, summaries::rows_written};
+use super::{
+    quote,
+    summaries::{rows_written, scratch_parquet},
+};
 use crate::error::{Context, Result};
 
 /// The category value.
@@ -57,7 +60,7 @@ async fn write_index(
         .await
         .runtime(format!("planning the {key} index"))?;
     let written = df
-        .write_parquet(&path, DataFrameWriteOptions::new(), None)
+        .write_parquet(&path, DataFrameWriteOptions::new(), Some(scratch_parquet()))
         .await
         .runtime(format!("computing the {key} index"))?;
     ctx.register_parquet(table_name(key), &path, ParquetReadOptions::default())

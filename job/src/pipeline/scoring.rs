@@ -9,10 +9,8 @@ use arrow::{
     datatypes::{DataType, Field, Float64Type, Int64Type, TimestampMicrosecondType},
 };
 use datafusion::{
-    common::{Column, JoinType},
     execution::SendableRecordBatchStream,
-    functions::expr_fn::coalesce,
-    prelude::{DataFrame, Expr, lit},
+    prelude::{DataFrame, lit},
 };
 use procforest_core::{
     events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, GROUP_KEYS, PROCESS},
@@ -45,14 +43,13 @@ pub enum Selection {
     },
 }
 
-/// Plans the scoring of the `features` frame and starts streaming the selected rows, each
-/// with its group's `command_lines`.
+/// Plans the scoring of the `features` frame and starts streaming the selected rows
+/// (without command lines: see [`attach_command_lines`]).
 pub async fn score(
     features: DataFrame,
     names: &[&str],
     udf: ScoreUdf,
     selection: Selection,
-    command_lines: DataFrame,
 ) -> Result<SendableRecordBatchStream> {
     let score = udf
         .into_udf()
@@ -84,37 +81,87 @@ pub async fn score(
             .and_then(|df| df.filter((column(SCORE) - lit(offset)).lt(lit(0.0)))),
     }
     .runtime("planning scoring")?;
-    with_command_lines(df, command_lines)?
-        .execute_stream()
-        .await
-        .runtime("scoring")
+    df.execute_stream().await.runtime("scoring")
 }
 
-/// The scored rows with their groups' command lines (empty outside the report window),
-/// joined on the cluster: only the selected rows meet the command lines.
-fn with_command_lines(scored: DataFrame, command_lines: DataFrame) -> Result<DataFrame> {
-    let qualified = |table: &str, name: &str| Expr::Column(Column::new(Some(table), name));
-    let mut on = vec![qualified("s", INTERVAL).eq(qualified("l", INTERVAL))];
-    for key in GROUP_KEYS {
-        let (s, l) = (qualified("s", key), qualified("l", key));
-        on.push(
-            coalesce(vec![s.clone(), lit("")])
-                .eq(coalesce(vec![l.clone(), lit("")]))
-                .and(s.is_null().eq(l.is_null())),
-        );
+/// A summary group's identity: interval and keys.
+type GroupKey = (i64, [Option<String>; 4]);
+
+fn group_key(row: &ScoredRow) -> GroupKey {
+    (
+        row.interval_us,
+        [
+            row.computer.clone(),
+            row.account.clone(),
+            row.account_type.clone(),
+            row.process.clone(),
+        ],
+    )
+}
+
+/// Fills in the command lines of `rows` from `command_lines` (interval, keys,
+/// `command_lines`: the report's groups), read by the driver itself. The report's rows are
+/// all the driver holds and all that needs command lines; joining them on the cluster and
+/// shipping the lists back through Ballista cost more than reading them here.
+pub async fn attach_command_lines(rows: &mut [ScoredRow], command_lines: DataFrame) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
     }
-    let mut select: Vec<Expr> = scored
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| qualified("s", f.name()))
-        .collect();
-    select.push(qualified("l", COMMAND_LINES).alias(COMMAND_LINES));
-    scored
-        .alias("s")
-        .and_then(|s| s.join_on(command_lines.alias("l")?, JoinType::Left, on))
-        .and_then(|df| df.select(select))
-        .runtime("planning the command lines' join")
+    let mut wanted: std::collections::HashMap<GroupKey, Vec<usize>> = Default::default();
+    for (i, row) in rows.iter().enumerate() {
+        wanted.entry(group_key(row)).or_default().push(i);
+    }
+    let mut stream = command_lines
+        .execute_stream()
+        .await
+        .runtime("reading command lines")?;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch.runtime("reading command lines")?;
+        let interval = cast(
+            batch_column(&batch, INTERVAL)?,
+            &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+        )
+        .runtime("reading intervals")?;
+        let interval = interval.as_primitive::<TimestampMicrosecondType>();
+        let keys = GROUP_KEYS
+            .iter()
+            .map(|k| strings(batch_column(&batch, k)?))
+            .collect::<Result<Vec<_>>>()?;
+        let lists = string_lists(batch_column(&batch, COMMAND_LINES)?)?;
+        for (i, start) in interval.values().iter().enumerate() {
+            let key = (*start, [0, 1, 2, 3].map(|k| keys[k][i].clone()));
+            if let Some((&first, others)) = wanted.get(&key).and_then(|r| r.split_first()) {
+                let lines = list_strings(&lists, i);
+                for &r in others {
+                    rows[r].command_lines = lines.clone();
+                }
+                rows[first].command_lines = lines;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn string_lists(array: &ArrayRef) -> Result<ListArray> {
+    let lists = cast(
+        array,
+        &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
+    )
+    .runtime("reading command lines")?;
+    Ok(lists.as_list::<i32>().clone())
+}
+
+/// The non-null strings of list `i` (none if the list is null).
+fn list_strings(lists: &ListArray, i: usize) -> Vec<String> {
+    if !lists.is_valid(i) {
+        return Vec::new();
+    }
+    let values = lists.value(i);
+    let values = values.as_string::<i32>();
+    (0..values.len())
+        .filter(|&j| values.is_valid(j))
+        .map(|j| values.value(j).to_string())
+        .collect()
 }
 
 /// One scored summary row.
@@ -132,7 +179,7 @@ pub struct ScoredRow {
     pub process: Option<String>,
     /// Events in the group.
     pub count: i64,
-    /// Distinct command lines, sorted (report intervals only).
+    /// Distinct command lines, sorted (report rows only, from [`attach_command_lines`]).
     pub command_lines: Vec<String>,
     /// Features, in the feature set's order.
     pub features: Vec<f64>,
@@ -170,12 +217,6 @@ pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
     let process = strings(batch_column(batch, PROCESS)?)?;
     let count = cast(batch_column(batch, COUNT)?, &DataType::Int64).runtime("reading counts")?;
     let count = count.as_primitive::<Int64Type>();
-    let lists = cast(
-        batch_column(batch, COMMAND_LINES)?,
-        &DataType::List(Arc::new(Field::new("item", DataType::Utf8, true))),
-    )
-    .runtime("reading command lines")?;
-    let lists: &ListArray = lists.as_list::<i32>();
     let features: Vec<ArrayRef> = names
         .iter()
         .map(|f| cast(batch_column(batch, f)?, &DataType::Float64).runtime("reading features"))
@@ -183,16 +224,6 @@ pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
     let score = batch_column(batch, SCORE)?.as_primitive::<Float64Type>();
     let mut out = Vec::with_capacity(batch.num_rows());
     for i in 0..batch.num_rows() {
-        let command_lines = if lists.is_valid(i) {
-            let values = lists.value(i);
-            let values = values.as_string::<i32>();
-            (0..values.len())
-                .filter(|&j| values.is_valid(j))
-                .map(|j| values.value(j).to_string())
-                .collect()
-        } else {
-            Vec::new()
-        };
         out.push(ScoredRow {
             interval_us: interval.value(i),
             computer: computer[i].clone(),
@@ -200,7 +231,7 @@ pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
             account_type: account_type[i].clone(),
             process: process[i].clone(),
             count: count.value(i),
-            command_lines,
+            command_lines: Vec::new(),
             features: features
                 .iter()
                 .map(|f| f.as_primitive::<Float64Type>().value(i))

@@ -12,11 +12,13 @@ use datafusion::{
     dataframe::DataFrameWriteOptions,
     functions_aggregate::expr_fn::{array_agg, count},
     functions_nested::expr_fn::{array_distinct, array_sort},
+    logical_expr::ExprFunctionExt,
     logical_expr::cast,
     prelude::{DataFrame, Expr, SessionContext, lit},
 };
-use procforest_core::events::{
-    ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, PROCESS, TIME_GENERATED, time_type,
+use procforest_core::{
+    events::{ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, PROCESS, TIME_GENERATED, time_type},
+    scan::file_interval_column,
 };
 
 use super::{column, time_literal};
@@ -52,7 +54,7 @@ pub const INTERVAL: &str = "interval";
 pub const COUNT: &str = "count";
 /// Distinct command lines (report intervals only).
 pub const COMMAND_LINES: &str = "command_lines";
-/// The registered table of the report window's events.
+/// The registered table of the report window's event files.
 pub const REPORT_EVENTS: &str = "report_events";
 
 /// What to summarise.
@@ -94,10 +96,22 @@ fn interval_start(interval: Interval, time: Expr) -> Expr {
     cast(micros - into_interval, time_type())
 }
 
-/// The grouping of a summary: the interval, then the four keys.
-fn group_by(window: &SummaryWindow, time: Expr) -> Vec<Expr> {
+/// The grouping of a summary: the interval, then the four keys. The interval is the scan's
+/// file-interval column when it has one (see [`procforest_core::scan`]): the same value,
+/// known per file, and the aggregation then needs no shuffle.
+fn group_by(window: &SummaryWindow, events: &DataFrame, time: Expr) -> Vec<Expr> {
+    let file_interval = file_interval_column(window.interval.micros());
+    let interval = if events
+        .schema()
+        .field_with_unqualified_name(&file_interval)
+        .is_ok()
+    {
+        column(&file_interval)
+    } else {
+        interval_start(window.interval, time)
+    };
     vec![
-        interval_start(window.interval, time).alias(INTERVAL),
+        interval.alias(INTERVAL),
         column(COMPUTER),
         column(ACCOUNT),
         column(ACCOUNT_TYPE),
@@ -105,21 +119,92 @@ fn group_by(window: &SummaryWindow, time: Expr) -> Vec<Expr> {
     ]
 }
 
-/// The summaries (interval, keys, `count`) of the registered `events` table.
-pub async fn summaries(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
-    let (events, time) = event_time(ctx, "events").await?;
+/// The registered table of every event file of the training window.
+pub const EVENTS: &str = "events";
+/// The registered table of the training window's files before the report window, when
+/// the files are interval-aligned (see [`Sources`]).
+pub const HISTORY_EVENTS: &str = "history_events";
+
+/// Which event tables the summaries are computed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sources {
+    /// Every file holds one interval's events: [`HISTORY_EVENTS`] (intervals before the
+    /// report) gives counts, [`REPORT_EVENTS`] (the report's intervals) counts and
+    /// command lines in the same pass. No group spans both, and no file is read twice.
+    ByInterval,
+    /// Otherwise: [`EVENTS`] gives the counts, and [`REPORT_EVENTS`] (the files that may
+    /// hold report events) the command lines, in a second aggregation.
+    Whole,
+}
+
+/// The time filter of the summaries: after the window's start, up to its end.
+fn window_filter(window: &SummaryWindow, time: &Expr) -> Expr {
     let mut filter = time.clone().lt_eq(time_literal(window.end_us));
     if let Some(start) = window.start_us {
         filter = filter.and(time.clone().gt(time_literal(start)));
     }
+    filter
+}
+
+/// The summaries (interval, keys, `count`) of the registered `table`.
+pub async fn summaries(
+    ctx: &SessionContext,
+    table: &str,
+    window: SummaryWindow,
+) -> Result<DataFrame> {
+    let (events, time) = event_time(ctx, table).await?;
     events
-        .filter(filter)
-        .and_then(|df| df.aggregate(group_by(&window, time), vec![count(lit(1)).alias(COUNT)]))
+        .filter(window_filter(&window, &time))
+        .and_then(|df| {
+            let keys = group_by(&window, &df, time);
+            df.aggregate(keys, vec![count(lit(1)).alias(COUNT)])
+        })
         .runtime("planning summaries")
 }
 
+/// The report's summaries with their command lines (interval, keys, `count`,
+/// `command_lines`) from the registered [`REPORT_EVENTS`], in one aggregation; for
+/// [`Sources::ByInterval`], where those files hold the report's intervals only.
+pub async fn report_summaries(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
+    let (events, time) = event_time(ctx, REPORT_EVENTS).await?;
+    let lines = array_agg(column(COMMAND_LINE))
+        .filter(column(COMMAND_LINE).is_not_null())
+        .build()
+        .runtime("planning the report's command lines")?
+        .alias(COMMAND_LINES);
+    events
+        .filter(window_filter(&window, &time))
+        .and_then(|df| {
+            let keys = group_by(&window, &df, time);
+            df.aggregate(keys, vec![count(lit(1)).alias(COUNT), lines])
+        })
+        .and_then(|df| df.select(distinct_sorted_lines(&[COUNT])))
+        .runtime("planning the report's summaries")
+}
+
+/// The interval, the keys, `extra`, and each group's command lines made distinct and
+/// sorted (cheaper per group afterwards than an `array_agg(DISTINCT …)`).
+fn distinct_sorted_lines(extra: &[&str]) -> Vec<Expr> {
+    let mut select: Vec<Expr> = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .map(column)
+        .collect();
+    select.push(
+        array_sort(
+            array_distinct(column(COMMAND_LINES)),
+            lit("ASC"),
+            lit("NULLS LAST"),
+        )
+        .alias(COMMAND_LINES),
+    );
+    select
+}
+
 /// The sorted distinct command lines (interval, keys, `command_lines`) of the report
-/// window's groups, from the registered [`REPORT_EVENTS`] table (the report window's files).
+/// window's groups, from the registered [`REPORT_EVENTS`] table (the report window's files),
+/// for [`Sources::Whole`].
 pub async fn command_lines(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
     let (events, time) = event_time(ctx, REPORT_EVENTS).await?;
     let filter = time
@@ -127,36 +212,33 @@ pub async fn command_lines(ctx: &SessionContext, window: SummaryWindow) -> Resul
         .gt_eq(time_literal(window.report_start_us))
         .and(time.clone().lt_eq(time_literal(window.end_us)))
         .and(column(COMMAND_LINE).is_not_null());
-    let keys = group_by(&window, time);
+    let keys = group_by(&window, &events, time);
     // All of a group's command lines, made distinct and sorted per group afterwards: an
     // `array_agg(DISTINCT …)` would cost Ballista an extra aggregation stage and shuffle.
     let all = array_agg(column(COMMAND_LINE)).alias(COMMAND_LINES);
     events
         .filter(filter)
         .and_then(|df| df.aggregate(keys, vec![all]))
-        .and_then(|df| {
-            let mut select: Vec<Expr> = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
-                .into_iter()
-                .map(column)
-                .collect();
-            select.push(
-                array_sort(
-                    array_distinct(column(COMMAND_LINES)),
-                    lit("ASC"),
-                    lit("NULLS LAST"),
-                )
-                .alias(COMMAND_LINES),
-            );
-            df.select(select)
-        })
+        .and_then(|df| df.select(distinct_sorted_lines(&[])))
         .runtime("planning command lines")
+}
+
+/// How intermediate results are written: lz4 rather than DataFusion's default zstd(3), as
+/// they live for one run (writing the report's command lines took a third less time), and
+/// row groups of 64 Ki rows, so that every later read splits a file over all partitions.
+/// Given with each write, so it travels in the plan to whichever process writes.
+pub fn scratch_parquet() -> datafusion::config::TableParquetOptions {
+    let mut options = datafusion::config::TableParquetOptions::default();
+    options.global.compression = Some("lz4_raw".into());
+    options.global.max_row_group_size = 64 * 1024;
+    options
 }
 
 /// Computes `df` on the cluster and writes it as Parquet under `dir`; returns the number
 /// of rows written.
 pub async fn write(df: DataFrame, dir: &str, what: &str) -> Result<u64> {
     let written = df
-        .write_parquet(dir, DataFrameWriteOptions::new(), None)
+        .write_parquet(dir, DataFrameWriteOptions::new(), Some(scratch_parquet()))
         .await
         .runtime(format!("computing {what}"))?;
     Ok(rows_written(&written))

@@ -51,6 +51,9 @@ pub struct Manifest {
     pub table_version: i64,
     /// Files and pruning.
     pub files: Pruning,
+    /// How the summaries were computed: `by_interval` (every file inside one interval:
+    /// history and report apart, no shuffle) or `whole`.
+    pub summary_sources: crate::pipeline::summaries::Sources,
     /// Events summarised.
     pub events: u64,
     /// Summary rows (groups).

@@ -190,6 +190,54 @@ fn same_anomalies_and_scores_whatever_the_partitions_and_run() {
     }
 }
 
+/// The same events a day per file (summarised history and report apart, without a
+/// shuffle) and all in one file (the general plan) give the same report and scores.
+#[test]
+fn day_files_and_one_file_give_the_same_answer() {
+    let dir = scratch();
+    let by_day = dir.path().join("by_day");
+    generate(&by_day, 30_000, 4, 12, 3, 0.05);
+    let one_file = dir.path().join("one_file");
+    support::copy_into_one_file(&by_day, &one_file);
+    let mut outputs = Vec::new();
+    for (name, table) in [("d", &by_day), ("o", &one_file)] {
+        let json = dir.path().join(format!("{name}.jsonl"));
+        let scores_path = dir.path().join(format!("{name}.parquet"));
+        let manifest = dir.path().join(format!("{name}.json"));
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+            "--scores-out",
+            scores_path.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ]);
+        let m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+        let mut s: Vec<_> = scores(&scores_path).into_iter().collect();
+        s.sort_by(|a, b| a.0.cmp(&b.0));
+        outputs.push((
+            m["summary_sources"].clone(),
+            fs::read_to_string(&json).unwrap(),
+            s,
+        ));
+    }
+    assert_eq!(outputs[0].0, "by_interval");
+    assert_eq!(outputs[1].0, "whole");
+    assert!(
+        outputs[0].1.contains("command_lines"),
+        "anomalies are reported"
+    );
+    assert_eq!(outputs[0].1, outputs[1].1, "JSON lines differ");
+    assert!(outputs[0].2 == outputs[1].2, "scores differ");
+}
+
 #[test]
 fn rerunning_an_as_of_into_delta_leaves_no_duplicates() {
     let dir = scratch();

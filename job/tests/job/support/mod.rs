@@ -159,6 +159,22 @@ pub fn count_delta_rows(path: &Path) -> usize {
 }
 
 /// Writes one batch as a new Delta table.
+/// Copies the events of the table at `from` into a new, unpartitioned table at `to`, all
+/// in one data file (whose statistics then span every day).
+pub fn copy_into_one_file(from: &Path, to: &Path) {
+    let batches: Vec<RecordBatch> = data_files(from)
+        .iter()
+        .flat_map(|f| read_parquet(f))
+        .collect();
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    write_table(to, batch);
+    let files = std::fs::read_dir(to)
+        .unwrap()
+        .filter(|f| f.as_ref().unwrap().path().extension() == Some("parquet".as_ref()))
+        .count();
+    assert_eq!(files, 1, "one data file");
+}
+
 fn write_table(path: &Path, batch: RecordBatch) {
     runtime().block_on(async {
         let url = deltalake::ensure_table_uri(path.to_str().unwrap()).unwrap();
