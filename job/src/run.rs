@@ -478,17 +478,22 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         }));
     }
     sort_report(&mut anomalies);
-    scoring::attach_command_lines(
-        &mut anomalies,
-        read_command_lines(&ctx, sources, scratch, &lines_schema).await?,
-    )
-    .await?;
-    // Which features isolated each reported group (a walk of every tree per row).
-    if !anomalies.is_empty() {
+    // Which features isolated each reported group (a walk of every tree per row), on other
+    // threads while the command lines are read.
+    let explaining = (!anomalies.is_empty()).then(|| {
         let columns: Vec<Vec<f64>> = (0..names.len())
             .map(|j| anomalies.iter().map(|r| r.features[j]).collect())
             .collect();
-        let shares = model.explain(&columns).runtime("explaining anomalies")?;
+        let model = model.clone();
+        tokio::task::spawn_blocking(move || model.explain(&columns))
+    });
+    let lines = read_command_lines(&ctx, sources, scratch, &lines_schema).await?;
+    scoring::attach_command_lines(&mut anomalies, lines).await?;
+    if let Some(explaining) = explaining {
+        let shares = explaining
+            .await
+            .runtime("explaining anomalies")?
+            .runtime("explaining anomalies")?;
         for (row, share) in anomalies.iter_mut().zip(shares) {
             row.explanation = share;
         }

@@ -84,60 +84,57 @@ pub async fn score(
     df.execute_stream().await.runtime("scoring")
 }
 
-/// A summary group's identity: interval and keys.
-type GroupKey = (i64, [Option<String>; 4]);
-
-fn group_key(row: &ScoredRow) -> GroupKey {
-    (
-        row.interval_us,
-        [
-            row.computer.clone(),
-            row.account.clone(),
-            row.account_type.clone(),
-            row.process.clone(),
-        ],
-    )
-}
+/// A summary group's identity, borrowed: interval and keys.
+type GroupKey<'a> = (i64, [Option<&'a str>; 4]);
 
 /// Fills in the command lines of `rows` from `command_lines` (interval, keys,
 /// `command_lines`: the report's groups), read by the driver itself. The report's rows are
 /// all the driver holds and all that needs command lines; joining them on the cluster and
-/// shipping the lists back through Ballista cost more than reading them here.
+/// shipping the lists back through Ballista cost more than reading them here. `rows` are
+/// distinct groups, as summaries are.
 pub async fn attach_command_lines(rows: &mut [ScoredRow], command_lines: DataFrame) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
-    let mut wanted: std::collections::HashMap<GroupKey, Vec<usize>> = Default::default();
-    for (i, row) in rows.iter().enumerate() {
-        wanted.entry(group_key(row)).or_default().push(i);
-    }
-    let mut stream = command_lines
-        .execute_stream()
-        .await
-        .runtime("reading command lines")?;
-    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
-        let batch = batch.runtime("reading command lines")?;
-        let interval = cast(
-            batch_column(&batch, INTERVAL)?,
-            &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
-        )
-        .runtime("reading intervals")?;
-        let interval = interval.as_primitive::<TimestampMicrosecondType>();
-        let keys = GROUP_KEYS
+    let found = {
+        let wanted: std::collections::HashMap<GroupKey<'_>, usize> = rows
             .iter()
-            .map(|k| strings(batch_column(&batch, k)?))
-            .collect::<Result<Vec<_>>>()?;
-        let lists = string_lists(batch_column(&batch, COMMAND_LINES)?)?;
-        for (i, start) in interval.values().iter().enumerate() {
-            let key = (*start, [0, 1, 2, 3].map(|k| keys[k][i].clone()));
-            if let Some((&first, others)) = wanted.get(&key).and_then(|r| r.split_first()) {
-                let lines = list_strings(&lists, i);
-                for &r in others {
-                    rows[r].command_lines = lines.clone();
+            .enumerate()
+            .map(|(i, r)| {
+                let key = [&r.computer, &r.account, &r.account_type, &r.process];
+                ((r.interval_us, key.map(|k| k.as_deref())), i)
+            })
+            .collect();
+        let mut found = Vec::with_capacity(rows.len());
+        let mut stream = command_lines
+            .execute_stream()
+            .await
+            .runtime("reading command lines")?;
+        while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+            let batch = batch.runtime("reading command lines")?;
+            let interval = cast(
+                batch_column(&batch, INTERVAL)?,
+                &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+            )
+            .runtime("reading intervals")?;
+            let interval = interval.as_primitive::<TimestampMicrosecondType>();
+            let keys = GROUP_KEYS
+                .iter()
+                .map(|k| cast(batch_column(&batch, k)?, &DataType::Utf8).runtime("reading keys"))
+                .collect::<Result<Vec<_>>>()?;
+            let keys: Vec<_> = keys.iter().map(|k| k.as_string::<i32>()).collect();
+            let lists = string_lists(batch_column(&batch, COMMAND_LINES)?)?;
+            for (i, start) in interval.values().iter().enumerate() {
+                let key = [0, 1, 2, 3].map(|k| keys[k].is_valid(i).then(|| keys[k].value(i)));
+                if let Some(&r) = wanted.get(&(*start, key)) {
+                    found.push((r, list_strings(&lists, i)));
                 }
-                rows[first].command_lines = lines;
             }
         }
+        found
+    };
+    for (r, lines) in found {
+        rows[r].command_lines = lines;
     }
     Ok(())
 }
