@@ -2,10 +2,13 @@
 //! with the event count; and, for the intervals of the report window only, the sorted
 //! distinct command lines of each group (the notebook's `collect_set`, which drops nulls).
 //!
-//! The command lines are a second, small aggregation over the report window's files
-//! alone: folding them into the main aggregate (`array_agg(DISTINCT …) FILTER …`) made
-//! DataFusion decode and sort every command line of the whole history, 8× the cost of the
-//! counts (see BENCHMARKS.md).
+//! The command lines come from the report window's files alone: folding them into the
+//! main aggregate (`array_agg(DISTINCT …) FILTER …`) made DataFusion decode and sort every
+//! command line of the whole history, 8× the cost of the counts (see BENCHMARKS.md). When
+//! every file holds one interval ([`Sources::ByInterval`]), the report's files give their
+//! counts and command lines in one aggregation and the other files their counts, each
+//! aggregated per partition without a shuffle; otherwise ([`Sources::Whole`]) all files give
+//! counts and the report's files are aggregated again for their command lines.
 
 use arrow::datatypes::DataType;
 use datafusion::{
