@@ -366,8 +366,9 @@ impl DeltaFilesTable {
     }
 
     /// Splits the files into at most `n` groups of similar total size, the same way for
-    /// the same files whatever else varies. With file intervals and at least `n` distinct
-    /// intervals, each interval's files stay in one group; returns whether they did.
+    /// the same files whatever else varies. With file intervals, and either at least `n`
+    /// distinct intervals or none over [`ONE_TASK_INTERVAL_BYTES`], each interval's files
+    /// stay in one group; returns whether they did.
     fn file_groups(&self, n: usize) -> (Vec<FileGroup>, bool) {
         let sizes: Vec<u64> = self.resolved.files.iter().map(|f| f.size).collect();
         // Units placed whole: an interval's files, or single files.

@@ -396,14 +396,14 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         report_start_us,
         interval: config.interval,
     };
-    let (groups, schemas) = write_summaries(&ctx, sources, window, scratch)
+    let written = write_summaries(&ctx, sources, window, scratch)
         .await
         .map_err(|e| scan_error(e, &resolved))?;
+    let groups = written.groups;
     if groups == 0 {
         return Err(no_events(config, as_of, &location));
     }
-    let lines_schema = schemas[1].clone();
-    register_summaries(&ctx, sources, scratch, schemas).await?;
+    register_summaries(&ctx, &written)?;
 
     // Category indices, and the summaries' statistics beside them.
     phases.start("indexing");
@@ -487,7 +487,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         let model = model.clone();
         tokio::task::spawn_blocking(move || model.explain(&columns))
     });
-    let lines = read_command_lines(&ctx, sources, scratch, &lines_schema).await?;
+    let lines = read_command_lines(&ctx, &written).await?;
     scoring::attach_command_lines(&mut anomalies, lines).await?;
     if let Some(explaining) = explaining {
         let shares = explaining
@@ -718,38 +718,43 @@ fn scan_error(error: JobError, resolved: &procforest_core::scan::ResolvedTable) 
     error
 }
 
-/// The summaries' scratch folders: counts (one or two), and command lines.
-fn summary_dirs(sources: Sources, scratch: &Scratch) -> (Vec<String>, String) {
-    match sources {
-        Sources::ByInterval => (
-            vec![scratch.path("history"), scratch.path("report")],
-            scratch.path("report"),
-        ),
-        Sources::Whole => (vec![scratch.path("summaries")], scratch.path(COMMAND_LINES)),
-    }
+/// What [`write_summaries`] wrote to scratch.
+struct WrittenSummaries {
+    /// Summary rows.
+    groups: u64,
+    /// Folders holding the counts: the report's folder too for [`Sources::ByInterval`].
+    counts_dirs: Vec<String>,
+    /// Folder holding the report's command lines.
+    lines_dir: String,
+    /// Schemas of the counts and of the command lines (a folder may hold no file).
+    counts_schema: SchemaRef,
+    lines_schema: SchemaRef,
 }
 
 /// Computes the summaries and the report's command lines on the cluster (two independent
-/// jobs at once) and writes them to scratch; returns the number of summary rows and the
-/// schemas of the counts and of the command lines.
+/// jobs at once) and writes them to scratch.
 async fn write_summaries(
     ctx: &SessionContext,
     sources: Sources,
     window: SummaryWindow,
     scratch: &Scratch,
-) -> Result<(u64, [SchemaRef; 2])> {
-    let (counts_dirs, lines_dir) = summary_dirs(sources, scratch);
-    let (counts, lines) = match sources {
+) -> Result<WrittenSummaries> {
+    let (counts, lines, counts_dirs, lines_dir) = match sources {
         Sources::ByInterval => (
             summaries::summaries(ctx, summaries::HISTORY_EVENTS, window).await?,
             summaries::report_summaries(ctx, window).await?,
+            vec![scratch.path("history"), scratch.path("report")],
+            scratch.path("report"),
         ),
         Sources::Whole => (
             summaries::summaries(ctx, summaries::EVENTS, window).await?,
             summaries::command_lines(ctx, window).await?,
+            vec![scratch.path("summaries")],
+            scratch.path(COMMAND_LINES),
         ),
     };
-    let schemas = [counts.schema(), lines.schema()].map(|s| Arc::new(s.as_arrow().clone()));
+    let counts_schema = Arc::new(counts.schema().as_arrow().clone());
+    let lines_schema = Arc::new(lines.schema().as_arrow().clone());
     let (counted, report) = futures::future::try_join(
         summaries::write(counts, &counts_dirs[0], "summaries"),
         summaries::write(lines, &lines_dir, "the report's command lines"),
@@ -759,24 +764,24 @@ async fn write_summaries(
         Sources::ByInterval => counted + report,
         Sources::Whole => counted,
     };
-    Ok((groups, schemas))
+    Ok(WrittenSummaries {
+        groups,
+        counts_dirs,
+        lines_dir,
+        counts_schema,
+        lines_schema,
+    })
 }
 
-/// Registers the scratch summaries as `summaries` (interval, keys, `count`).
-async fn register_summaries(
-    ctx: &SessionContext,
-    sources: Sources,
-    scratch: &Scratch,
-    [counts_schema, _]: [SchemaRef; 2],
-) -> Result<()> {
+/// Registers the scratch summaries as `summaries` (interval, keys, `count`): the counts'
+/// schema also makes the report's files read as counts alone.
+fn register_summaries(ctx: &SessionContext, written: &WrittenSummaries) -> Result<()> {
     use datafusion::datasource::{
         file_format::parquet::ParquetFormat,
         listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl},
     };
-    let (counts_dirs, _) = summary_dirs(sources, scratch);
-    // A folder may hold no file (nothing in the window): the schemas keep the tables
-    // readable, and make the report's files read as counts alone.
-    let urls = counts_dirs
+    let urls = written
+        .counts_dirs
         .iter()
         .map(ListingTableUrl::parse)
         .collect::<datafusion::common::Result<Vec<_>>>()
@@ -786,7 +791,7 @@ async fn register_summaries(
     let counts = ListingTable::try_new(
         ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(counts_schema),
+            .with_schema(written.counts_schema.clone()),
     )
     .runtime("reading summaries")?;
     ctx.register_table("summaries", Arc::new(counts))
@@ -798,17 +803,17 @@ async fn register_summaries(
 /// session on the driver's object stores, not the cluster).
 async fn read_command_lines(
     ctx: &SessionContext,
-    sources: Sources,
-    scratch: &Scratch,
-    schema: &arrow::datatypes::Schema,
+    written: &WrittenSummaries,
 ) -> Result<datafusion::prelude::DataFrame> {
-    let (_, dir) = summary_dirs(sources, scratch);
     // Decoded on every core: the file is split by row groups.
     let mut config = datafusion::prelude::SessionConfig::new();
     config.options_mut().optimizer.repartition_file_min_size = 1 << 20;
     let local = SessionContext::new_with_config_rt(config, ctx.runtime_env());
     local
-        .read_parquet(dir, ParquetReadOptions::default().schema(schema))
+        .read_parquet(
+            &written.lines_dir,
+            ParquetReadOptions::default().schema(&written.lines_schema),
+        )
         .await
         .runtime("reading command lines")
 }
