@@ -23,7 +23,7 @@ use datafusion_proto::{
 
 use crate::{
     scan::DeltaFilesTable,
-    udf::{SampleKeyUdf, ScoreUdf},
+    udf::{SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
 };
 
 /// Marks bytes written by these codecs.
@@ -36,6 +36,7 @@ enum Kind {
     ScoreUdf = 1,
     SampleKeyUdf = 2,
     DeltaFilesTable = 3,
+    SortedDistinctUdf = 4,
 }
 
 fn write(kind: Kind, payload: &[u8], buf: &mut Vec<u8>) {
@@ -56,6 +57,7 @@ fn read(buf: &[u8]) -> Result<Option<(Kind, &[u8])>> {
         1 => Kind::ScoreUdf,
         2 => Kind::SampleKeyUdf,
         3 => Kind::DeltaFilesTable,
+        4 => Kind::SortedDistinctUdf,
         other => {
             return Err(DataFusionError::Internal(format!(
                 "procforest codec: unknown kind {other} (is every process the same version?)"
@@ -73,6 +75,9 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> bool {
     } else if let Some(key) = SampleKeyUdf::from_udf(node) {
         write(Kind::SampleKeyUdf, &key.seed().to_le_bytes(), buf);
         true
+    } else if SortedDistinctUdf::is(node) {
+        write(Kind::SortedDistinctUdf, &[], buf);
+        true
     } else {
         false
     }
@@ -89,6 +94,9 @@ fn decode_udf(buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>> {
             Some(Arc::new(
                 SampleKeyUdf::new(u64::from_le_bytes(seed)).into_udf(),
             ))
+        }
+        Some((Kind::SortedDistinctUdf, _)) => {
+            Some(Arc::new(SortedDistinctUdf::default().into_udf()))
         }
         Some((kind, _)) => {
             return Err(DataFusionError::Internal(format!(

@@ -168,42 +168,58 @@ impl IsolationForest {
     pub fn explain<C: AsRef<[f64]>>(&self, columns: &[C]) -> Result<Vec<Vec<f64>>> {
         self.check_input(columns)?;
         let input = Columns::new(columns, false)?;
-        let explain_row = |r: usize, path: &mut Vec<u32>| {
-            let mut shares = vec![0.0; self.n_features];
-            for tree in &self.trees {
-                path.clear();
-                tree.path_features(|f| input.cols[f][r], path);
-                let splits = path.len() as f64;
-                // Each feature on the path gets its count of splits over the path's.
-                path.sort_unstable();
-                for run in path.chunk_by(|a, b| a == b) {
-                    shares[run[0] as usize] += run.len() as f64 / splits;
-                }
-            }
-            shares
-                .iter_mut()
-                .for_each(|s| *s /= self.trees.len() as f64);
-            shares
-        };
+        let flat = self.flat();
         // Rows are independent: split them over the cores (same result whatever the split).
         let threads = std::thread::available_parallelism()
             .map_or(1, |n| n.get())
             .min(input.rows.div_ceil(1024))
             .max(1);
         let chunk = input.rows.div_ceil(threads).max(1);
-        let mut out = vec![Vec::new(); input.rows];
-        std::thread::scope(|scope| {
-            for (c, rows) in out.chunks_mut(chunk).enumerate() {
-                let explain_row = &explain_row;
-                scope.spawn(move || {
-                    let mut path = Vec::new();
-                    for (i, row) in rows.iter_mut().enumerate() {
-                        *row = explain_row(c * chunk + i, &mut path);
-                    }
-                });
-            }
+        let parts: Vec<Option<Vec<Vec<f64>>>> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..input.rows)
+                .step_by(chunk)
+                .map(|start| {
+                    let input = &input;
+                    let rows = start..(start + chunk).min(input.rows);
+                    scope.spawn(move || flat.explain_rows(rows, |f, r| input.cols[f][r]))
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().expect("explaining thread"))
+                .collect()
         });
-        Ok(out)
+        match parts.into_iter().collect::<Option<Vec<_>>>() {
+            Some(parts) => Ok(parts.into_iter().flatten().collect()),
+            None => self.explain_reference(columns),
+        }
+    }
+
+    /// The same explanations by a walk of every tree: the reference [`Self::explain`]
+    /// must equal exactly, and the way for forests too deep to flatten.
+    pub fn explain_reference<C: AsRef<[f64]>>(&self, columns: &[C]) -> Result<Vec<Vec<f64>>> {
+        self.check_input(columns)?;
+        let input = Columns::new(columns, false)?;
+        let mut counts = vec![0; self.n_features];
+        Ok((0..input.rows)
+            .map(|r| {
+                let mut shares = vec![0.0; self.n_features];
+                for tree in &self.trees {
+                    let splits = tree.count_path_features(|f| input.cols[f][r], &mut counts);
+                    // Each feature on the path gets its count of splits over the path's.
+                    for (share, count) in shares.iter_mut().zip(counts.iter_mut()) {
+                        if *count > 0 {
+                            *share += *count as f64 / splits as f64;
+                            *count = 0;
+                        }
+                    }
+                }
+                shares
+                    .iter_mut()
+                    .for_each(|s| *s /= self.trees.len() as f64);
+                shares
+            })
+            .collect())
     }
 
     /// scikit-learn's `decision_function`: `score_samples − offset`; negative is abnormal.

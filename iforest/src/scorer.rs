@@ -36,6 +36,9 @@ pub struct FlatForest {
     missing_left: Vec<bool>,
     /// Per tree, `2^depth` leaf path lengths.
     leaves: Vec<f64>,
+    /// Per tree and leaf position, the level of the real leaf it pads (its number of
+    /// splits), for explanations.
+    leaf_levels: Vec<u8>,
     denominator: f64,
     /// The trees themselves, for forests too deep to pad.
     fallback: Option<Vec<crate::Tree>>,
@@ -68,6 +71,7 @@ impl FlatForest {
             nodes: Vec::new(),
             missing_left: Vec::new(),
             leaves: Vec::new(),
+            leaf_levels: Vec::new(),
             denominator: model.denominator(),
             fallback: None,
         };
@@ -80,10 +84,12 @@ impl FlatForest {
         flat.nodes = vec![FlatNode::default(); n_internal * flat.n_trees];
         flat.missing_left = vec![false; n_internal * flat.n_trees];
         flat.leaves = vec![0.0; n_leaves * flat.n_trees];
+        flat.leaf_levels = vec![0; n_leaves * flat.n_trees];
         for (t, tree) in model.trees.iter().enumerate() {
             let nodes = &mut flat.nodes[t * n_internal..(t + 1) * n_internal];
             let missing = &mut flat.missing_left[t * n_internal..(t + 1) * n_internal];
             let leaves = &mut flat.leaves[t * n_leaves..(t + 1) * n_leaves];
+            let leaf_levels = &mut flat.leaf_levels[t * n_leaves..(t + 1) * n_leaves];
             // (node in the tree, position in its level, level)
             let mut stack = vec![(0usize, 0usize, 0u32)];
             while let Some((i, pos, level)) = stack.pop() {
@@ -108,6 +114,8 @@ impl FlatForest {
                         let span = 1usize << (depth - level);
                         leaves[pos * span..(pos + 1) * span]
                             .fill(leaf_path_length(level, *n_samples));
+                        // `level` ≤ MAX_FLAT_DEPTH fits a byte.
+                        leaf_levels[pos * span..(pos + 1) * span].fill(level as u8);
                     }
                 }
             }
@@ -208,6 +216,84 @@ impl FlatForest {
                 *o = score_from_depth_sum(s, self.denominator);
             }
         }
+    }
+}
+
+impl FlatForest {
+    /// Explanations (see [`IsolationForest::explain`]) of rows `rows`, where `value(f, r)`
+    /// reads feature `f` of row `r` as `f32`; `None` for forests too deep to pad.
+    ///
+    /// Rows descend as in scoring; a row's leaf position then names its path, whose
+    /// splits are the ancestors above the real leaf's level. Each feature's share is added
+    /// once per tree, in tree order, as the walk of every tree adds it: the results are
+    /// bit-identical to it.
+    pub(crate) fn explain_rows(
+        &self,
+        rows: std::ops::Range<usize>,
+        value: impl Fn(usize, usize) -> f32,
+    ) -> Option<Vec<Vec<f64>>> {
+        if self.fallback.is_some() {
+            return None;
+        }
+        let nf = self.n_features;
+        let depth = self.depth;
+        let n_internal = (1usize << depth) - 1;
+        let n_leaves = n_internal + 1;
+        let mut out = Vec::with_capacity(rows.len());
+        let mut block = vec![0f32; BLOCK * nf];
+        let mut index = [0u32; BLOCK];
+        let mut shares = vec![0f64; BLOCK * nf];
+        let mut counts = vec![0u32; nf];
+        let mut first = rows.start;
+        while first < rows.end {
+            let m = BLOCK.min(rows.end - first);
+            let mut has_nan = false;
+            for r in 0..m {
+                for f in 0..nf {
+                    let v = value(f, first + r);
+                    has_nan |= v.is_nan();
+                    block[r * nf + f] = v;
+                }
+            }
+            let block = &block[..m * nf];
+            let shares = &mut shares[..m * nf];
+            shares.fill(0.0);
+            for t in 0..self.n_trees {
+                let nodes = &self.nodes[t * n_internal..(t + 1) * n_internal];
+                let levels = &self.leaf_levels[t * n_leaves..(t + 1) * n_leaves];
+                let index = &mut index[..m];
+                index.fill(0);
+                if has_nan {
+                    let missing = &self.missing_left[t * n_internal..(t + 1) * n_internal];
+                    descend_with_nan(nodes, missing, block, nf, index, depth);
+                } else {
+                    descend_lanes(nodes, block, nf, index, depth);
+                }
+                for (r, &i) in index.iter().enumerate() {
+                    let leaf = i as usize - n_internal;
+                    let splits = levels[leaf] as u32;
+                    let feature =
+                        |l: u32| nodes[(1usize << l) - 1 + (leaf >> (depth - l))].feature as usize;
+                    for l in 0..splits {
+                        counts[feature(l)] += 1;
+                    }
+                    for l in 0..splits {
+                        let f = feature(l);
+                        if counts[f] > 0 {
+                            shares[r * nf + f] += counts[f] as f64 / splits as f64;
+                            counts[f] = 0;
+                        }
+                    }
+                }
+            }
+            out.extend(shares.chunks_exact(nf).map(|row| {
+                row.iter()
+                    .map(|s| s / self.n_trees as f64)
+                    .collect::<Vec<f64>>()
+            }));
+            first += m;
+        }
+        Some(out)
     }
 }
 

@@ -118,9 +118,11 @@ impl Tree {
         }
     }
 
-    /// Appends to `path` the feature of each split along one row's path.
-    pub fn path_features(&self, value: impl Fn(usize) -> f32, path: &mut Vec<u32>) {
+    /// Adds to `counts[f]` the number of splits on feature `f` along one row's path;
+    /// returns the path's number of splits.
+    pub fn count_path_features(&self, value: impl Fn(usize) -> f32, counts: &mut [u32]) -> u32 {
         let mut i = 0usize;
+        let mut splits = 0;
         while let Node::Split {
             feature,
             threshold,
@@ -129,7 +131,8 @@ impl Tree {
             missing_left,
         } = &self.nodes[i]
         {
-            path.push(*feature);
+            counts[*feature as usize] += 1;
+            splits += 1;
             let x = value(*feature as usize);
             let go_left = if x.is_nan() {
                 *missing_left
@@ -138,6 +141,7 @@ impl Tree {
             };
             i = if go_left { *left } else { *right } as usize;
         }
+        splits
     }
 
     /// The path length of one row through this tree (see [`leaf_path_length`]).

@@ -123,6 +123,18 @@ fn fast_scorer_equals_recursive_walk_bit_for_bit() {
             );
             assert_eq!(fast[r].to_bits(), parallel[r].to_bits(), "case {i} row {r}");
         }
+        // Explanations: the flat forest's leaf positions against the walk of every tree.
+        let explained = model.explain(&probe).unwrap();
+        let walked = model.explain_reference(&probe).unwrap();
+        assert_eq!(explained.len(), probe[0].len());
+        for (r, (e, w)) in explained.iter().zip(&walked).enumerate() {
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(e), bits(w), "case {i} row {r} explanation");
+        }
+        assert!(
+            walked.iter().any(|w| w.iter().sum::<f64>() > 0.99),
+            "case {i}: explanations are not all empty"
+        );
     }
 }
 

@@ -1,7 +1,8 @@
 //! `procforest run`: Delta events → daily summaries → isolation forest → anomalies.
 //!
 //! Phases, each timed in the manifest: `snapshot` (open and resolve the table), `summaries`
-//! (scan and aggregate on Ballista, written to scratch), `indexing` (category indices),
+//! (scan and aggregate on Ballista, written to scratch), `indexing` (category indices, and
+//! beside them the rows that hold the training sample),
 //! `sample` (the training rows), `fit` (on the driver), `score` (on the executors) and
 //! `outputs`. Nothing is written to the user's outputs before every phase succeeded.
 
@@ -27,7 +28,9 @@ use crate::{
     error::{Context, JobError, Result},
     generate::{LABELS_PATH, read_labels},
     pipeline::{
-        categories, quote,
+        categories,
+        features::SUMMARIES,
+        quote,
         scoring::{self, ScoredRow, Selection, sort_report},
         summaries::{self, COMMAND_LINES, INTERVAL, Interval, Sources, SummaryWindow},
         training,
@@ -403,14 +406,29 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     if groups == 0 {
         return Err(no_events(config, as_of, &location));
     }
-    register_summaries(&ctx, &written)?;
+    register_parquet(
+        &ctx,
+        SUMMARIES,
+        &written.counts_dirs,
+        &written.counts_schema,
+    )?;
 
-    // Category indices, and the summaries' statistics beside them.
+    // Category indices, and beside them the summaries' statistics and the rows that hold
+    // the training sample.
     phases.start("indexing");
+    let sample_rows = config.model.trees * config.model.max_samples;
     let categories_dir = scratch.path("categories");
-    let (stats, categories) = futures::future::try_join(
+    let candidates_dir = scratch.path("sample-candidates");
+    let (stats, categories, candidates) = futures::future::try_join3(
         summary_stats(&ctx, report_start_us, as_of_us),
         categories::write_indices(&ctx, &categories_dir),
+        training::write_candidates(
+            &ctx,
+            config.model.seed,
+            sample_rows,
+            groups,
+            &candidates_dir,
+        ),
     )
     .await?;
     let categories: BTreeMap<String, u64> = categories
@@ -423,17 +441,27 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         .await
         .runtime("planning features")?;
 
-    // Training sample and fit.
+    // Training sample (from the candidates when they hold it) and fit.
     phases.start("sample");
-    let sample_rows = config.model.trees * config.model.max_samples;
-    let sample = training::gather(
-        features.clone(),
-        &names,
-        config.model.seed,
-        sample_rows,
-        groups,
-    )
-    .await?;
+    let sample_features = match candidates {
+        Some(n) if n >= sample_rows as u64 => {
+            register_parquet(
+                &ctx,
+                training::CANDIDATES,
+                std::slice::from_ref(&candidates_dir),
+                &written.counts_schema,
+            )?;
+            ctx.sql(&config.features.sql_over(training::CANDIDATES))
+                .await
+                .runtime("planning features")?
+        }
+        Some(_) => {
+            tracing::info!("the sample's prefilter kept too few rows; sampling all summaries");
+            features.clone()
+        }
+        None => features.clone(),
+    };
+    let sample = training::gather(sample_features, &names, config.model.seed, sample_rows).await?;
     phases.start("fit");
     let model = training::fit(&sample, &config.model)?;
     for w in model.warnings() {
@@ -773,29 +801,34 @@ async fn write_summaries(
     })
 }
 
-/// Registers the scratch summaries as `summaries` (interval, keys, `count`): the counts'
-/// schema also makes the report's files read as counts alone.
-fn register_summaries(ctx: &SessionContext, written: &WrittenSummaries) -> Result<()> {
+/// Registers the Parquet files of scratch folders `dirs` as table `name` with `schema`
+/// (which also makes the report's files read as counts alone, and serves when a folder
+/// holds no file).
+fn register_parquet(
+    ctx: &SessionContext,
+    name: &str,
+    dirs: &[String],
+    schema: &SchemaRef,
+) -> Result<()> {
     use datafusion::datasource::{
         file_format::parquet::ParquetFormat,
         listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl},
     };
-    let urls = written
-        .counts_dirs
+    let urls = dirs
         .iter()
         .map(ListingTableUrl::parse)
         .collect::<datafusion::common::Result<Vec<_>>>()
-        .runtime("reading summaries")?;
+        .runtime(format!("reading {name}"))?;
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let counts = ListingTable::try_new(
+    let table = ListingTable::try_new(
         ListingTableConfig::new_with_multi_paths(urls)
             .with_listing_options(options)
-            .with_schema(written.counts_schema.clone()),
+            .with_schema(schema.clone()),
     )
-    .runtime("reading summaries")?;
-    ctx.register_table("summaries", Arc::new(counts))
-        .runtime("reading summaries")?;
+    .runtime(format!("reading {name}"))?;
+    ctx.register_table(name, Arc::new(table))
+        .runtime(format!("reading {name}"))?;
     Ok(())
 }
 
@@ -847,7 +880,7 @@ async fn summary_stats(
         ));
     }
     let batches = ctx
-        .sql(&format!("SELECT {} FROM summaries", parts.join(", ")))
+        .sql(&format!("SELECT {} FROM {SUMMARIES}", parts.join(", ")))
         .await
         .runtime("planning summary statistics")?
         .collect()

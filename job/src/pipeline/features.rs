@@ -66,18 +66,28 @@ impl FeatureSet {
         }
     }
 
-    /// SQL of the `features` view for this set.
+    /// SQL of the features of every row of the registered `summaries`.
     pub fn sql(self) -> String {
+        self.sql_over(SUMMARIES)
+    }
+
+    /// SQL of the features of the rows of `rows`, a registered table of summary rows
+    /// (`summaries` or a subset of it): category indices and rarity are those of all
+    /// `summaries`, whatever rows are featured.
+    pub fn sql_over(self, rows: &str) -> String {
         match self {
-            FeatureSet::Seed => features_sql(),
-            FeatureSet::Rarity | FeatureSet::RarityOnly => rarity_sql(),
+            FeatureSet::Seed => features_sql(rows),
+            FeatureSet::Rarity | FeatureSet::RarityOnly => rarity_sql(rows),
         }
     }
 }
 
-/// The rarity features over the seed view: aggregations of the summaries joined back on
-/// their keys (null-safe, see [`same_key_sql`]).
-fn rarity_sql() -> String {
+/// The registered table of every summary row.
+pub const SUMMARIES: &str = "summaries";
+
+/// The rarity features over the seed view of `rows`: aggregations of the summaries joined
+/// back on their keys (null-safe, see [`same_key_sql`]).
+fn rarity_sql(rows: &str) -> String {
     let (c, a, p, n) = (
         quote(COMPUTER),
         quote(ACCOUNT),
@@ -92,7 +102,7 @@ fn rarity_sql() -> String {
             .join(" AND ")
     };
     let lines = [
-        format!("WITH seed AS ({})", features_sql()),
+        format!("WITH seed AS ({})", features_sql(rows)),
         format!(
             "pair AS (SELECT {a}, {p}, CAST(count(*) AS DOUBLE) AS pair_groups, \
              CAST(sum({n}) AS DOUBLE) AS pair_events FROM summaries GROUP BY {a}, {p})"
@@ -142,9 +152,9 @@ fn rarity_sql() -> String {
     )
 }
 
-/// SQL of the `features` view over the registered `summaries` and key indices: the keys,
-/// `count` and the seed features as `DOUBLE`.
-pub fn features_sql() -> String {
+/// SQL of the seed features of the summary rows of the registered table `rows`, from the
+/// key indices: the keys, `count` and the seed features as `DOUBLE`.
+pub fn features_sql(rows: &str) -> String {
     let aliases = ["c", "a", "t", "p"];
     let joins: Vec<String> = GROUP_KEYS
         .iter()
@@ -168,7 +178,8 @@ pub fn features_sql() -> String {
          CAST(date_part('epoch', s.{interval}) AS DOUBLE) AS {f0}, \
          {c} AS {f1}, {a} AS {f2}, {t} AS {f3}, {p} AS {f4}, \
          CAST(s.{count} AS DOUBLE) AS {f5} \
-         FROM summaries s {joins}",
+         FROM {rows} s {joins}",
+        rows = quote(rows),
         interval = quote(INTERVAL),
         computer = quote(COMPUTER),
         account = quote(ACCOUNT),

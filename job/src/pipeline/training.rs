@@ -6,11 +6,15 @@ use arrow::{
     compute::cast,
     datatypes::{DataType, Float64Type},
 };
-use datafusion::prelude::{DataFrame, lit};
+use datafusion::prelude::{DataFrame, SessionContext, lit};
 use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
 use procforest_core::{events::GROUP_KEYS, udf::SampleKeyUdf};
 
-use super::{column, summaries::INTERVAL};
+use super::{
+    column,
+    features::SUMMARIES,
+    summaries::{self, INTERVAL},
+};
 use crate::error::{Context, JobError, Result};
 
 /// Name of the sample-key column.
@@ -30,34 +34,48 @@ impl TrainingSample {
     }
 }
 
-/// Gathers up to `rows` training rows from the `features` frame of `groups` summary rows:
-/// those with the smallest `sample_key(seed, interval, keys…)`, in that order.
-///
-/// The keys are uniform hashes, so the rows below twice the expected quantile (plus a
-/// margin) hold the sample; filtering on that first lets the cluster compute the features
-/// of those rows only. Should fewer rows pass, the unfiltered query runs instead: the
-/// sample is the same either way.
+/// The registered table of the summary rows that may be sampled (see [`write_candidates`]).
+pub const CANDIDATES: &str = "sample_candidates";
+
+/// Writes under `dir` the summary rows (of the registered `summaries`, `groups` rows) that
+/// hold the training sample of `rows` rows: those whose `sample_key(seed, interval, keys…)`
+/// is at most twice the expected quantile plus a margin. The keys are uniform hashes, so
+/// the sample (the rows with the smallest keys) is almost always among them, and features
+/// are then computed for those rows only; it needs no category index, so it runs beside
+/// the indexing. Returns the number of rows written, or `None` when every row would pass.
+/// With fewer than `rows` rows written, sample from all `summaries` instead: the sample
+/// is the same either way.
+pub async fn write_candidates(
+    ctx: &SessionContext,
+    seed: u64,
+    rows: usize,
+    groups: u64,
+    dir: &str,
+) -> Result<Option<u64>> {
+    let fraction = (2.0 * rows as f64 + 64.0) / groups.max(1) as f64;
+    if fraction >= 1.0 {
+        return Ok(None);
+    }
+    let bound = (fraction * u64::MAX as f64) as u64;
+    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
+    let candidates = ctx
+        .table(SUMMARIES)
+        .await
+        .and_then(|summaries| summaries.filter(key.lt_eq(lit(bound))))
+        .runtime("planning the training sample")?;
+    let written = summaries::write(candidates, dir, "the training sample's candidates").await?;
+    Ok(Some(written))
+}
+
+/// Gathers `rows` training rows from `features` (the features of a table of summary rows
+/// holding the sample: [`CANDIDATES`] or all summaries): those with the smallest
+/// `sample_key(seed, interval, keys…)`, in that order.
 pub async fn gather(
     features: DataFrame,
     names: &[&str],
     seed: u64,
     rows: usize,
-    groups: u64,
 ) -> Result<TrainingSample> {
-    let fraction = (2.0 * rows as f64 + 64.0) / groups.max(1) as f64;
-    if fraction < 1.0 {
-        let bound = (fraction * u64::MAX as f64) as u64;
-        let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
-        let filtered = features
-            .clone()
-            .filter(key.lt_eq(lit(bound)))
-            .runtime("planning the training sample")?;
-        let batches = smallest_keys(filtered, names, seed, rows).await?;
-        if batches.iter().map(|b| b.num_rows()).sum::<usize>() >= rows {
-            return to_sample(&batches, names, rows);
-        }
-        tracing::info!("the sample's prefilter kept too few rows; gathering without it");
-    }
     let batches = smallest_keys(features, names, seed, rows).await?;
     to_sample(&batches, names, rows)
 }
