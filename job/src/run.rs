@@ -44,6 +44,9 @@ use crate::{
     source::{self, SnapshotChoice, TimeRange},
 };
 
+/// The registered table of the report's summary rows (for [`Sources::ByInterval`]).
+const REPORT_ROWS: &str = "report_rows";
+
 /// Most trees a model may have.
 pub const MAX_TREES: usize = 1000;
 /// Most rows per tree.
@@ -494,7 +497,24 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         Some(path) => Some(ScoresWriter::create(path, &names, offset)?),
         None => None,
     };
-    let mut stream = scoring::score(features, &names, udf, selection).await?;
+    // The report's rows have their own folder when the files are interval-aligned: the
+    // scoring then reads them alone, not every summary row (the features' category
+    // indices and rarity still come from all of them).
+    let scored = match (selection, sources) {
+        (Selection::Report { .. }, Sources::ByInterval) => {
+            register_parquet(
+                &ctx,
+                REPORT_ROWS,
+                std::slice::from_ref(&written.lines_dir),
+                &written.counts_schema,
+            )?;
+            ctx.sql(&config.features.sql_over(REPORT_ROWS))
+                .await
+                .runtime("planning features")?
+        }
+        _ => features,
+    };
+    let mut stream = scoring::score(scored, &names, udf, selection).await?;
     let mut anomalies = Vec::new();
     while let Some(batch) = stream.next().await {
         let batch = batch.runtime("scoring")?;
