@@ -23,7 +23,7 @@ use datafusion_proto::{
 
 use crate::{
     scan::DeltaFilesTable,
-    udf::{SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
+    udf::{CategoryIndexUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
 };
 
 /// Marks bytes written by these codecs.
@@ -37,6 +37,7 @@ enum Kind {
     SampleKeyUdf = 2,
     DeltaFilesTable = 3,
     SortedDistinctUdf = 4,
+    CategoryIndexUdf = 5,
 }
 
 fn write(kind: Kind, payload: &[u8], buf: &mut Vec<u8>) {
@@ -58,6 +59,7 @@ fn read(buf: &[u8]) -> Result<Option<(Kind, &[u8])>> {
         2 => Kind::SampleKeyUdf,
         3 => Kind::DeltaFilesTable,
         4 => Kind::SortedDistinctUdf,
+        5 => Kind::CategoryIndexUdf,
         other => {
             return Err(DataFusionError::Internal(format!(
                 "procforest codec: unknown kind {other} (is every process the same version?)"
@@ -74,6 +76,9 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> bool {
         true
     } else if let Some(key) = SampleKeyUdf::from_udf(node) {
         write(Kind::SampleKeyUdf, &key.seed().to_le_bytes(), buf);
+        true
+    } else if let Some(index) = CategoryIndexUdf::from_udf(node) {
+        write(Kind::CategoryIndexUdf, index.payload(), buf);
         true
     } else if SortedDistinctUdf::is(node) {
         write(Kind::SortedDistinctUdf, &[], buf);
@@ -94,6 +99,9 @@ fn decode_udf(buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>> {
             Some(Arc::new(
                 SampleKeyUdf::new(u64::from_le_bytes(seed)).into_udf(),
             ))
+        }
+        Some((Kind::CategoryIndexUdf, payload)) => {
+            Some(Arc::new(CategoryIndexUdf::decode(payload)?.into_udf()))
         }
         Some((Kind::SortedDistinctUdf, _)) => {
             Some(Arc::new(SortedDistinctUdf::default().into_udf()))

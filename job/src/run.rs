@@ -438,9 +438,10 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         .into_iter()
         .map(|(k, n)| (k.to_string(), n))
         .collect();
+    let indices = categories::read_lookups(&ctx, &categories_dir).await?;
     let names = config.features.names();
     let features = ctx
-        .sql(&config.features.sql())
+        .sql(&config.features.sql(indices))
         .await
         .runtime("planning features")?;
 
@@ -454,7 +455,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
                 std::slice::from_ref(&candidates_dir),
                 &written.counts_schema,
             )?;
-            ctx.sql(&config.features.sql_over(training::CANDIDATES))
+            ctx.sql(&config.features.sql_over(training::CANDIDATES, indices))
                 .await
                 .runtime("planning features")?
         }
@@ -508,7 +509,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
                 std::slice::from_ref(&written.lines_dir),
                 &written.counts_schema,
             )?;
-            ctx.sql(&config.features.sql_over(REPORT_ROWS))
+            ctx.sql(&config.features.sql_over(REPORT_ROWS, indices))
                 .await
                 .runtime("planning features")?
         }

@@ -1,5 +1,5 @@
-//! The model's features per summary row, joined on the cluster from the summaries and the
-//! category indices.
+//! The model's features per summary row, computed on the cluster from the summaries and
+//! the category indices (looked up, or joined: see [`Indices`]).
 //!
 //! - [`FeatureSet::Seed`]: the notebook's
 //!   `[unixInterval, computerIndex, accountIndex, accountTypeIndex, processIndex, count]`.
@@ -11,12 +11,13 @@
 //!   and log P(process | computer) by events, and the log share of hosts running the
 //!   process. Label codes carry no notion of rarity; these do.
 
-use procforest_core::events::{
-    ACCOUNT, ACCOUNT_TYPE, COMPUTER, GROUP_KEYS, PROCESS, SEED_FEATURES,
+use procforest_core::{
+    events::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, GROUP_KEYS, PROCESS, SEED_FEATURES},
+    udf::category_index_name,
 };
 
 use super::{
-    categories::{INDEX, VALUE, table_name},
+    categories::{INDEX, Indices, VALUE, table_name},
     quote, same_key_sql,
     summaries::{COUNT, INTERVAL},
 };
@@ -67,17 +68,17 @@ impl FeatureSet {
     }
 
     /// SQL of the features of every row of the registered `summaries`.
-    pub fn sql(self) -> String {
-        self.sql_over(SUMMARIES)
+    pub fn sql(self, indices: Indices) -> String {
+        self.sql_over(SUMMARIES, indices)
     }
 
     /// SQL of the features of the rows of `rows`, a registered table of summary rows
     /// (`summaries` or a subset of it): category indices and rarity are those of all
     /// `summaries`, whatever rows are featured.
-    pub fn sql_over(self, rows: &str) -> String {
+    pub fn sql_over(self, rows: &str, indices: Indices) -> String {
         match self {
-            FeatureSet::Seed => features_sql(rows),
-            FeatureSet::Rarity | FeatureSet::RarityOnly => rarity_sql(rows),
+            FeatureSet::Seed => features_sql(rows, indices),
+            FeatureSet::Rarity | FeatureSet::RarityOnly => rarity_sql(rows, indices),
         }
     }
 }
@@ -87,7 +88,7 @@ pub const SUMMARIES: &str = "summaries";
 
 /// The rarity features over the seed view of `rows`: aggregations of the summaries joined
 /// back on their keys (null-safe, see [`same_key_sql`]).
-fn rarity_sql(rows: &str) -> String {
+fn rarity_sql(rows: &str, indices: Indices) -> String {
     let (c, a, p, n) = (
         quote(COMPUTER),
         quote(ACCOUNT),
@@ -102,7 +103,7 @@ fn rarity_sql(rows: &str) -> String {
             .join(" AND ")
     };
     let lines = [
-        format!("WITH seed AS ({})", features_sql(rows)),
+        format!("WITH seed AS ({})", features_sql(rows, indices)),
         format!(
             "pair AS (SELECT {a}, {p}, CAST(count(*) AS DOUBLE) AS pair_groups, \
              CAST(sum({n}) AS DOUBLE) AS pair_events FROM summaries GROUP BY {a}, {p})"
@@ -153,24 +154,34 @@ fn rarity_sql(rows: &str) -> String {
 }
 
 /// SQL of the seed features of the summary rows of the registered table `rows`, from the
-/// key indices: the keys, `count` and the seed features as `DOUBLE`.
-pub fn features_sql(rows: &str) -> String {
+/// key indices (joined, or looked up: see [`Indices`]): the keys, `count` and the seed
+/// features as `DOUBLE`.
+pub fn features_sql(rows: &str, indices: Indices) -> String {
     let aliases = ["c", "a", "t", "p"];
-    let joins: Vec<String> = GROUP_KEYS
-        .iter()
-        .zip(aliases)
-        .map(|(key, alias)| {
-            format!(
-                "JOIN {table} {alias} ON {on}",
-                table = table_name(key),
-                on = same_key_sql(
-                    &format!("s.{}", quote(key)),
-                    &format!("{alias}.{}", quote(VALUE))
-                ),
-            )
-        })
-        .collect();
-    let index = |alias: &str| format!("CAST({alias}.{} AS DOUBLE)", quote(INDEX));
+    let joins: Vec<String> = match indices {
+        Indices::Lookups => Vec::new(),
+        Indices::Tables => GROUP_KEYS
+            .iter()
+            .zip(aliases)
+            .map(|(key, alias)| {
+                format!(
+                    "JOIN {table} {alias} ON {on}",
+                    table = table_name(key),
+                    on = same_key_sql(
+                        &format!("s.{}", quote(key)),
+                        &format!("{alias}.{}", quote(VALUE))
+                    ),
+                )
+            })
+            .collect(),
+    };
+    let index = |alias: &str| {
+        let key = GROUP_KEYS[aliases.iter().position(|a| *a == alias).expect("alias")];
+        match indices {
+            Indices::Tables => format!("CAST({alias}.{} AS DOUBLE)", quote(INDEX)),
+            Indices::Lookups => format!("{}(s.{})", category_index_name(key), quote(key)),
+        }
+    };
     let f = SEED_FEATURES;
     format!(
         "SELECT s.{interval}, s.{computer}, s.{account}, s.{account_type}, s.{process}, \
@@ -198,4 +209,98 @@ pub fn features_sql(rows: &str) -> String {
         f5 = quote(f[5]),
         joins = joins.join(" "),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::{
+        array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray},
+        record_batch::RecordBatch,
+        util::pretty::pretty_format_batches,
+    };
+    use datafusion::prelude::SessionContext;
+
+    use super::*;
+    use crate::pipeline::categories::{read_lookups, write_indices};
+
+    /// The features are the same whether the indices are joined or looked up, nulls and
+    /// empty values included.
+    #[tokio::test]
+    async fn lookups_give_the_features_joins_give() {
+        let ctx = SessionContext::new();
+        let day = 86_400_000_000;
+        let strings = |v: Vec<Option<&str>>| Arc::new(StringArray::from(v)) as ArrayRef;
+        let batch = RecordBatch::try_from_iter([
+            (
+                INTERVAL,
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![0, 0, day, day, 0, day])
+                        .with_timezone("UTC"),
+                ) as ArrayRef,
+            ),
+            (
+                COMPUTER,
+                strings(vec![
+                    Some("h1"),
+                    Some("h2"),
+                    Some("h1"),
+                    None,
+                    Some(""),
+                    Some("h2"),
+                ]),
+            ),
+            (
+                ACCOUNT,
+                strings(vec![
+                    Some("a"),
+                    Some("a"),
+                    Some("b"),
+                    Some("a"),
+                    None,
+                    Some("b"),
+                ]),
+            ),
+            (ACCOUNT_TYPE, strings(vec![Some("User"); 6])),
+            (
+                PROCESS,
+                strings(vec![
+                    Some("p1"),
+                    Some("p2"),
+                    Some("p1"),
+                    Some("p3"),
+                    Some("p1"),
+                    Some("p1"),
+                ]),
+            ),
+            (
+                COUNT,
+                Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        ctx.register_batch(SUMMARIES, batch).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dir = format!("{}/", dir.path().display());
+        write_indices(&ctx, &dir).await.unwrap();
+        assert_eq!(read_lookups(&ctx, &dir).await.unwrap(), Indices::Lookups);
+        let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+            .map(|c| format!("{} NULLS FIRST", quote(c)))
+            .join(", ");
+        for set in [FeatureSet::Seed, FeatureSet::Rarity] {
+            let mut shown = Vec::new();
+            for indices in [Indices::Tables, Indices::Lookups] {
+                let sql = format!("SELECT * FROM ({}) ORDER BY {order}", set.sql(indices));
+                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                shown.push(pretty_format_batches(&batches).unwrap().to_string());
+            }
+            assert_eq!(shown[0], shown[1], "{set:?}");
+            assert_eq!(
+                shown[0].lines().count(),
+                6 + 4,
+                "{set:?}: every row featured"
+            );
+        }
+    }
 }
