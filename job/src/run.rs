@@ -449,15 +449,15 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     phases.start("sample");
     let sample_features = match candidates {
         Some(n) if n >= sample_rows as u64 => {
-            register_parquet(
+            features_of(
                 &ctx,
+                config,
+                indices,
                 training::CANDIDATES,
-                std::slice::from_ref(&candidates_dir),
-                &written.counts_schema,
-            )?;
-            ctx.sql(&config.features.sql_over(training::CANDIDATES, indices))
-                .await
-                .runtime("planning features")?
+                &candidates_dir,
+                &written,
+            )
+            .await?
         }
         Some(_) => {
             tracing::info!("the sample's prefilter kept too few rows; sampling all summaries");
@@ -503,15 +503,15 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     // indices and rarity still come from all of them).
     let scored = match (selection, sources) {
         (Selection::Report { .. }, Sources::ByInterval) => {
-            register_parquet(
+            features_of(
                 &ctx,
+                config,
+                indices,
                 REPORT_ROWS,
-                std::slice::from_ref(&written.lines_dir),
-                &written.counts_schema,
-            )?;
-            ctx.sql(&config.features.sql_over(REPORT_ROWS, indices))
-                .await
-                .runtime("planning features")?
+                &written.lines_dir,
+                &written,
+            )
+            .await?
         }
         _ => features,
     };
@@ -853,17 +853,29 @@ fn register_parquet(
     Ok(())
 }
 
+/// The features of the summary rows in scratch folder `dir` (a subset of the summaries),
+/// registered as table `name`.
+async fn features_of(
+    ctx: &SessionContext,
+    config: &RunConfig,
+    indices: categories::Indices,
+    name: &str,
+    dir: &str,
+    written: &WrittenSummaries,
+) -> Result<datafusion::prelude::DataFrame> {
+    register_parquet(ctx, name, &[dir.to_string()], &written.counts_schema)?;
+    ctx.sql(&config.features.sql_over(name, indices))
+        .await
+        .runtime("planning features")
+}
+
 /// The report's command lines in scratch, read by the driver itself (a plain DataFusion
 /// session on the driver's object stores, not the cluster).
 async fn read_command_lines(
     ctx: &SessionContext,
     written: &WrittenSummaries,
 ) -> Result<datafusion::prelude::DataFrame> {
-    // Decoded on every core: the file is split by row groups.
-    let mut config = datafusion::prelude::SessionConfig::new();
-    config.options_mut().optimizer.repartition_file_min_size = 1 << 20;
-    let local = SessionContext::new_with_config_rt(config, ctx.runtime_env());
-    local
+    crate::pipeline::driver_session(ctx)
         .read_parquet(
             &written.lines_dir,
             ParquetReadOptions::default().schema(&written.lines_schema),

@@ -5,7 +5,7 @@
 use std::{any::Any, collections::HashMap, sync::Arc};
 
 use arrow::{
-    array::{Array, ArrayRef, AsArray, UInt32Array, UInt64Array},
+    array::{Array, ArrayRef, AsArray, StringArray, UInt32Array, UInt64Array},
     compute::{cast, take},
     datatypes::{DataType, Int64Type},
 };
@@ -128,21 +128,23 @@ impl ScalarUDFImpl for SampleKeyUdf {
 /// A column's values as text, per row.
 enum Texts {
     /// Every row cast.
-    Cast(ArrayRef),
+    Cast(StringArray),
     /// Timestamps: each distinct value cast once (a summary column holds a few intervals,
     /// and formatting a timestamp costs more than hashing its text).
     Distinct {
         /// Per row, the index of its value's text (`u32::MAX` for null).
         index: Vec<u32>,
         /// The distinct values' texts.
-        texts: ArrayRef,
+        texts: StringArray,
     },
 }
 
 impl Texts {
     fn new(array: &ArrayRef) -> std::result::Result<Self, arrow::error::ArrowError> {
         if !matches!(array.data_type(), DataType::Timestamp(_, _)) {
-            return Ok(Texts::Cast(cast(array, &DataType::Utf8)?));
+            return Ok(Texts::Cast(
+                cast(array, &DataType::Utf8)?.as_string().clone(),
+            ));
         }
         let values = cast(array, &DataType::Int64)?;
         let values = values.as_primitive::<Int64Type>();
@@ -160,20 +162,19 @@ impl Texts {
         let firsts = take(array, &UInt32Array::from(first_rows), None)?;
         Ok(Texts::Distinct {
             index,
-            texts: cast(&firsts, &DataType::Utf8)?,
+            texts: cast(&firsts, &DataType::Utf8)?.as_string().clone(),
         })
     }
 
     /// Row `r`'s text, `None` if null.
     fn get(&self, r: usize) -> Option<&[u8]> {
-        let (array, i) = match self {
-            Texts::Cast(array) => (array, r),
+        let (strings, i) = match self {
+            Texts::Cast(strings) => (strings, r),
             Texts::Distinct { index, texts } => match index[r] {
                 u32::MAX => return None,
                 i => (texts, i as usize),
             },
         };
-        let strings = array.as_string::<i32>();
         strings.is_valid(i).then(|| strings.value(i).as_bytes())
     }
 }

@@ -94,7 +94,7 @@ pub async fn read_lookups(ctx: &SessionContext, dir: &str) -> Result<Indices> {
         compute::cast,
         datatypes::DataType,
     };
-    let local = SessionContext::new_with_config_rt(Default::default(), ctx.runtime_env());
+    let local = super::driver_session(ctx);
     let mut lookups = Vec::with_capacity(GROUP_KEYS.len());
     let mut bytes = 0;
     for key in GROUP_KEYS {

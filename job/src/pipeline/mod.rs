@@ -28,6 +28,17 @@ pub fn column(name: &str) -> datafusion::prelude::Expr {
     datafusion::prelude::Expr::Column(datafusion::common::Column::new_unqualified(name))
 }
 
+/// A plain DataFusion session on the driver, sharing `ctx`'s object stores, for the small
+/// reads the driver does itself (not through the cluster); a file over 1 MiB is split
+/// over the cores by row groups.
+pub fn driver_session(
+    ctx: &datafusion::prelude::SessionContext,
+) -> datafusion::prelude::SessionContext {
+    let mut config = datafusion::prelude::SessionConfig::new();
+    config.options_mut().optimizer.repartition_file_min_size = 1 << 20;
+    datafusion::prelude::SessionContext::new_with_config_rt(config, ctx.runtime_env())
+}
+
 /// Quotes an identifier for SQL.
 pub fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
