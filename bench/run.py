@@ -120,6 +120,8 @@ def main():
         _, trunc_wall, _ = best(lambda: timed([BARE, path, 2], env={"BARE_SQL": DATE_TRUNC_SQL}))
         _, day_wall, _ = best(lambda: timed([BARE, path, 2], env={
             "BARE_SQL": DAY_SCAN_SQL, "BARE_FILE_INTERVALS": "1"}))
+        # The keys read as the table's plain strings instead of string views.
+        _, plain_wall, _ = best(lambda: timed([BARE, path, 2], env={"BARE_PLAIN_STRINGS": "1"}))
         s_rss, s_wall, s_m = best(lambda: job(path, ["--partitions", "2"]))
         cluster = Cluster()
         try:
@@ -128,12 +130,12 @@ def main():
         finally:
             cluster.close()
         rows.append((n, bare, bare_wall, bare_rss, s_wall, s_rss, s_m, c_wall, c_rss, c_m, trunc_wall,
-                     day_wall))
-    print("| events | groups | bare GROUP BY | bare with date_trunc | bare on the job's day scan | job standalone | job / bare | job / bare with date_trunc | job / bare on the day scan | standalone phases (s) | peak RSS standalone | job on 2 executors | events/s standalone |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for n, bare, bw, brss, sw, srss, sm, cw, crss, cm, tw, dw in rows:
+                     day_wall, plain_wall))
+    print("| events | groups | bare GROUP BY | bare with date_trunc | bare on the job's day scan | bare, keys as plain strings | job standalone | job / bare | job / bare with date_trunc | job / bare on the day scan | standalone phases (s) | peak RSS standalone | job on 2 executors | events/s standalone |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, bare, bw, brss, sw, srss, sm, cw, crss, cm, tw, dw, pw in rows:
         phases = ", ".join(f"{k} {v:.2f}" for k, v in sm["phases"].items())
-        print(f"| {n:,} | {sm['groups']:,} | {bw:.2f} s ({brss:.0f} MiB) | {tw:.2f} s | {dw:.2f} s | {sw:.2f} s | {sw / bw:.2f}× | {sw / tw:.2f}× | {sw / dw:.2f}× | {phases} | "
+        print(f"| {n:,} | {sm['groups']:,} | {bw:.2f} s ({brss:.0f} MiB) | {tw:.2f} s | {dw:.2f} s | {pw:.2f} s | {sw:.2f} s | {sw / bw:.2f}× | {sw / tw:.2f}× | {sw / dw:.2f}× | {phases} | "
               f"{srss:.0f} MiB | {cw:.2f} s (driver {crss:.0f} MiB) | {n / sw:,.0f} |")
     print()
     scorer_out, _, _ = timed([SCORER, 1_000_000])
@@ -141,7 +143,7 @@ def main():
     print(f"Scorer alone (one thread, 1 M rows, 100 trees, max_samples 100): "
           f"{scorer['rows_per_second'] / 1e6:.2f} M rows/s")
     print()
-    print(json.dumps([{"events": r[0], "bare_s": r[2], "bare_day_scan_s": r[11],
+    print(json.dumps([{"events": r[0], "bare_s": r[2], "bare_day_scan_s": r[11], "bare_plain_strings_s": r[12],
                        "standalone_s": r[4], "cluster_s": r[7],
                        "standalone_phases": r[6]["phases"], "cluster_phases": r[9]["phases"],
                        "standalone_rss_mib": r[5]} for r in rows], indent=1))

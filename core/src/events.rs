@@ -54,6 +54,27 @@ pub fn event_schema() -> SchemaRef {
     ]))
 }
 
+/// `schema` with its group-key columns ([`GROUP_KEYS`]) read as string views
+/// (`Utf8View`) when they are stored as strings. The Parquet reader then points into a
+/// column chunk's dictionary instead of copying every value, and the group-by compares
+/// lengths and inline prefixes before bytes: a fifth less time for the summaries'
+/// aggregation at 20 M events (see BENCHMARKS.md).
+pub fn keys_as_views(schema: &Schema) -> SchemaRef {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|field| {
+            let key = GROUP_KEYS.contains(&field.name().as_str());
+            if key && matches!(field.data_type(), DataType::Utf8 | DataType::LargeUtf8) {
+                Arc::new(field.as_ref().clone().with_data_type(DataType::Utf8View))
+            } else {
+                field.clone()
+            }
+        })
+        .collect();
+    Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+}
+
 /// What the job needs of a column, to check a table before reading it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ColumnKind {
@@ -133,6 +154,23 @@ pub fn check_schema(schema: &Schema) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_the_string_keys_become_views() {
+        let plain = event_schema();
+        let schema = keys_as_views(&plain);
+        for field in schema.fields() {
+            let expected = if GROUP_KEYS.contains(&field.name().as_str()) {
+                &DataType::Utf8View
+            } else {
+                plain.field_with_name(field.name()).unwrap().data_type()
+            };
+            assert_eq!(field.data_type(), expected, "{}", field.name());
+        }
+        // A key stored as another type is left alone (the checks reject it later).
+        let odd = Schema::new(vec![Field::new(COMPUTER, DataType::Int32, true)]);
+        assert_eq!(keys_as_views(&odd).field(0).data_type(), &DataType::Int32);
+    }
 
     #[test]
     fn the_event_schema_passes_its_own_check() {

@@ -6,13 +6,15 @@
 //! prints `{"groups": N, "seconds": S}`. For investigations, `BARE_SQL` replaces the query
 //! over the registered `events` table and `BARE_EXPLAIN=1` prints its plan first;
 //! `BARE_FILE_INTERVALS=1` gives the scan the job's file-day column
-//! (`__procforest_file_interval_86400000000us`) and partitioning.
+//! (`__procforest_file_interval_86400000000us`) and partitioning. The key columns are read
+//! as string views, as the job reads them (and as DataFusion reads Parquet strings by
+//! default); `BARE_PLAIN_STRINGS=1` reads them as the table's plain strings.
 
 use std::{sync::Arc, time::Instant};
 
 use datafusion::prelude::{SessionConfig, SessionContext};
 use procforest::source::{SnapshotChoice, TimeRange, open, resolve};
-use procforest_core::scan::DeltaFilesTable;
+use procforest_core::{events::keys_as_views, scan::DeltaFilesTable};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,7 +36,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         },
     )?;
     let mut config = SessionConfig::new().with_target_partitions(partitions);
-    let mut scan = DeltaFilesTable::try_new(resolved, events.schema.clone())?;
+    // The keys read as the job reads them (string views), unless told otherwise.
+    let schema = if std::env::var_os("BARE_PLAIN_STRINGS").is_some() {
+        events.schema.clone()
+    } else {
+        keys_as_views(&events.schema)
+    };
+    let mut scan = DeltaFilesTable::try_new(resolved, schema)?;
     if std::env::var_os("BARE_FILE_INTERVALS").is_some() {
         // The job's scan: each file's day as a column, the scan partitioned by it.
         scan = scan.with_file_intervals(86_400_000_000);

@@ -21,7 +21,11 @@ use chrono::{DateTime, Utc};
 use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
-use procforest_core::{events::GROUP_KEYS, scan::DeltaFilesTable, udf::ScoreUdf};
+use procforest_core::{
+    events::{self, GROUP_KEYS},
+    scan::DeltaFilesTable,
+    udf::ScoreUdf,
+};
 
 use crate::{
     context,
@@ -324,7 +328,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         (counted_name, counted),
         (summaries::REPORT_EVENTS, report_files),
     ] {
-        let scan = DeltaFilesTable::try_new(files, table.schema.clone())
+        let scan = DeltaFilesTable::try_new(files, events::keys_as_views(&table.schema))
             .runtime(format!("building the scan of {name}"))?
             .with_file_intervals(interval_us);
         ctx.register_table(name, Arc::new(scan))

@@ -163,6 +163,7 @@ pub async fn summaries(
             let keys = group_by(&window, &df, time);
             df.aggregate(keys, vec![count(lit(1)).alias(COUNT)])
         })
+        .and_then(|df| df.select(keys_as_strings(&[COUNT])))
         .runtime("planning summaries")
 }
 
@@ -186,15 +187,26 @@ pub async fn report_summaries(ctx: &SessionContext, window: SummaryWindow) -> Re
         .runtime("planning the report's summaries")
 }
 
+/// The interval, the keys as plain strings, and `extra`. The scan reads the keys as
+/// string views (see [`procforest_core::events::keys_as_views`]); an aggregate's views
+/// point into buffers shared by all its output batches, which Ballista's shuffle would
+/// then write out in full with every batch (the 20 M summaries' shuffle grew to gigabytes).
+fn keys_as_strings(extra: &[&str]) -> Vec<Expr> {
+    let mut select = vec![column(INTERVAL)];
+    select.extend(
+        [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+            .into_iter()
+            .map(|key| cast(column(key), DataType::Utf8).alias(key)),
+    );
+    select.extend(extra.iter().copied().map(column));
+    select
+}
+
 /// The interval, the keys, `extra`, and each group's command lines made distinct and
 /// sorted (cheaper per group afterwards than an `array_agg(DISTINCT …)`, and cheaper in
 /// one function of ours than in `array_sort(array_distinct(…))`).
 fn distinct_sorted_lines(extra: &[&str]) -> Vec<Expr> {
-    let mut select: Vec<Expr> = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
-        .into_iter()
-        .chain(extra.iter().copied())
-        .map(column)
-        .collect();
+    let mut select = keys_as_strings(extra);
     select.push(
         SortedDistinctUdf::default()
             .into_udf()
@@ -269,5 +281,112 @@ mod tests {
         assert_eq!(day.truncate(86_400_000_000 + 5), 86_400_000_000);
         assert_eq!(day.truncate(-1), -86_400_000_000);
         assert_eq!(Interval::Hour.truncate(3_600_000_001), 3_600_000_000);
+    }
+
+    /// Events with their keys as string views, as the scan reads them, registered as
+    /// `table` in a plain session.
+    fn view_events(ctx: &SessionContext, table: &str) {
+        use arrow::{
+            array::{ArrayRef, StringViewArray, TimestampMicrosecondArray},
+            datatypes::{Field, Schema},
+            record_batch::RecordBatch,
+        };
+        use std::sync::Arc;
+        let day = Interval::Day.micros();
+        let times = [5, 6, day + 1, day + 2, day + 3];
+        let keys = |v: [Option<&str>; 5]| Arc::new(StringViewArray::from(v.to_vec())) as ArrayRef;
+        let long = "a-computer-name-longer-than-twelve-bytes";
+        let mut columns: Vec<ArrayRef> = vec![Arc::new(
+            TimestampMicrosecondArray::from(times.to_vec()).with_timezone("UTC"),
+        )];
+        columns.push(keys([
+            Some(long),
+            Some(long),
+            Some(long),
+            Some("b"),
+            Some(long),
+        ]));
+        columns.push(keys([Some("x"), Some("x"), Some("x"), Some("x"), None]));
+        columns.push(keys([Some("User"); 5]));
+        columns.push(keys([Some("cmd.exe"); 5]));
+        columns.push(Arc::new(arrow::array::StringArray::from(vec![
+            Some("c1"),
+            Some("c2"),
+            Some("c1"),
+            None,
+            Some("c3"),
+        ])));
+        let mut fields = vec![Field::new(TIME_GENERATED, time_type(), false)];
+        for key in [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS] {
+            fields.push(Field::new(key, DataType::Utf8View, true));
+        }
+        fields.push(Field::new(COMMAND_LINE, DataType::Utf8, true));
+        let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+        ctx.register_batch(table, batch).unwrap();
+    }
+
+    #[tokio::test]
+    async fn keys_read_as_views_come_out_as_plain_strings() {
+        let ctx = SessionContext::new();
+        view_events(&ctx, "events");
+        view_events(&ctx, REPORT_EVENTS);
+        let window = SummaryWindow {
+            start_us: None,
+            end_us: 3 * Interval::Day.micros(),
+            report_start_us: Interval::Day.micros(),
+            interval: Interval::Day,
+        };
+        let counts = summaries(&ctx, "events", window).await.unwrap();
+        let report = report_summaries(&ctx, window).await.unwrap();
+        for df in [&counts, &report] {
+            for key in [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS] {
+                let field = df.schema().field_with_unqualified_name(key).unwrap();
+                assert_eq!(field.data_type(), &DataType::Utf8, "{key}");
+            }
+        }
+        let table = |df: DataFrame| async move {
+            let select: Vec<Expr> = [INTERVAL, COMPUTER, ACCOUNT, COUNT]
+                .into_iter()
+                .chain(
+                    df.schema()
+                        .has_column_with_unqualified_name(COMMAND_LINES)
+                        .then_some(COMMAND_LINES),
+                )
+                .map(column)
+                .collect();
+            let order = [INTERVAL, COMPUTER, ACCOUNT].map(|c| column(c).sort(true, true));
+            let batches = df
+                .select(select)
+                .unwrap()
+                .sort(order.to_vec())
+                .unwrap()
+                .collect()
+                .await
+                .unwrap();
+            arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string()
+        };
+        // Day 0: one group of two events; day 1: three groups, one with a null Account.
+        let long = "a-computer-name-longer-than-twelve-bytes";
+        let expected_counts = format!(
+            "+----------------------+------------------------------------------+---------+-------+\n\
+             | interval             | Computer                                 | Account | count |\n\
+             +----------------------+------------------------------------------+---------+-------+\n\
+             | 1970-01-01T00:00:00Z | {long} | x       | 2     |\n\
+             | 1970-01-02T00:00:00Z | {long} |         | 1     |\n\
+             | 1970-01-02T00:00:00Z | {long} | x       | 1     |\n\
+             | 1970-01-02T00:00:00Z | b                                        | x       | 1     |\n\
+             +----------------------+------------------------------------------+---------+-------+"
+        );
+        assert_eq!(table(counts).await, expected_counts);
+        let report = table(report).await;
+        let lines: Vec<&str> = report
+            .lines()
+            .skip(3)
+            .filter_map(|l| l.rsplit('|').nth(1))
+            .map(str::trim)
+            .collect();
+        assert_eq!(lines, ["[c1, c2]", "[c3]", "[c1]", ""], "{report}");
     }
 }
