@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::{
-    array::{Array, ArrayRef, AsArray, ListArray, RecordBatch},
+    array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray},
     compute::cast,
     datatypes::{DataType, Field, Float64Type, Int64Type, TimestampMicrosecondType},
 };
@@ -91,7 +91,9 @@ type GroupKey<'a> = (i64, [Option<&'a str>; 4]);
 /// `command_lines`: the report's groups), read by the driver itself. The report's rows are
 /// all the driver holds and all that needs command lines; joining them on the cluster and
 /// shipping the lists back through Ballista cost more than reading them here. `rows` are
-/// distinct groups, as summaries are.
+/// distinct groups, as summaries are. Each batch's wanted lists are taken into one compact
+/// array that the rows then share: one copy of their text, not an allocation per line, and
+/// nothing kept of the groups that are not reported.
 pub async fn attach_command_lines(rows: &mut [ScoredRow], command_lines: DataFrame) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
@@ -123,12 +125,25 @@ pub async fn attach_command_lines(rows: &mut [ScoredRow], command_lines: DataFra
                 .map(|k| cast(batch_column(&batch, k)?, &DataType::Utf8).runtime("reading keys"))
                 .collect::<Result<Vec<_>>>()?;
             let keys: Vec<_> = keys.iter().map(|k| k.as_string::<i32>()).collect();
-            let lists = string_lists(batch_column(&batch, COMMAND_LINES)?)?;
-            for (i, start) in interval.values().iter().enumerate() {
-                let key = [0, 1, 2, 3].map(|k| keys[k].is_valid(i).then(|| keys[k].value(i)));
-                if let Some(&r) = wanted.get(&(*start, key)) {
-                    found.push((r, list_strings(&lists, i)));
-                }
+            let (positions, targets): (Vec<u32>, Vec<usize>) = (0..batch.num_rows())
+                .filter_map(|i| {
+                    let key = [0, 1, 2, 3].map(|k| keys[k].is_valid(i).then(|| keys[k].value(i)));
+                    let target = wanted.get(&(interval.value(i), key))?;
+                    Some((i as u32, *target))
+                })
+                .unzip();
+            if positions.is_empty() {
+                continue;
+            }
+            let taken = arrow::compute::take(
+                batch_column(&batch, COMMAND_LINES)?,
+                &arrow::array::UInt32Array::from(positions),
+                None,
+            )
+            .runtime("reading command lines")?;
+            let lists = string_lists(&taken)?;
+            for (j, r) in targets.into_iter().enumerate() {
+                found.push((r, CommandLines::of_list(&lists, j)));
             }
         }
         found
@@ -148,17 +163,70 @@ fn string_lists(array: &ArrayRef) -> Result<ListArray> {
     Ok(lists.as_list::<i32>().clone())
 }
 
-/// The non-null strings of list `i` (none if the list is null).
-fn list_strings(lists: &ListArray, i: usize) -> Vec<String> {
-    if !lists.is_valid(i) {
-        return Vec::new();
+/// A group's distinct command lines, sorted: a slice of a string array that the rows read
+/// from the same batch share.
+#[derive(Debug, Clone, Default)]
+pub struct CommandLines(Option<StringArray>);
+
+impl CommandLines {
+    /// List `i` of `lists` (none if the list is null); nulls inside are skipped.
+    fn of_list(lists: &ListArray, i: usize) -> Self {
+        Self(
+            lists
+                .is_valid(i)
+                .then(|| lists.value(i).as_string::<i32>().clone()),
+        )
     }
-    let values = lists.value(i);
-    let values = values.as_string::<i32>();
-    (0..values.len())
-        .filter(|&j| values.is_valid(j))
-        .map(|j| values.value(j).to_string())
-        .collect()
+
+    /// The lines, in order.
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().flat_map(|lines| lines.iter().flatten())
+    }
+
+    /// Number of lines.
+    pub fn len(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |lines| lines.len() - lines.null_count())
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The lines joined by `separator`.
+    pub fn join(&self, separator: &str) -> String {
+        let mut joined = String::new();
+        for (i, line) in self.iter().enumerate() {
+            if i > 0 {
+                joined.push_str(separator);
+            }
+            joined.push_str(line);
+        }
+        joined
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for CommandLines {
+    fn from_iter<I: IntoIterator<Item = S>>(lines: I) -> Self {
+        Self(Some(StringArray::from_iter_values(lines)))
+    }
+}
+
+impl PartialEq for CommandLines {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl serde::Serialize for CommandLines {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
 }
 
 /// One scored summary row.
@@ -177,7 +245,7 @@ pub struct ScoredRow {
     /// Events in the group.
     pub count: i64,
     /// Distinct command lines, sorted (report rows only, from [`attach_command_lines`]).
-    pub command_lines: Vec<String>,
+    pub command_lines: CommandLines,
     /// Features, in the feature set's order.
     pub features: Vec<f64>,
     /// Each feature's share of the splits that isolated the row (report rows only).
@@ -228,7 +296,7 @@ pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
             account_type: account_type[i].clone(),
             process: process[i].clone(),
             count: count.value(i),
-            command_lines: Vec::new(),
+            command_lines: CommandLines::default(),
             features: features
                 .iter()
                 .map(|f| f.as_primitive::<Float64Type>().value(i))
@@ -240,9 +308,12 @@ pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
     Ok(out)
 }
 
-/// The report's order: score ascending, then the keys.
-pub fn sort_report(rows: &mut [ScoredRow]) {
-    rows.sort_by(|a, b| {
+/// The report's order: score ascending, then the keys (groups are distinct, so the order
+/// is total). Sorts positions, then moves each row once: rows are large to move around.
+pub fn sort_report(rows: &mut Vec<ScoredRow>) {
+    let mut order: Vec<usize> = (0..rows.len()).collect();
+    order.sort_unstable_by(|&a, &b| {
+        let (a, b) = (&rows[a], &rows[b]);
         a.score
             .total_cmp(&b.score)
             .then(a.interval_us.cmp(&b.interval_us))
@@ -251,4 +322,83 @@ pub fn sort_report(rows: &mut [ScoredRow]) {
             .then(a.account_type.cmp(&b.account_type))
             .then(a.process.cmp(&b.process))
     });
+    let mut slots: Vec<Option<ScoredRow>> = std::mem::take(rows).into_iter().map(Some).collect();
+    rows.extend(order.into_iter().filter_map(|i| slots[i].take()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ListBuilder, StringBuilder};
+
+    #[test]
+    fn command_lines_skip_nulls_and_serialise_as_a_list() {
+        let mut builder = ListBuilder::new(StringBuilder::new());
+        builder.values().append_value("a");
+        builder.values().append_null();
+        builder.values().append_value("b c");
+        builder.append(true);
+        builder.append(false);
+        builder.append(true);
+        let lists = builder.finish();
+
+        let first = CommandLines::of_list(&lists, 0);
+        assert_eq!(first.iter().collect::<Vec<_>>(), ["a", "b c"]);
+        assert_eq!(first.len(), 2);
+        assert_eq!(first.join(" | "), "a | b c");
+        assert_eq!(serde_json::to_string(&first).unwrap(), r#"["a","b c"]"#);
+        assert_eq!(first, ["a", "b c"].into_iter().collect());
+        for empty in [
+            CommandLines::of_list(&lists, 1),
+            CommandLines::of_list(&lists, 2),
+        ] {
+            assert!(empty.is_empty());
+            assert_eq!(empty.join(" | "), "");
+            assert_eq!(serde_json::to_string(&empty).unwrap(), "[]");
+            assert_eq!(empty, CommandLines::default());
+        }
+    }
+
+    fn row(score: f64, interval_us: i64, computer: Option<&str>) -> ScoredRow {
+        ScoredRow {
+            interval_us,
+            computer: computer.map(str::to_string),
+            account: None,
+            account_type: None,
+            process: None,
+            count: 1,
+            command_lines: CommandLines::default(),
+            features: vec![],
+            explanation: vec![],
+            score,
+        }
+    }
+
+    #[test]
+    fn the_report_is_ordered_by_score_then_keys() {
+        let mut rows = vec![
+            row(0.5, 0, Some("a")),
+            row(0.1, 1, Some("b")),
+            row(0.1, 1, Some("a")),
+            row(0.1, 0, Some("z")),
+            row(0.1, 1, None),
+            row(-0.2, 9, Some("q")),
+        ];
+        sort_report(&mut rows);
+        let order: Vec<_> = rows
+            .iter()
+            .map(|r| (r.score, r.interval_us, r.computer.as_deref()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                (-0.2, 9, Some("q")),
+                (0.1, 0, Some("z")),
+                (0.1, 1, None),
+                (0.1, 1, Some("a")),
+                (0.1, 1, Some("b")),
+                (0.5, 0, Some("a")),
+            ]
+        );
+    }
 }

@@ -84,7 +84,7 @@ fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
         true,
     )));
     for r in rows {
-        for c in &r.command_lines {
+        for c in r.command_lines.iter() {
             lists.values().append_value(c);
         }
         lists.append(true);

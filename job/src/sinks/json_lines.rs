@@ -4,7 +4,7 @@ use std::io::Write;
 
 use crate::{
     error::{Context, Result},
-    pipeline::scoring::ScoredRow,
+    pipeline::scoring::{CommandLines, ScoredRow},
     report::format_interval,
 };
 
@@ -22,7 +22,7 @@ pub struct Record<'a> {
     /// `Process`.
     pub process: Option<&'a str>,
     /// Distinct command lines, sorted.
-    pub command_lines: &'a [String],
+    pub command_lines: &'a CommandLines,
     /// Events in the group.
     pub count: i64,
     /// scikit-learn's `score_samples` value (lower is more anomalous).
