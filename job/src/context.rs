@@ -12,9 +12,7 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use ballista::prelude::SessionContextExt;
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
-use ballista_scheduler::{
-    cluster::BallistaCluster, config::SchedulerConfig, scheduler_process::start_server,
-};
+use ballista_scheduler::{cluster::BallistaCluster, config::SchedulerConfig};
 use datafusion::{execution::SessionStateBuilder, prelude::SessionContext};
 use procforest_core::{
     process::wait_for_listener,
@@ -105,7 +103,7 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
     let cluster_state = cluster.cluster_state();
     let addr = std::net::SocketAddr::from(([127, 0, 0, 1], scheduler_port));
     tokio::spawn(async move {
-        if let Err(e) = start_server(cluster, addr, Arc::new(scheduler)).await {
+        if let Err(e) = procforest_scheduler::serve(cluster, addr, Arc::new(scheduler)).await {
             tracing::error!("Ballista standalone's scheduler stopped: {e}");
         }
     });

@@ -8,9 +8,7 @@
 use std::sync::Arc;
 
 use ballista_core::error::BallistaError;
-use ballista_scheduler::{
-    cluster::BallistaCluster, config::Config, scheduler_process::start_server,
-};
+use ballista_scheduler::{cluster::BallistaCluster, config::Config};
 use clap::{CommandFactory, FromArgMatches};
 use procforest_core::session::env_for_args;
 
@@ -42,5 +40,5 @@ async fn run() -> Result<(), BallistaError> {
     let config = procforest_scheduler::configure(opt.try_into()?);
     let cluster = BallistaCluster::new_from_config(&config).await?;
     tracing::info!("procforest-scheduler listening on {addr}");
-    start_server(cluster, addr, Arc::new(config)).await
+    procforest_scheduler::serve(cluster, addr, Arc::new(config)).await
 }
