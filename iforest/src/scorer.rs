@@ -220,6 +220,45 @@ impl FlatForest {
 }
 
 impl FlatForest {
+    /// Each padded leaf's path as (feature, share of the path's splits) pairs, in the order
+    /// of the features' first split from the root: what a walk of the tree adds for a row
+    /// ending there, computed once per leaf instead of once per row.
+    fn leaf_path_shares(&self) -> LeafPathShares {
+        let nf = self.n_features;
+        let depth = self.depth;
+        let n_internal = (1usize << depth) - 1;
+        let n_leaves = n_internal + 1;
+        let mut paths = LeafPathShares {
+            start: Vec::with_capacity(self.n_trees * n_leaves + 1),
+            pairs: Vec::new(),
+        };
+        let mut counts = vec![0u32; nf];
+        for t in 0..self.n_trees {
+            let nodes = &self.nodes[t * n_internal..(t + 1) * n_internal];
+            let levels = &self.leaf_levels[t * n_leaves..(t + 1) * n_leaves];
+            for (leaf, &splits) in levels.iter().enumerate() {
+                paths.start.push(paths.pairs.len());
+                let splits = splits as u32;
+                let feature =
+                    |l: u32| nodes[(1usize << l) - 1 + (leaf >> (depth - l))].feature as usize;
+                for l in 0..splits {
+                    counts[feature(l)] += 1;
+                }
+                for l in 0..splits {
+                    let f = feature(l);
+                    if counts[f] > 0 {
+                        paths
+                            .pairs
+                            .push((f as u32, counts[f] as f64 / splits as f64));
+                        counts[f] = 0;
+                    }
+                }
+            }
+        }
+        paths.start.push(paths.pairs.len());
+        paths
+    }
+
     /// Explanations (see [`IsolationForest::explain`]) of rows `rows`, where `value(f, r)`
     /// reads feature `f` of row `r` as `f32`; `None` for forests too deep to pad.
     ///
@@ -243,7 +282,7 @@ impl FlatForest {
         let mut block = vec![0f32; BLOCK * nf];
         let mut index = [0u32; BLOCK];
         let mut shares = vec![0f64; BLOCK * nf];
-        let mut counts = vec![0u32; nf];
+        let paths = self.leaf_path_shares();
         let mut first = rows.start;
         while first < rows.end {
             let m = BLOCK.min(rows.end - first);
@@ -260,7 +299,6 @@ impl FlatForest {
             shares.fill(0.0);
             for t in 0..self.n_trees {
                 let nodes = &self.nodes[t * n_internal..(t + 1) * n_internal];
-                let levels = &self.leaf_levels[t * n_leaves..(t + 1) * n_leaves];
                 let index = &mut index[..m];
                 index.fill(0);
                 if has_nan {
@@ -270,19 +308,10 @@ impl FlatForest {
                     descend_lanes(nodes, block, nf, index, depth);
                 }
                 for (r, &i) in index.iter().enumerate() {
-                    let leaf = i as usize - n_internal;
-                    let splits = levels[leaf] as u32;
-                    let feature =
-                        |l: u32| nodes[(1usize << l) - 1 + (leaf >> (depth - l))].feature as usize;
-                    for l in 0..splits {
-                        counts[feature(l)] += 1;
-                    }
-                    for l in 0..splits {
-                        let f = feature(l);
-                        if counts[f] > 0 {
-                            shares[r * nf + f] += counts[f] as f64 / splits as f64;
-                            counts[f] = 0;
-                        }
+                    let leaf = t * n_leaves + (i as usize - n_internal);
+                    let row = &mut shares[r * nf..(r + 1) * nf];
+                    for &(f, share) in &paths.pairs[paths.start[leaf]..paths.start[leaf + 1]] {
+                        row[f as usize] += share;
                     }
                 }
             }
@@ -388,6 +417,13 @@ fn descend_with_nan(
             *i = 2 * *i + 1 + right as u32;
         }
     }
+}
+
+/// Per padded leaf of every tree (tree-major), the (feature, share) pairs of its path:
+/// leaf `k`'s are `pairs[start[k]..start[k + 1]]`.
+struct LeafPathShares {
+    start: Vec<usize>,
+    pairs: Vec<(u32, f64)>,
 }
 
 #[cfg(test)]
