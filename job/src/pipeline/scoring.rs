@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use arrow::{
-    array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray},
+    array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray, UInt32Array},
     compute::cast,
     datatypes::{DataType, Field, Float64Type, Int64Type, TimestampMicrosecondType},
 };
@@ -91,22 +91,22 @@ type GroupKey<'a> = (i64, [Option<&'a str>; 4]);
 /// `command_lines`: the report's groups), read by the driver itself. The report's rows are
 /// all the driver holds and all that needs command lines; joining them on the cluster and
 /// shipping the lists back through Ballista cost more than reading them here. `rows` are
-/// distinct groups, as summaries are. Each batch's wanted lists are taken into one compact
-/// array that the rows then share: one copy of their text, not an allocation per line, and
-/// nothing kept of the groups that are not reported.
+/// distinct groups, as summaries are. The rows share their batch's lists when they are
+/// most of it, and otherwise a compact copy of theirs (one copy of the text, not an
+/// allocation per line): at most twice the reported text is kept.
 pub async fn attach_command_lines(rows: &mut [ScoredRow], command_lines: DataFrame) -> Result<()> {
     if rows.is_empty() {
         return Ok(());
     }
     let found = {
-        let wanted: std::collections::HashMap<GroupKey<'_>, usize> = rows
-            .iter()
-            .enumerate()
-            .map(|(i, r)| {
-                let key = [&r.computer, &r.account, &r.account_type, &r.process];
-                ((r.interval_us, key.map(|k| k.as_deref())), i)
-            })
-            .collect();
+        let wanted: std::collections::HashMap<GroupKey<'_>, usize, foldhash::fast::RandomState> =
+            rows.iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    let key = [&r.computer, &r.account, &r.account_type, &r.process];
+                    ((r.interval_us, key.map(|k| k.as_deref())), i)
+                })
+                .collect();
         let mut found = Vec::with_capacity(rows.len());
         let mut stream = command_lines
             .execute_stream()
@@ -135,15 +135,20 @@ pub async fn attach_command_lines(rows: &mut [ScoredRow], command_lines: DataFra
             if positions.is_empty() {
                 continue;
             }
-            let taken = arrow::compute::take(
-                batch_column(&batch, COMMAND_LINES)?,
-                &arrow::array::UInt32Array::from(positions),
-                None,
-            )
-            .runtime("reading command lines")?;
-            let lists = string_lists(&taken)?;
-            for (j, r) in targets.into_iter().enumerate() {
-                found.push((r, CommandLines::of_list(&lists, j)));
+            let all = batch_column(&batch, COMMAND_LINES)?;
+            if 2 * positions.len() >= batch.num_rows() {
+                // Most of the batch is reported: its lists are shared as they are.
+                let lists = string_lists(all)?;
+                for (&i, r) in positions.iter().zip(targets) {
+                    found.push((r, CommandLines::of_list(&lists, i as usize)));
+                }
+            } else {
+                let taken = arrow::compute::take(all, &UInt32Array::from(positions), None)
+                    .runtime("reading command lines")?;
+                let lists = string_lists(&taken)?;
+                for (j, r) in targets.into_iter().enumerate() {
+                    found.push((r, CommandLines::of_list(&lists, j)));
+                }
             }
         }
         found
@@ -309,21 +314,23 @@ pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
 }
 
 /// The report's order: score ascending, then the keys (groups are distinct, so the order
-/// is total). Sorts positions, then moves each row once: rows are large to move around.
+/// is total). Sorts (score, position) pairs, looking at a row's keys only on equal scores,
+/// then moves each row once: rows are large, and scattered in memory.
 pub fn sort_report(rows: &mut Vec<ScoredRow>) {
-    let mut order: Vec<usize> = (0..rows.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (a, b) = (&rows[a], &rows[b]);
-        a.score
-            .total_cmp(&b.score)
-            .then(a.interval_us.cmp(&b.interval_us))
-            .then(a.computer.cmp(&b.computer))
-            .then(a.account.cmp(&b.account))
-            .then(a.account_type.cmp(&b.account_type))
-            .then(a.process.cmp(&b.process))
+    let mut order: Vec<(f64, usize)> = rows.iter().map(|r| r.score).zip(0..).collect();
+    order.sort_unstable_by(|&(score_a, a), &(score_b, b)| {
+        score_a.total_cmp(&score_b).then_with(|| {
+            let (a, b) = (&rows[a], &rows[b]);
+            a.interval_us
+                .cmp(&b.interval_us)
+                .then(a.computer.cmp(&b.computer))
+                .then(a.account.cmp(&b.account))
+                .then(a.account_type.cmp(&b.account_type))
+                .then(a.process.cmp(&b.process))
+        })
     });
     let mut slots: Vec<Option<ScoredRow>> = std::mem::take(rows).into_iter().map(Some).collect();
-    rows.extend(order.into_iter().filter_map(|i| slots[i].take()));
+    rows.extend(order.into_iter().filter_map(|(_, i)| slots[i].take()));
 }
 
 #[cfg(test)]
