@@ -14,10 +14,7 @@ use ballista_core::config::TaskSchedulingPolicy;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::{cluster::BallistaCluster, config::SchedulerConfig};
 use datafusion::{execution::SessionStateBuilder, prelude::SessionContext};
-use procforest_core::{
-    process::wait_for_listener,
-    session::{runtime_env, session_config},
-};
+use procforest_core::session::{runtime_env, session_config};
 
 use crate::error::{Context, JobError, Result};
 
@@ -89,7 +86,11 @@ fn free_port() -> Result<u16> {
 /// small independent jobs side by side) in this process; returns the scheduler's URL.
 /// They stop with the process.
 async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
-    let scheduler_port = free_port()?;
+    // Bound here, so that the executor can connect as soon as it starts.
+    let listener = procforest_scheduler::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+        .and_then(|l| Ok((l.local_addr()?.port(), l)))
+        .runtime("binding Ballista standalone's scheduler to a loopback port");
+    let (scheduler_port, listener) = listener?;
     let scheduler = procforest_scheduler::configure(SchedulerConfig {
         bind_host: "127.0.0.1".into(),
         external_host: "127.0.0.1".into(),
@@ -101,9 +102,8 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         .await
         .runtime("starting Ballista standalone's scheduler")?;
     let cluster_state = cluster.cluster_state();
-    let addr = std::net::SocketAddr::from(([127, 0, 0, 1], scheduler_port));
     tokio::spawn(async move {
-        if let Err(e) = procforest_scheduler::serve(cluster, addr, Arc::new(scheduler)).await {
+        if let Err(e) = procforest_scheduler::serve(listener, cluster, Arc::new(scheduler)).await {
             tracing::error!("Ballista standalone's scheduler stopped: {e}");
         }
     });
@@ -122,16 +122,6 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         ..Default::default()
     };
     procforest_executor::configure(&mut executor, work_dir);
-    wait_for_listener(
-        "127.0.0.1",
-        scheduler_port,
-        Duration::from_secs(10),
-        Duration::from_millis(20),
-    )
-    .await
-    .runtime(format!(
-        "Ballista standalone's scheduler did not start on port {scheduler_port}"
-    ))?;
     tokio::spawn(async move {
         if let Err(e) = start_executor_process(Arc::new(executor)).await {
             tracing::error!("Ballista standalone's executor stopped: {e}");
@@ -149,7 +139,7 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
                 "Ballista standalone's executor did not register within 10 s",
             ));
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::time::sleep(Duration::from_millis(1)).await;
     }
     Ok(format!("df://127.0.0.1:{scheduler_port}"))
 }

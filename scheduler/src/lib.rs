@@ -34,25 +34,25 @@ pub fn configure(mut config: SchedulerConfig) -> SchedulerConfig {
         }))
 }
 
-/// Serves the scheduler on `address` until it fails, as Ballista's `start_server` does,
-/// but with Nagle's algorithm off on every connection. Ballista's scheduler serves through
-/// axum, whose connections keep it on: a job's final status, streamed to the client right
-/// after an earlier one, then waited for the client's delayed acknowledgement (about
-/// 20 ms on loopback for every short job, measured on the driver's sample and score jobs).
-/// Accepted sockets inherit the option from the listener.
+/// Serves the scheduler on `listener` (see [`bind`]) until it fails, as Ballista's
+/// `start_server` does on an address.
 pub async fn serve(
+    listener: tokio::net::TcpListener,
     cluster: BallistaCluster,
-    address: SocketAddr,
     config: Arc<SchedulerConfig>,
 ) -> Result<(), BallistaError> {
     config.validate()?;
-    let listener = nodelay_listener(address)?;
     let scheduler = create_scheduler::<LogicalPlanNode, PhysicalPlanNode>(cluster, config).await?;
     start_grpc_service_with_listener(listener, scheduler).await
 }
 
-/// A listener on `address` whose accepted connections have Nagle's algorithm off.
-fn nodelay_listener(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+/// A listener on `address` whose accepted connections have Nagle's algorithm off (they
+/// inherit the option from the listener). Ballista's scheduler serves through axum, whose
+/// connections keep it on: a job's final status, streamed to the client right after an
+/// earlier one, then waited for the client's delayed acknowledgement (about 20 ms on
+/// loopback for every short job, measured on the driver's sample and score jobs). Bound
+/// before the server starts, so that clients can connect at once.
+pub fn bind(address: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
     let socket = match address {
         SocketAddr::V4(_) => tokio::net::TcpSocket::new_v4()?,
         SocketAddr::V6(_) => tokio::net::TcpSocket::new_v6()?,
@@ -69,7 +69,7 @@ mod tests {
 
     #[tokio::test]
     async fn accepted_connections_send_without_delay() {
-        let listener = nodelay_listener("127.0.0.1:0".parse().unwrap()).unwrap();
+        let listener = bind("127.0.0.1:0".parse().unwrap()).unwrap();
         let address = listener.local_addr().unwrap();
         let _client = tokio::net::TcpStream::connect(address).await.unwrap();
         let (accepted, _) = listener.accept().await.unwrap();

@@ -40,5 +40,6 @@ async fn run() -> Result<(), BallistaError> {
     let config = procforest_scheduler::configure(opt.try_into()?);
     let cluster = BallistaCluster::new_from_config(&config).await?;
     tracing::info!("procforest-scheduler listening on {addr}");
-    procforest_scheduler::serve(cluster, addr, Arc::new(config)).await
+    let listener = procforest_scheduler::bind(addr)?;
+    procforest_scheduler::serve(listener, cluster, Arc::new(config)).await
 }
