@@ -426,9 +426,9 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     let sample_rows = config.model.trees * config.model.max_samples;
     let categories_dir = scratch.path("categories");
     let candidates_dir = scratch.path("sample-candidates");
-    let (stats, categories, candidates) = futures::future::try_join3(
-        summary_stats(&ctx, report_start_us, as_of_us),
-        categories::write_indices(&ctx, &categories_dir),
+    // The candidates first: their job (a hash per summary row) is the longest, and Ballista
+    // gives the executors' task slots to jobs in the order they arrive.
+    let (candidates, stats, categories) = futures::future::try_join3(
         training::write_candidates(
             &ctx,
             config.model.seed,
@@ -436,6 +436,8 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
             groups,
             &candidates_dir,
         ),
+        summary_stats(&ctx, report_start_us, as_of_us),
+        categories::write_indices(&ctx, &categories_dir),
     )
     .await?;
     let categories: BTreeMap<String, u64> = categories
