@@ -39,7 +39,7 @@ async fn run() -> Result<(), BallistaError> {
         .map_err(|e: std::net::AddrParseError| BallistaError::Configuration(e.to_string()))?;
     let config = procforest_scheduler::configure(opt.try_into()?);
     let cluster = BallistaCluster::new_from_config(&config).await?;
-    tracing::info!("procforest-scheduler listening on {addr}");
     let listener = procforest_scheduler::bind(addr)?;
+    tracing::info!("procforest-scheduler listening on {addr}");
     procforest_scheduler::serve(listener, cluster, Arc::new(config)).await
 }

@@ -188,28 +188,9 @@ impl CommandLines {
         self.0.iter().flat_map(|lines| lines.iter().flatten())
     }
 
-    /// Number of lines.
-    pub fn len(&self) -> usize {
-        self.0
-            .as_ref()
-            .map_or(0, |lines| lines.len() - lines.null_count())
-    }
-
-    /// Whether there are none.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
     /// The lines joined by `separator`.
     pub fn join(&self, separator: &str) -> String {
-        let mut joined = String::new();
-        for (i, line) in self.iter().enumerate() {
-            if i > 0 {
-                joined.push_str(separator);
-            }
-            joined.push_str(line);
-        }
-        joined
+        self.iter().collect::<Vec<_>>().join(separator)
     }
 }
 
@@ -351,7 +332,7 @@ mod tests {
 
         let first = CommandLines::of_list(&lists, 0);
         assert_eq!(first.iter().collect::<Vec<_>>(), ["a", "b c"]);
-        assert_eq!(first.len(), 2);
+        assert_eq!(first.iter().count(), 2);
         assert_eq!(first.join(" | "), "a | b c");
         assert_eq!(serde_json::to_string(&first).unwrap(), r#"["a","b c"]"#);
         assert_eq!(first, ["a", "b c"].into_iter().collect());
@@ -359,7 +340,7 @@ mod tests {
             CommandLines::of_list(&lists, 1),
             CommandLines::of_list(&lists, 2),
         ] {
-            assert!(empty.is_empty());
+            assert!(empty.iter().next().is_none());
             assert_eq!(empty.join(" | "), "");
             assert_eq!(serde_json::to_string(&empty).unwrap(), "[]");
             assert_eq!(empty, CommandLines::default());

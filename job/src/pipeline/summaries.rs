@@ -19,7 +19,10 @@ use datafusion::{
     prelude::{DataFrame, Expr, SessionContext, lit},
 };
 use procforest_core::{
-    events::{ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, PROCESS, TIME_GENERATED, time_type},
+    events::{
+        ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, GROUP_KEYS, PROCESS, TIME_GENERATED,
+        time_type,
+    },
     scan::file_interval_column,
     udf::SortedDistinctUdf,
 };
@@ -194,7 +197,7 @@ pub async fn report_summaries(ctx: &SessionContext, window: SummaryWindow) -> Re
 fn keys_as_strings(extra: &[&str]) -> Vec<Expr> {
     let mut select = vec![column(INTERVAL)];
     select.extend(
-        [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+        GROUP_KEYS
             .into_iter()
             .map(|key| cast(column(key), DataType::Utf8).alias(key)),
     );
@@ -317,7 +320,7 @@ mod tests {
             Some("c3"),
         ])));
         let mut fields = vec![Field::new(TIME_GENERATED, time_type(), false)];
-        for key in [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS] {
+        for key in GROUP_KEYS {
             fields.push(Field::new(key, DataType::Utf8View, true));
         }
         fields.push(Field::new(COMMAND_LINE, DataType::Utf8, true));
@@ -339,7 +342,7 @@ mod tests {
         let counts = summaries(&ctx, "events", window).await.unwrap();
         let report = report_summaries(&ctx, window).await.unwrap();
         for df in [&counts, &report] {
-            for key in [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS] {
+            for key in GROUP_KEYS {
                 let field = df.schema().field_with_unqualified_name(key).unwrap();
                 assert_eq!(field.data_type(), &DataType::Utf8, "{key}");
             }
