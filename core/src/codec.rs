@@ -22,6 +22,7 @@ use datafusion_proto::{
 };
 
 use crate::{
+    key_counts::{KeyCountsExec, KeyCountsTable},
     scan::DeltaFilesTable,
     udf::{CategoryIndexUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
 };
@@ -38,6 +39,8 @@ enum Kind {
     DeltaFilesTable = 3,
     SortedDistinctUdf = 4,
     CategoryIndexUdf = 5,
+    KeyCountsTable = 6,
+    KeyCountsExec = 7,
 }
 
 fn write(kind: Kind, payload: &[u8], buf: &mut Vec<u8>) {
@@ -60,6 +63,8 @@ fn read(buf: &[u8]) -> Result<Option<(Kind, &[u8])>> {
         3 => Kind::DeltaFilesTable,
         4 => Kind::SortedDistinctUdf,
         5 => Kind::CategoryIndexUdf,
+        6 => Kind::KeyCountsTable,
+        7 => Kind::KeyCountsExec,
         other => {
             return Err(DataFusionError::Internal(format!(
                 "procforest codec: unknown kind {other} (is every process the same version?)"
@@ -146,6 +151,7 @@ impl LogicalExtensionCodec for ProcforestLogicalCodec {
             Some((Kind::DeltaFilesTable, payload)) => {
                 Ok(Arc::new(DeltaFilesTable::decode(payload, schema)?))
             }
+            Some((Kind::KeyCountsTable, payload)) => Ok(Arc::new(KeyCountsTable::decode(payload)?)),
             Some((kind, _)) => Err(DataFusionError::Internal(format!(
                 "procforest codec: {kind:?} is not a table"
             ))),
@@ -163,6 +169,9 @@ impl LogicalExtensionCodec for ProcforestLogicalCodec {
     ) -> Result<()> {
         if let Some(table) = node.downcast_ref::<DeltaFilesTable>() {
             write(Kind::DeltaFilesTable, &table.encode()?, buf);
+            Ok(())
+        } else if let Some(table) = node.downcast_ref::<KeyCountsTable>() {
+            write(Kind::KeyCountsTable, &table.encode()?, buf);
             Ok(())
         } else {
             self.inner.try_encode_table_provider(table_ref, node, buf)
@@ -217,7 +226,8 @@ impl LogicalExtensionCodec for ProcforestLogicalCodec {
     }
 }
 
-/// The physical codec: our UDFs, then Ballista's (shuffle readers and writers, …).
+/// The physical codec: our plan node and UDFs, then Ballista's (shuffle readers and
+/// writers, …).
 #[derive(Debug, Default)]
 pub struct ProcforestPhysicalCodec {
     inner: BallistaPhysicalExtensionCodec,
@@ -231,7 +241,15 @@ impl PhysicalExtensionCodec for ProcforestPhysicalCodec {
         ctx: &TaskContext,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        self.inner.try_decode(buf, inputs, ctx, proto_converter)
+        match read(buf)? {
+            Some((Kind::KeyCountsExec, payload)) => {
+                Ok(Arc::new(KeyCountsExec::decode(payload, inputs)?))
+            }
+            Some((kind, _)) => Err(DataFusionError::Internal(format!(
+                "procforest codec: {kind:?} is not a plan node"
+            ))),
+            None => self.inner.try_decode(buf, inputs, ctx, proto_converter),
+        }
     }
 
     fn try_encode(
@@ -240,7 +258,12 @@ impl PhysicalExtensionCodec for ProcforestPhysicalCodec {
         buf: &mut Vec<u8>,
         proto_converter: &dyn PhysicalProtoConverterExtension,
     ) -> Result<()> {
-        self.inner.try_encode(node, buf, proto_converter)
+        if let Some(exec) = node.downcast_ref::<KeyCountsExec>() {
+            write(Kind::KeyCountsExec, &exec.encode()?, buf);
+            Ok(())
+        } else {
+            self.inner.try_encode(node, buf, proto_converter)
+        }
     }
 
     fn try_decode_udf(&self, name: &str, buf: &[u8]) -> Result<Arc<ScalarUDF>> {

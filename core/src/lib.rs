@@ -3,6 +3,8 @@
 //! - [`events`]: the vocabulary — the 4688 event schema and the summary/feature columns.
 //! - [`scan`]: the explicit-file Delta scan, a table provider holding the files the driver
 //!   resolved from a Delta snapshot, read as plain Parquet (executors need no delta-rs).
+//! - [`key_counts`]: the summaries' counts read straight from interval-aligned files, the
+//!   keys as Parquet dictionary indices (a table provider and its execution plan).
 //! - [`udf`]: the scoring UDF that carries the trained model inside the plan, and the
 //!   seeded sample-key hash.
 //! - [`codec`]: logical and physical codecs that encode those and delegate everything
@@ -14,6 +16,7 @@
 
 pub mod codec;
 pub mod events;
+pub mod key_counts;
 pub mod object_stores;
 pub mod process;
 pub mod scan;

@@ -146,6 +146,28 @@ pub fn store_and_path(file_url: &str) -> Result<(ObjectStoreUrl, Path)> {
     Ok((store, path))
 }
 
+/// Places `units` (a size and the members that must stay together) into at most `n`
+/// groups of similar total size: largest first onto the lightest group, ties by position,
+/// so the split is the same for the same units. Returns the non-empty groups' members.
+pub(crate) fn balance(units: Vec<(u64, Vec<usize>)>, n: usize) -> Vec<Vec<usize>> {
+    let n = n.clamp(1, units.len().max(1));
+    let mut order: Vec<usize> = (0..units.len()).collect();
+    order.sort_by(|&a, &b| units[b].0.cmp(&units[a].0).then(a.cmp(&b)));
+    let mut groups: Vec<(u64, Vec<usize>)> = vec![(0, Vec::new()); n];
+    for u in order {
+        let lightest = (0..n)
+            .min_by_key(|&g| (groups[g].0, g))
+            .expect("at least one group");
+        groups[lightest].0 += units[u].0;
+        groups[lightest].1.extend_from_slice(&units[u].1);
+    }
+    groups
+        .into_iter()
+        .map(|(_, members)| members)
+        .filter(|members| !members.is_empty())
+        .collect()
+}
+
 impl DeltaFilesTable {
     /// Builds the provider. `schema` holds the file columns followed by the partition
     /// columns named in `resolved`.
@@ -396,22 +418,9 @@ impl DeltaFilesTable {
         if !by_interval {
             units = (0..self.files.len()).map(|i| (sizes[i], vec![i])).collect();
         }
-        let n = n.clamp(1, units.len().max(1));
-        // Largest first onto the lightest group; ties by position, so the split is stable.
-        let mut order: Vec<usize> = (0..units.len()).collect();
-        order.sort_by(|&a, &b| units[b].0.cmp(&units[a].0).then(a.cmp(&b)));
-        let mut groups: Vec<(u64, Vec<usize>)> = vec![(0, Vec::new()); n];
-        for u in order {
-            let smallest = (0..n)
-                .min_by_key(|&g| (groups[g].0, g))
-                .expect("at least one group");
-            groups[smallest].0 += units[u].0;
-            groups[smallest].1.extend_from_slice(&units[u].1);
-        }
-        let groups = groups
+        let groups = balance(units, n)
             .into_iter()
-            .filter(|(_, members)| !members.is_empty())
-            .map(|(_, mut members)| {
+            .map(|mut members| {
                 // In interval order, then by URL.
                 match &self.file_intervals {
                     Some((_, intervals)) => members.sort_unstable_by_key(|&i| (intervals[i], i)),

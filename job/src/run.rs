@@ -23,6 +23,7 @@ use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use procforest_core::{
     events::{self, GROUP_KEYS},
+    key_counts::{KeyCountsTable, TimeWindow},
     scan::DeltaFilesTable,
     udf::ScoreUdf,
 };
@@ -36,7 +37,9 @@ use crate::{
         features::SUMMARIES,
         quote,
         scoring::{self, ScoredRow, Selection, sort_report},
-        summaries::{self, COMMAND_LINES, INTERVAL, Interval, Sources, SummaryWindow},
+        summaries::{
+            self, COMMAND_LINES, HistoryCounts, INTERVAL, Interval, Sources, SummaryWindow,
+        },
         training,
     },
     report::{check_labels, format_interval},
@@ -320,14 +323,35 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     )
     .await?;
     let ctx = &session.ctx;
-    let counted_name = match sources {
-        Sources::ByInterval => summaries::HISTORY_EVENTS,
-        Sources::Whole => summaries::EVENTS,
+    // The history's counts straight from the files' dictionaries when the keys and times
+    // are in the files (not partition values).
+    let history_counts = match sources {
+        Sources::ByInterval if KeyCountsTable::can_read(&counted, interval_us) => {
+            Some(HistoryCounts::KeyCounts)
+        }
+        Sources::ByInterval => Some(HistoryCounts::GroupBy),
+        Sources::Whole => None,
     };
-    for (name, files) in [
-        (counted_name, counted),
-        (summaries::REPORT_EVENTS, report_files),
-    ] {
+    let counted_name = match (sources, history_counts) {
+        (Sources::ByInterval, Some(HistoryCounts::KeyCounts)) => {
+            let window = TimeWindow {
+                after_us: train_start_us,
+                until_us: as_of_us,
+            };
+            let counts = KeyCountsTable::try_new(counted.clone(), interval_us, window)
+                .runtime("building the history's key counts")?;
+            ctx.register_table(summaries::HISTORY_COUNTS, Arc::new(counts))
+                .runtime("registering the history's key counts")?;
+            None
+        }
+        (Sources::ByInterval, _) => Some(summaries::HISTORY_EVENTS),
+        (Sources::Whole, _) => Some(summaries::EVENTS),
+    };
+    let scans = counted_name
+        .map(|name| (name, counted))
+        .into_iter()
+        .chain([(summaries::REPORT_EVENTS, report_files)]);
+    for (name, files) in scans {
         let scan = DeltaFilesTable::try_new(files, events::keys_as_views(&table.schema))
             .runtime(format!("building the scan of {name}"))?
             .with_file_intervals(interval_us);
@@ -338,6 +362,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     let setup = Setup {
         config,
         sources,
+        history_counts,
         run_id,
         started_at,
         phases,
@@ -368,6 +393,7 @@ fn micros_sql(micros: i64) -> String {
 struct Setup<'a> {
     config: &'a RunConfig,
     sources: Sources,
+    history_counts: Option<HistoryCounts>,
     run_id: String,
     started_at: DateTime<Utc>,
     phases: Phases,
@@ -386,6 +412,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     let Setup {
         config,
         sources,
+        history_counts,
         run_id,
         started_at,
         mut phases,
@@ -406,7 +433,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         report_start_us,
         interval: config.interval,
     };
-    let written = write_summaries(&ctx, sources, window, scratch)
+    let written = write_summaries(&ctx, sources, history_counts, window, scratch)
         .await
         .map_err(|e| scan_error(e, &resolved))?;
     let groups = written.groups;
@@ -654,6 +681,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         table_version: table.version,
         files: pruning,
         summary_sources: sources,
+        history_counts,
         events: stats.events,
         groups,
         report_groups: stats.report_groups,
@@ -791,12 +819,16 @@ struct WrittenSummaries {
 async fn write_summaries(
     ctx: &SessionContext,
     sources: Sources,
+    history_counts: Option<HistoryCounts>,
     window: SummaryWindow,
     scratch: &Scratch,
 ) -> Result<WrittenSummaries> {
     let (counts, lines, counts_dirs, lines_dir) = match sources {
         Sources::ByInterval => (
-            summaries::summaries(ctx, summaries::HISTORY_EVENTS, window).await?,
+            match history_counts {
+                Some(HistoryCounts::KeyCounts) => summaries::key_counts(ctx).await?,
+                _ => summaries::summaries(ctx, summaries::HISTORY_EVENTS, window).await?,
+            },
             summaries::report_summaries(ctx, window).await?,
             vec![scratch.path("history"), scratch.path("report")],
             scratch.path("report"),

@@ -9,6 +9,12 @@
 //! counts and command lines in one aggregation and the other files their counts, each
 //! aggregated per partition without a shuffle; otherwise ([`Sources::Whole`]) all files give
 //! counts and the report's files are aggregated again for their command lines.
+//!
+//! The history's counts, most of the work, are then read by
+//! [`procforest_core::key_counts`] ([`HistoryCounts::KeyCounts`]): the keys as Parquet
+//! dictionary indices, counted as numbers — a third of the CPU of DataFusion's `GROUP BY`
+//! on strings, which remains for the report (it also gathers command lines) and for tables
+//! whose keys or times are partition values.
 
 use arrow::datatypes::DataType;
 use datafusion::{
@@ -54,10 +60,10 @@ impl Interval {
     }
 }
 
-/// Names of the summary columns.
-pub const INTERVAL: &str = "interval";
+/// Names of the summary columns (the same as key counts').
+pub const INTERVAL: &str = procforest_core::key_counts::INTERVAL;
 /// Events in the group.
-pub const COUNT: &str = "count";
+pub const COUNT: &str = procforest_core::key_counts::COUNT;
 /// Distinct command lines (report intervals only).
 pub const COMMAND_LINES: &str = "command_lines";
 /// The registered table of the report window's event files.
@@ -131,6 +137,21 @@ pub const EVENTS: &str = "events";
 /// the files are interval-aligned (see [`Sources`]).
 pub const HISTORY_EVENTS: &str = "history_events";
 
+/// The registered table of the history's key counts ([`procforest_core::key_counts`]), for
+/// [`Sources::ByInterval`] with [`HistoryCounts::KeyCounts`].
+pub const HISTORY_COUNTS: &str = "history_counts";
+
+/// How the history's summaries are computed when the files are interval-aligned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HistoryCounts {
+    /// Read straight from the files, the keys as dictionary indices ([`HISTORY_COUNTS`]).
+    KeyCounts,
+    /// DataFusion's `GROUP BY` over [`HISTORY_EVENTS`] (a key or the time is a partition
+    /// column, so not in the files).
+    GroupBy,
+}
+
 /// Which event tables the summaries are computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -168,6 +189,13 @@ pub async fn summaries(
         })
         .and_then(|df| df.select(keys_as_strings(&[COUNT])))
         .runtime("planning summaries")
+}
+
+/// The summaries (interval, keys, `count`) of the registered [`HISTORY_COUNTS`].
+pub async fn key_counts(ctx: &SessionContext) -> Result<DataFrame> {
+    ctx.table(HISTORY_COUNTS)
+        .await
+        .runtime("reading the history's key counts")
 }
 
 /// The report's summaries with their command lines (interval, keys, `count`,

@@ -54,6 +54,10 @@ pub struct Manifest {
     /// How the summaries were computed: `by_interval` (every file inside one interval:
     /// history and report apart, no shuffle) or `whole`.
     pub summary_sources: crate::pipeline::summaries::Sources,
+    /// How the history's counts were computed, for `by_interval`: `key_counts` (read
+    /// straight from the files' dictionaries) or `group_by` (DataFusion's, when a key or
+    /// the time is a partition column).
+    pub history_counts: Option<crate::pipeline::summaries::HistoryCounts>,
     /// Events summarised.
     pub events: u64,
     /// Summary rows (groups).

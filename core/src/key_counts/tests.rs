@@ -1,0 +1,473 @@
+//! Key counts against counts made by hand, over Parquet files written here.
+
+use std::{collections::BTreeMap, path::Path, sync::Arc};
+
+use arrow::{
+    array::{
+        Array, ArrayRef, AsArray, Int32Array, LargeStringArray, RecordBatch, StringArray,
+        TimestampMicrosecondArray, TimestampMillisecondArray,
+    },
+    datatypes::{DataType, Field, Int64Type, Schema, TimeUnit, TimestampMicrosecondType},
+};
+use datafusion::{
+    physical_plan::{ExecutionPlanProperties, collect_partitioned},
+    prelude::{SessionConfig, SessionContext},
+};
+use parquet::{arrow::ArrowWriter, file::properties::WriterProperties};
+
+use super::*;
+use crate::scan::ResolvedFile;
+
+const DAY: i64 = 86_400_000_000;
+/// 2026-11-01T00:00:00Z.
+const START: i64 = 1_793_491_200_000_000;
+
+/// One event: time, then the four keys.
+type Event = (Option<i64>, [Option<&'static str>; 4]);
+/// Interval start and keys → count.
+type Expected = BTreeMap<(i64, [Option<String>; 4]), i64>;
+
+const COMPUTERS: [Option<&str>; 4] = [Some("ws1"), Some("ws2"), Some(""), None];
+const ACCOUNTS: [Option<&str>; 3] = [Some("alice"), Some("bob"), None];
+const TYPES: [Option<&str>; 2] = [Some("User"), Some("Machine")];
+const PROCESSES: [Option<&str>; 3] = [Some("cmd.exe"), Some("powershell.exe"), None];
+
+/// `n` events of day `day`, keys cycling at different rates, every 7th without a time
+/// when `null_times`.
+fn events(day: i64, n: usize, null_times: bool) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let time =
+                (!(null_times && i % 7 == 3)).then_some(START + day * DAY + i as i64 * 1_000_000);
+            let keys = [
+                COMPUTERS[i % 4],
+                ACCOUNTS[(i / 2) % 3],
+                TYPES[(i / 5) % 2],
+                PROCESSES[(i * 7 / 3) % 3],
+            ];
+            (time, keys)
+        })
+        .collect()
+}
+
+/// How a test file stores its columns.
+#[derive(Clone, Copy)]
+struct Layout {
+    /// The keys as `LargeUtf8` rather than `Utf8`.
+    large: bool,
+    /// No dictionary pages (plain-encoded strings).
+    plain: bool,
+    /// The time in milliseconds rather than microseconds.
+    millis: bool,
+    /// Without the `Process` column.
+    no_process: bool,
+}
+
+const USUAL: Layout = Layout {
+    large: false,
+    plain: false,
+    millis: false,
+    no_process: false,
+};
+
+/// Writes `events` as a Parquet file and describes it as the Delta log would.
+fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> ResolvedFile {
+    let time_type = |unit| DataType::Timestamp(unit, Some("UTC".into()));
+    let unit = if layout.millis {
+        TimeUnit::Millisecond
+    } else {
+        TimeUnit::Microsecond
+    };
+    let mut fields = vec![
+        Field::new(crate::events::TIME_GENERATED, time_type(unit), true),
+        Field::new("EventID", DataType::Int32, false),
+    ];
+    let times: Vec<Option<i64>> = events.iter().map(|e| e.0).collect();
+    let time: ArrayRef = if layout.millis {
+        Arc::new(
+            TimestampMillisecondArray::from(
+                times
+                    .iter()
+                    .map(|t| t.map(|t| t / 1000))
+                    .collect::<Vec<_>>(),
+            )
+            .with_timezone("UTC"),
+        )
+    } else {
+        Arc::new(TimestampMicrosecondArray::from(times.clone()).with_timezone("UTC"))
+    };
+    let mut columns = vec![
+        time,
+        Arc::new(Int32Array::from(vec![4688; events.len()])) as ArrayRef,
+    ];
+    for (k, key) in GROUP_KEYS.iter().enumerate() {
+        if layout.no_process && *key == crate::events::PROCESS {
+            continue;
+        }
+        let values: Vec<Option<&str>> = events.iter().map(|e| e.1[k]).collect();
+        let (data_type, array): (DataType, ArrayRef) = if layout.large {
+            (
+                DataType::LargeUtf8,
+                Arc::new(LargeStringArray::from(values)),
+            )
+        } else {
+            (DataType::Utf8, Arc::new(StringArray::from(values)))
+        };
+        fields.push(Field::new(*key, data_type, true));
+        columns.push(array);
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let path = dir.join(name);
+    let properties = WriterProperties::builder()
+        .set_dictionary_enabled(!layout.plain)
+        .set_max_row_group_row_count(Some(100))
+        .build();
+    let mut writer = ArrowWriter::try_new(
+        std::fs::File::create(&path).unwrap(),
+        batch.schema(),
+        Some(properties),
+    )
+    .unwrap();
+    // Several small batches, so that row groups and reader batches both split.
+    for offset in (0..batch.num_rows()).step_by(64) {
+        writer
+            .write(&batch.slice(offset, 64.min(batch.num_rows() - offset)))
+            .unwrap();
+    }
+    writer.close().unwrap();
+    let valid: Vec<i64> = times.iter().flatten().copied().collect();
+    ResolvedFile {
+        url: url::Url::from_file_path(&path).unwrap().to_string(),
+        size: std::fs::metadata(&path).unwrap().len(),
+        partition_values: Vec::new(),
+        num_records: Some(events.len() as u64),
+        time_bounds: Some((*valid.iter().min().unwrap(), *valid.iter().max().unwrap())),
+        time_nulls: Some((times.len() - valid.len()) as u64),
+    }
+}
+
+fn expected(files: &[Vec<Event>], window: TimeWindow) -> Expected {
+    let mut expected = Expected::new();
+    for events in files {
+        for (time, keys) in events {
+            let Some(time) = *time else { continue };
+            if !window.contains(time) {
+                continue;
+            }
+            let keys = keys.map(|k| k.map(str::to_string));
+            *expected
+                .entry((time.div_euclid(DAY) * DAY, keys))
+                .or_default() += 1;
+        }
+    }
+    expected
+}
+
+async fn key_counts(table: KeyCountsTable, partitions: usize) -> Expected {
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_batch_size(50);
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("counts", Arc::new(table)).unwrap();
+    let batches = ctx.table("counts").await.unwrap().collect().await.unwrap();
+    let mut counts = Expected::new();
+    for batch in batches {
+        assert_eq!(batch.schema(), schema());
+        let interval = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+        let count = batch.column(5).as_primitive::<Int64Type>();
+        for row in 0..batch.num_rows() {
+            let keys: [Option<String>; 4] = std::array::from_fn(|k| {
+                let column = batch.column(k + 1).as_string::<i32>();
+                column.is_valid(row).then(|| column.value(row).to_string())
+            });
+            let previous = counts.insert((interval.value(row), keys), count.value(row));
+            assert!(previous.is_none(), "a group came out twice");
+        }
+    }
+    counts
+}
+
+fn table(files: Vec<ResolvedFile>, window: TimeWindow) -> KeyCountsTable {
+    let resolved = ResolvedTable {
+        table_url: "file:///unused/".into(),
+        version: 0,
+        partition_columns: Vec::new(),
+        files,
+    };
+    KeyCountsTable::try_new(resolved, DAY, window).unwrap()
+}
+
+#[tokio::test]
+async fn counts_equal_hand_counts_whatever_the_partitions() {
+    let dir = tempfile::tempdir().unwrap();
+    // Four days, day 1 in two files; null times and null and empty keys throughout.
+    let days: Vec<Vec<Event>> = vec![
+        events(0, 300, true),
+        events(1, 250, true),
+        events(1, 120, false),
+        events(2, 500, false),
+        events(3, 90, true),
+    ];
+    let layouts = [
+        USUAL,
+        Layout {
+            large: true,
+            ..USUAL
+        },
+        Layout {
+            plain: true,
+            ..USUAL
+        },
+        Layout {
+            millis: true,
+            ..USUAL
+        },
+        USUAL,
+    ];
+    let files: Vec<ResolvedFile> = days
+        .iter()
+        .zip(layouts)
+        .enumerate()
+        .map(|(i, (events, layout))| {
+            write_file(dir.path(), &format!("f{i}.parquet"), events, layout)
+        })
+        .collect();
+    // The window cuts into day 1 and day 3: their files' times are checked row by row.
+    let window = TimeWindow {
+        after_us: Some(START + DAY + 100_000_000),
+        until_us: START + 3 * DAY + 40_000_000,
+    };
+    let table = table(files, window);
+    let checked: Vec<bool> = table.files.iter().map(|f| f.check_time).collect();
+    assert_eq!(
+        checked,
+        [true, true, true, false, true],
+        "null times or cut by the window"
+    );
+    let want = expected(&days, window);
+    assert!(
+        want.len() > 40,
+        "a test worth running: {} groups",
+        want.len()
+    );
+    for partitions in [1, 2, 3, 8] {
+        let got = key_counts(table.clone(), partitions).await;
+        assert_eq!(got, want, "{partitions} partitions");
+    }
+    // One interval's files are read by one partition, whatever the number of partitions.
+    for partitions in [2, 3, 8] {
+        for files in table.partitions(partitions) {
+            for (i, file) in files.iter().enumerate() {
+                let later = &files[i..];
+                assert!(later.iter().all(|f| f.interval_us >= file.interval_us));
+            }
+        }
+        let homes: BTreeMap<i64, std::collections::BTreeSet<usize>> = table
+            .partitions(partitions)
+            .iter()
+            .enumerate()
+            .fold(BTreeMap::new(), |mut homes, (p, files)| {
+                for f in files {
+                    homes.entry(f.interval_us).or_default().insert(p);
+                }
+                homes
+            });
+        assert!(homes.values().all(|p| p.len() == 1), "{homes:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_missing_key_column_counts_as_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let day = events(0, 200, false);
+    let file = write_file(
+        dir.path(),
+        "old.parquet",
+        &day,
+        Layout {
+            no_process: true,
+            ..USUAL
+        },
+    );
+    let window = TimeWindow {
+        after_us: None,
+        until_us: START + DAY,
+    };
+    let without_process: Vec<Event> = day
+        .iter()
+        .map(|(t, k)| (*t, [k[0], k[1], k[2], None]))
+        .collect();
+    let got = key_counts(table(vec![file], window), 2).await;
+    assert_eq!(got, expected(&[without_process], window));
+}
+
+#[tokio::test]
+async fn a_key_that_is_not_a_string_names_the_file_and_column() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("odd.parquet");
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            crate::events::TIME_GENERATED,
+            crate::events::time_type(),
+            false,
+        ),
+        Field::new(crate::events::COMPUTER, DataType::Int32, false),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(TimestampMicrosecondArray::from(vec![START]).with_timezone("UTC")),
+            Arc::new(Int32Array::from(vec![7])),
+        ],
+    )
+    .unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(&path).unwrap(), schema, None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let file = ResolvedFile {
+        url: url::Url::from_file_path(&path).unwrap().to_string(),
+        size: std::fs::metadata(&path).unwrap().len(),
+        partition_values: Vec::new(),
+        num_records: Some(1),
+        time_bounds: Some((START, START)),
+        time_nulls: Some(0),
+    };
+    let window = TimeWindow {
+        after_us: None,
+        until_us: START + DAY,
+    };
+    let ctx = SessionContext::new();
+    ctx.register_table("counts", Arc::new(table(vec![file], window)))
+        .unwrap();
+    let error = ctx
+        .table("counts")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap_err();
+    let message = error.to_string();
+    assert!(message.contains("odd.parquet"), "{message}");
+    assert!(
+        message.contains("Computer is Int32, not a string"),
+        "{message}"
+    );
+}
+
+#[test]
+fn files_outside_one_interval_or_keys_in_partition_values_are_refused() {
+    let file = |bounds| ResolvedFile {
+        url: "file:///t/a.parquet".into(),
+        size: 1,
+        partition_values: Vec::new(),
+        num_records: Some(1),
+        time_bounds: bounds,
+        time_nulls: Some(0),
+    };
+    let resolved = |files, partition_columns: Vec<&str>| ResolvedTable {
+        table_url: "file:///t/".into(),
+        version: 0,
+        partition_columns: partition_columns.into_iter().map(String::from).collect(),
+        files,
+    };
+    assert!(KeyCountsTable::can_read(
+        &resolved(vec![file(Some((START, START + 5)))], vec![]),
+        DAY
+    ));
+    assert!(!KeyCountsTable::can_read(
+        &resolved(vec![file(Some((START, START + DAY)))], vec![]),
+        DAY
+    ));
+    assert!(!KeyCountsTable::can_read(
+        &resolved(vec![file(None)], vec![]),
+        DAY
+    ));
+    assert!(!KeyCountsTable::can_read(
+        &resolved(vec![file(Some((START, START + 5)))], vec!["Computer"]),
+        DAY
+    ));
+}
+
+#[test]
+fn the_plan_survives_encoding() {
+    let file = |i: i64| CountedFile {
+        path: format!("t/day{i}.parquet"),
+        size: 100 + i as u64,
+        interval_us: START + i * DAY,
+        check_time: i % 2 == 0,
+    };
+    let window = TimeWindow {
+        after_us: Some(START - 1),
+        until_us: START + 9 * DAY,
+    };
+    let partitions = vec![vec![file(0), file(2)], vec![file(1)]];
+    let exec = KeyCountsExec::try_new(
+        work_list(&partitions).unwrap(),
+        ObjectStoreUrl::parse("file://").unwrap(),
+        window,
+        Some(vec![0, 5]),
+    )
+    .unwrap();
+    assert_eq!(exec::files_of_partitions(&exec), partitions);
+    let decoded =
+        KeyCountsExec::decode(&exec.encode().unwrap(), &[work_list(&partitions).unwrap()]).unwrap();
+    assert_eq!(exec::files_of_partitions(&decoded), partitions);
+    assert_eq!(decoded.schema(), exec.schema());
+    assert_eq!(exec.schema().fields().len(), 2);
+    assert_eq!(exec.properties().output_partitioning().partition_count(), 2);
+}
+
+/// Ballista runs several partitions of a stage in one task by restricting the stage's plan
+/// to them: the restricted plan must count those partitions' files and no others.
+#[tokio::test]
+async fn a_plan_restricted_to_some_partitions_counts_only_their_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let days: Vec<Vec<Event>> = (0..6)
+        .map(|d| events(d, 80 + d as usize * 10, false))
+        .collect();
+    let files = days
+        .iter()
+        .enumerate()
+        .map(|(i, e)| write_file(dir.path(), &format!("d{i}.parquet"), e, USUAL))
+        .collect();
+    let window = TimeWindow {
+        after_us: None,
+        until_us: START + 9 * DAY,
+    };
+    let ctx = SessionContext::new_with_config(SessionConfig::new().with_target_partitions(4));
+    let plan = table(files, window)
+        .scan(&ctx.state(), None, &[], None)
+        .await
+        .unwrap();
+    assert_eq!(plan.output_partitioning().partition_count(), 4);
+    let rows = |batches: Vec<RecordBatch>| batches.iter().map(|b| b.num_rows()).sum::<usize>();
+    let whole: Vec<usize> = collect_partitioned(plan.clone(), ctx.task_ctx())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(rows)
+        .collect();
+    let restricted =
+        ballista_scheduler::state::task_builder::restrict_plan_to_partitions(plan, &[2, 3])
+            .unwrap();
+    assert_eq!(restricted.output_partitioning().partition_count(), 2);
+    let sliced: Vec<usize> = collect_partitioned(restricted, ctx.task_ctx())
+        .await
+        .unwrap()
+        .into_iter()
+        .map(rows)
+        .collect();
+    assert_eq!(sliced, whole[2..]);
+}
+
+#[tokio::test]
+async fn no_files_count_nothing_in_one_partition() {
+    let window = TimeWindow {
+        after_us: None,
+        until_us: START,
+    };
+    let table = table(Vec::new(), window);
+    assert_eq!(table.partitions(4), vec![Vec::new()]);
+    assert!(key_counts(table, 4).await.is_empty());
+}
