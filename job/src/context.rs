@@ -38,6 +38,10 @@ pub async fn connect(
         // Standalone's shuffle files never leave this machine: compressing them (lz4, for
         // the network) only cost CPU, 6 % of a run's samples in `perf`.
         config = config.set_str("ballista.shuffle.compression.codec", "none");
+        // Nor does it gain from adaptive planning (partition counts and joins chosen from
+        // measured statistics, for clusters and large shuffles); planning every stage again
+        // cost a few milliseconds per job, 5-7 % of a run at 5 M events (BENCHMARKS.md).
+        config = config.set_bool("ballista.planner.adaptive.enabled", false);
     }
     let state = SessionStateBuilder::new()
         .with_config(config)
