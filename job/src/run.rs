@@ -332,8 +332,8 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         Sources::ByInterval => Some(HistoryCounts::GroupBy),
         Sources::Whole => None,
     };
-    let counted_name = match (sources, history_counts) {
-        (Sources::ByInterval, Some(HistoryCounts::KeyCounts)) => {
+    let counted_name = match history_counts {
+        Some(HistoryCounts::KeyCounts) => {
             let window = TimeWindow {
                 after_us: train_start_us,
                 until_us: as_of_us,
@@ -344,8 +344,8 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
                 .runtime("registering the history's key counts")?;
             None
         }
-        (Sources::ByInterval, _) => Some(summaries::HISTORY_EVENTS),
-        (Sources::Whole, _) => Some(summaries::EVENTS),
+        Some(HistoryCounts::GroupBy) => Some(summaries::HISTORY_EVENTS),
+        None => Some(summaries::EVENTS),
     };
     let scans = counted_name
         .map(|name| (name, counted))

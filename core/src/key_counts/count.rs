@@ -130,14 +130,6 @@ impl IntervalCounter {
                 Ok(Arc::new(field.as_ref().clone().with_data_type(dictionary)))
             })
             .collect::<Result<_>>()?;
-        if let Some(t) = time
-            && !matches!(file_schema.field(t).data_type(), DataType::Timestamp(_, _))
-        {
-            return Err(DataFusionError::Execution(format!(
-                "column {TIME_GENERATED} is {}, not a timestamp",
-                file_schema.field(t).data_type()
-            )));
-        }
         let hinted = Arc::new(Schema::new_with_metadata(
             hinted,
             file_schema.metadata().clone(),

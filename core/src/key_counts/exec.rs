@@ -70,15 +70,10 @@ pub fn work_list(partitions: &[Vec<CountedFile>]) -> Result<Arc<dyn ExecutionPla
 }
 
 /// The files listed in work-list batches.
-fn files_of(batches: &[RecordBatch]) -> Result<Vec<CountedFile>> {
+fn files_of(batches: &[RecordBatch]) -> Vec<CountedFile> {
     let mut files = Vec::new();
+    // The input's schema was checked by `KeyCountsExec::try_new`.
     for batch in batches {
-        if batch.schema().fields() != work_list_schema().fields() {
-            return Err(DataFusionError::Internal(format!(
-                "KeyCountsExec: the input is not a work list but {}",
-                batch.schema()
-            )));
-        }
         let path = batch.column(0).as_string::<i32>();
         let size = batch.column(1).as_primitive::<UInt64Type>();
         let interval = batch.column(2).as_primitive::<Int64Type>();
@@ -92,7 +87,7 @@ fn files_of(batches: &[RecordBatch]) -> Result<Vec<CountedFile>> {
             });
         }
     }
-    Ok(files)
+    files
 }
 
 /// Counts the groups of the files its input lists; see the [module documentation](self).
@@ -259,7 +254,7 @@ impl ExecutionPlan for KeyCountsExec {
         };
         let batches = futures::stream::once(async move {
             let work: Vec<RecordBatch> = work.try_collect().await?;
-            Ok::<_, DataFusionError>(count_intervals(counter, files_of(&work)?))
+            Ok::<_, DataFusionError>(count_intervals(counter, files_of(&work)))
         })
         .try_flatten()
         .map(move |batch| batch.and_then(&project));
@@ -308,6 +303,6 @@ pub(super) fn files_of_partitions(exec: &KeyCountsExec) -> Vec<Vec<CountedFile>>
     source
         .partitions()
         .iter()
-        .map(|batches| files_of(batches).unwrap())
+        .map(|batches| files_of(batches))
         .collect()
 }

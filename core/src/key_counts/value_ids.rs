@@ -34,16 +34,6 @@ impl ValueIds {
         (id != NULL_ID).then(|| &*self.values[id as usize - 1])
     }
 
-    /// How many distinct non-null values have been numbered.
-    pub fn len(&self) -> usize {
-        self.values.len()
-    }
-
-    /// Whether no value has been numbered yet.
-    pub fn is_empty(&self) -> bool {
-        self.values.is_empty()
-    }
-
     fn id(&mut self, value: &str) -> u32 {
         if let Some(&id) = self.ids.get(value) {
             return id;
@@ -156,7 +146,7 @@ mod tests {
         let mut keys = vec![7u128; 3];
         ids.fold_into(&plain, &mut keys).unwrap();
         assert_eq!(keys, [7 << 32 | 3, 7 << 32, 7 << 32 | 1]);
-        assert_eq!(ids.len(), 3);
+        assert_eq!(ids.values.len(), 3);
         assert_eq!(
             (1..=3).map(|id| ids.value(id)).collect::<Vec<_>>(),
             [Some("b"), Some("a"), Some("c")]
