@@ -13,16 +13,13 @@ use std::{
     time::Instant,
 };
 
-use arrow::{
-    array::{Array, AsArray},
-    datatypes::{Int64Type, SchemaRef},
-};
+use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use procforest_core::{
-    events::{self, GROUP_KEYS},
+    events,
     key_counts::{KeyCountsTable, TimeWindow},
     scan::DeltaFilesTable,
     udf::ScoreUdf,
@@ -35,11 +32,8 @@ use crate::{
     pipeline::{
         categories,
         features::SUMMARIES,
-        quote,
         scoring::{self, ScoredRow, Selection, sort_report},
-        summaries::{
-            self, COMMAND_LINES, HistoryCounts, INTERVAL, Interval, Sources, SummaryWindow,
-        },
+        summaries::{self, COMMAND_LINES, HistoryCounts, Interval, Sources, SummaryWindow},
         training,
     },
     report::{check_labels, format_interval},
@@ -380,15 +374,6 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     outcome
 }
 
-/// A timestamp (microseconds, UTC) as an SQL literal.
-fn micros_sql(micros: i64) -> String {
-    let time = DateTime::from_timestamp_micros(micros).unwrap_or_default();
-    format!(
-        "TIMESTAMP '{}'",
-        time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-    )
-}
-
 /// What [`run`] resolved before the cluster work.
 struct Setup<'a> {
     config: &'a RunConfig,
@@ -455,7 +440,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     let candidates_dir = scratch.path("sample-candidates");
     // The candidates first: their job (a hash per summary row) is the longest, and Ballista
     // gives the executors' task slots to jobs in the order they arrive.
-    let (candidates, stats, categories) = futures::future::try_join3(
+    let (candidates, census) = futures::future::try_join(
         training::write_candidates(
             &ctx,
             config.model.seed,
@@ -463,15 +448,11 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
             groups,
             &candidates_dir,
         ),
-        summary_stats(&ctx, report_start_us, as_of_us),
-        categories::write_indices(&ctx, &categories_dir),
+        categories::count(&ctx, report_start_us, as_of_us),
     )
     .await?;
-    let categories: BTreeMap<String, u64> = categories
-        .into_iter()
-        .map(|(k, n)| (k.to_string(), n))
-        .collect();
-    let indices = categories::read_lookups(&ctx, &categories_dir).await?;
+    let indices =
+        categories::register(&ctx, &census, &categories_dir, categories::MAX_LOOKUP_BYTES).await?;
     let names = config.features.names();
     let features = ctx
         .sql(&config.features.sql(indices))
@@ -682,11 +663,25 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         files: pruning,
         summary_sources: sources,
         history_counts,
-        events: stats.events,
+        events: census.events,
         groups,
-        report_groups: stats.report_groups,
-        categories,
-        null_or_empty_keys: stats.gaps,
+        report_groups: census.report_groups,
+        categories: census
+            .indices
+            .iter()
+            .map(|index| (index.key.to_string(), index.values.len() as u64))
+            .collect(),
+        null_or_empty_keys: census
+            .indices
+            .iter()
+            .map(|index| {
+                let gaps = KeyGaps {
+                    null: index.rows_of(None),
+                    empty: index.rows_of(Some("")),
+                };
+                (index.key.to_string(), gaps)
+            })
+            .collect(),
         model: model_info,
         anomalies: anomalies.len(),
         report_window: ReportWindow {
@@ -920,67 +915,4 @@ async fn read_command_lines(
         )
         .await
         .runtime("reading command lines")
-}
-
-struct SummaryStats {
-    events: u64,
-    report_groups: u64,
-    gaps: BTreeMap<String, KeyGaps>,
-}
-
-async fn summary_stats(
-    ctx: &SessionContext,
-    report_start_us: i64,
-    as_of_us: i64,
-) -> Result<SummaryStats> {
-    let mut parts = vec![
-        "CAST(sum(\"count\") AS BIGINT) AS events".to_string(),
-        format!(
-            "CAST(sum(CASE WHEN {i} >= {start} AND {i} <= {end} THEN 1 ELSE 0 END) AS BIGINT) \
-             AS report_groups",
-            i = quote(INTERVAL),
-            start = micros_sql(report_start_us),
-            end = micros_sql(as_of_us),
-        ),
-    ];
-    for key in GROUP_KEYS {
-        let q = quote(key);
-        parts.push(format!(
-            "CAST(sum(CASE WHEN {q} IS NULL THEN 1 ELSE 0 END) AS BIGINT) AS \"{key}_null\", \
-             CAST(sum(CASE WHEN {q} = '' THEN 1 ELSE 0 END) AS BIGINT) AS \"{key}_empty\""
-        ));
-    }
-    let batches = ctx
-        .sql(&format!("SELECT {} FROM {SUMMARIES}", parts.join(", ")))
-        .await
-        .runtime("planning summary statistics")?
-        .collect()
-        .await
-        .runtime("summary statistics")?;
-    let value = |name: &str| -> u64 {
-        batches
-            .first()
-            .and_then(|b| b.column_by_name(name))
-            .and_then(|c| {
-                c.as_primitive_opt::<Int64Type>()
-                    .filter(|c| c.is_valid(0))
-                    .map(|c| c.value(0))
-            })
-            .unwrap_or(0) as u64
-    };
-    let mut gaps = BTreeMap::new();
-    for key in GROUP_KEYS {
-        gaps.insert(
-            key.to_string(),
-            KeyGaps {
-                null: value(&format!("{key}_null")),
-                empty: value(&format!("{key}_empty")),
-            },
-        );
-    }
-    Ok(SummaryStats {
-        events: value("events"),
-        report_groups: value("report_groups"),
-        gaps,
-    })
 }

@@ -213,78 +213,27 @@ pub fn features_sql(rows: &str, indices: Indices) -> String {
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
-    use arrow::{
-        array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray},
-        record_batch::RecordBatch,
-        util::pretty::pretty_format_batches,
-    };
-    use datafusion::prelude::SessionContext;
+    use arrow::util::pretty::pretty_format_batches;
 
     use super::*;
-    use crate::pipeline::categories::{read_lookups, write_indices};
+    use crate::pipeline::categories::{count, register, tests::summaries_with_gaps};
 
     /// The features are the same whether the indices are joined or looked up, nulls and
     /// empty values included.
     #[tokio::test]
     async fn lookups_give_the_features_joins_give() {
-        let ctx = SessionContext::new();
-        let day = 86_400_000_000;
-        let strings = |v: Vec<Option<&str>>| Arc::new(StringArray::from(v)) as ArrayRef;
-        let batch = RecordBatch::try_from_iter([
-            (
-                INTERVAL,
-                Arc::new(
-                    TimestampMicrosecondArray::from(vec![0, 0, day, day, 0, day])
-                        .with_timezone("UTC"),
-                ) as ArrayRef,
-            ),
-            (
-                COMPUTER,
-                strings(vec![
-                    Some("h1"),
-                    Some("h2"),
-                    Some("h1"),
-                    None,
-                    Some(""),
-                    Some("h2"),
-                ]),
-            ),
-            (
-                ACCOUNT,
-                strings(vec![
-                    Some("a"),
-                    Some("a"),
-                    Some("b"),
-                    Some("a"),
-                    None,
-                    Some("b"),
-                ]),
-            ),
-            (ACCOUNT_TYPE, strings(vec![Some("User"); 6])),
-            (
-                PROCESS,
-                strings(vec![
-                    Some("p1"),
-                    Some("p2"),
-                    Some("p1"),
-                    Some("p3"),
-                    Some("p1"),
-                    Some("p1"),
-                ]),
-            ),
-            (
-                COUNT,
-                Arc::new(Int64Array::from(vec![1, 2, 3, 4, 5, 6])) as ArrayRef,
-            ),
-        ])
-        .unwrap();
-        ctx.register_batch(SUMMARIES, batch).unwrap();
+        let ctx = summaries_with_gaps();
+        let census = count(&ctx, 0, 1).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
         let dir = format!("{}/", dir.path().display());
-        write_indices(&ctx, &dir).await.unwrap();
-        assert_eq!(read_lookups(&ctx, &dir).await.unwrap(), Indices::Lookups);
+        assert_eq!(
+            register(&ctx, &census, &dir, 0).await.unwrap(),
+            Indices::Tables
+        );
+        assert_eq!(
+            register(&ctx, &census, &dir, usize::MAX).await.unwrap(),
+            Indices::Lookups
+        );
         let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
             .map(|c| format!("{} NULLS FIRST", quote(c)))
             .join(", ");
@@ -298,7 +247,7 @@ mod tests {
             assert_eq!(shown[0], shown[1], "{set:?}");
             assert_eq!(
                 shown[0].lines().count(),
-                6 + 4,
+                7 + 4,
                 "{set:?}: every row featured"
             );
         }
