@@ -1,6 +1,6 @@
 //! `procforest run`: Delta events → daily summaries → isolation forest → anomalies.
 //!
-//! Phases, each timed in the manifest: `snapshot` (open and resolve the table), `summaries`
+//! Phases, each timed in the manifest: `snapshot` (open and resolve the table; Ballista starts meanwhile), `summaries`
 //! (scan and aggregate on Ballista, written to scratch), `indexing` (category indices, and
 //! beside them the rows that hold the training sample),
 //! `sample` (the training rows), `fit` (on the driver), `score` (on the executors) and
@@ -252,70 +252,33 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     let run_id = new_run_id();
     let mut phases = Phases::new();
 
-    // Snapshot: open, check, resolve the files of the training window.
+    // Snapshot: open, check, resolve the files of the training window. Ballista starts
+    // (standalone) or is reached meanwhile: neither waits for the other.
     phases.start("snapshot");
-    let bundled = match &config.table {
-        Some(_) => None,
-        None => Some(crate::sample::materialize_bundled()?),
-    };
-    let location = match (&config.table, &bundled) {
-        (Some(t), _) => t.clone(),
-        (None, Some(dir)) => dir.path().display().to_string(),
-        (None, None) => unreachable!("bundled sample materialised above"),
-    };
-    let table = source::open(&location, &config.snapshot, config.storage_options.clone()).await?;
-    let as_of = match config.as_of {
-        AsOf::At(t) => t,
-        AsOf::EndOfNewestDay => source::end_of_newest_day(&table)?,
-    };
-    let as_of_us = as_of.timestamp_micros();
-    let train_start_us = config
-        .train_days
-        .map(|d| as_of_us - d as i64 * 86_400_000_000);
-    let report_start_us = config.interval.truncate(as_of_us - config.window_us + 1);
-    let range = TimeRange {
-        start: train_start_us.and_then(DateTime::from_timestamp_micros),
-        end: as_of,
-    };
-    let (resolved, pruning) = source::resolve(&table, range)?;
-    if resolved.files.is_empty() {
-        return Err(no_events(config, as_of, &location));
-    }
-    // Interval-aligned files split into history and report; otherwise the report window's
-    // files are resolved again, for its command lines alone (time ranges are exclusive at
-    // the start).
-    let interval_us = config.interval.micros();
-    let (sources, counted, report_files) =
-        match resolved.split_at_interval(interval_us, report_start_us) {
-            Some((history, report)) => (Sources::ByInterval, history, report),
-            None => {
-                let (report, _) = source::resolve(
-                    &table,
-                    TimeRange {
-                        start: DateTime::from_timestamp_micros(report_start_us - 1),
-                        end: as_of,
-                    },
-                )?;
-                (Sources::Whole, resolved.clone(), report)
-            }
-        };
-    let labels = match crate::delta_io::get_parquet(&table.table, LABELS_PATH).await {
-        Ok(Some(batches)) => Some(read_labels(&batches).map_err(JobError::runtime)?),
-        Ok(None) => None,
-        Err(e) => {
-            tracing::warn!("ignoring unreadable labels: {e}");
-            None
-        }
-    };
-
-    // Summaries on Ballista, written to scratch.
-    phases.start("summaries");
-    let session = context::connect(
+    let connecting = context::connect(
         config.scheduler.as_deref(),
         config.partitions,
         HashMap::new(),
-    )
-    .await?;
+    );
+    let (snapshot, session) = futures::future::try_join(snapshot(config), connecting).await?;
+    let Snapshot {
+        _bundled,
+        table,
+        as_of,
+        as_of_us,
+        train_start_us,
+        report_start_us,
+        resolved,
+        pruning,
+        sources,
+        counted,
+        report_files,
+        labels,
+    } = snapshot;
+    let interval_us = config.interval.micros();
+
+    // Summaries on Ballista, written to scratch.
+    phases.start("summaries");
     let ctx = &session.ctx;
     // The history's counts straight from the files' dictionaries when the keys and times
     // are in the files (not partition values).
@@ -372,6 +335,98 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     let outcome = compute(setup, ctx, &scratch).await;
     scratch.cleanup(Some(ctx)).await;
     outcome
+}
+
+/// The table as this run reads it (see [`snapshot`]).
+struct Snapshot {
+    /// The bundled sample's folder, when it is the table (removed when dropped).
+    _bundled: Option<tempfile::TempDir>,
+    table: source::EventTable,
+    as_of: DateTime<Utc>,
+    as_of_us: i64,
+    train_start_us: Option<i64>,
+    report_start_us: i64,
+    /// Every file of the training window.
+    resolved: procforest_core::scan::ResolvedTable,
+    pruning: source::Pruning,
+    sources: Sources,
+    /// The files whose events are counted (the history's, or all).
+    counted: procforest_core::scan::ResolvedTable,
+    /// The report window's files.
+    report_files: procforest_core::scan::ResolvedTable,
+    labels: Option<Vec<crate::generate::Label>>,
+}
+
+/// Opens the table, resolves the files of the training window and of the report window,
+/// and reads the table's ground-truth labels if it has them.
+async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
+    let bundled = match &config.table {
+        Some(_) => None,
+        None => Some(crate::sample::materialize_bundled()?),
+    };
+    let location = match (&config.table, &bundled) {
+        (Some(t), _) => t.clone(),
+        (None, Some(dir)) => dir.path().display().to_string(),
+        (None, None) => unreachable!("bundled sample materialised above"),
+    };
+    let table = source::open(&location, &config.snapshot, config.storage_options.clone()).await?;
+    let as_of = match config.as_of {
+        AsOf::At(t) => t,
+        AsOf::EndOfNewestDay => source::end_of_newest_day(&table)?,
+    };
+    let as_of_us = as_of.timestamp_micros();
+    let train_start_us = config
+        .train_days
+        .map(|d| as_of_us - d as i64 * 86_400_000_000);
+    let report_start_us = config.interval.truncate(as_of_us - config.window_us + 1);
+    let range = TimeRange {
+        start: train_start_us.and_then(DateTime::from_timestamp_micros),
+        end: as_of,
+    };
+    let (resolved, pruning) = source::resolve(&table, range)?;
+    if resolved.files.is_empty() {
+        return Err(no_events(config, as_of, &location));
+    }
+    // Interval-aligned files split into history and report; otherwise the report window's
+    // files are resolved again, for its command lines alone (time ranges are exclusive at
+    // the start).
+    let interval_us = config.interval.micros();
+    let (sources, counted, report_files) =
+        match resolved.split_at_interval(interval_us, report_start_us) {
+            Some((history, report)) => (Sources::ByInterval, history, report),
+            None => {
+                let (report, _) = source::resolve(
+                    &table,
+                    TimeRange {
+                        start: DateTime::from_timestamp_micros(report_start_us - 1),
+                        end: as_of,
+                    },
+                )?;
+                (Sources::Whole, resolved.clone(), report)
+            }
+        };
+    let labels = match crate::delta_io::get_parquet(&table.table, LABELS_PATH).await {
+        Ok(Some(batches)) => Some(read_labels(&batches).map_err(JobError::runtime)?),
+        Ok(None) => None,
+        Err(e) => {
+            tracing::warn!("ignoring unreadable labels: {e}");
+            None
+        }
+    };
+    Ok(Snapshot {
+        _bundled: bundled,
+        table,
+        as_of,
+        as_of_us,
+        train_start_us,
+        report_start_us,
+        resolved,
+        pruning,
+        sources,
+        counted,
+        report_files,
+        labels,
+    })
 }
 
 /// What [`run`] resolved before the cluster work.
