@@ -1,9 +1,10 @@
 //! `procforest run`: Delta events → daily summaries → isolation forest → anomalies.
 //!
-//! Phases, each timed in the manifest: `snapshot` (open and resolve the table; Ballista starts meanwhile), `summaries`
-//! (scan and aggregate on Ballista, written to scratch), `indexing` (category indices, and
-//! beside them the rows that hold the training sample),
-//! `sample` (the training rows), `fit` (on the driver), `score` (on the executors) and
+//! Phases, each timed in the manifest: `snapshot` (open and resolve the table; Ballista
+//! starts meanwhile), `summaries` (scan and aggregate on Ballista, written to scratch),
+//! `indexing` (category indices and totals, and beside them the rows that hold the
+//! training sample), `sample` (the training rows), `fit` (on the driver), `score` (on the
+//! executors) and
 //! `outputs`. Nothing is written to the user's outputs before every phase succeeded.
 
 use std::{
