@@ -2,9 +2,8 @@
 //!
 //! Phases, each timed in the manifest: `snapshot` (open and resolve the table; Ballista
 //! starts meanwhile), `summaries` (scan and aggregate on Ballista, written to scratch),
-//! `indexing` (category indices and totals, and beside them the rows that hold the
-//! training sample), `sample` (the training rows), `fit` (on the driver), `score` (on the
-//! executors) and
+//! `indexing` (category indices and totals, and beside them the training sample's rows),
+//! `sample` (their features), `fit` (on the driver), `score` (on the executors) and
 //! `outputs`. Nothing is written to the user's outputs before every phase succeeded.
 
 use std::{
@@ -488,54 +487,41 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         &written.counts_schema,
     )?;
 
-    // Category indices, and beside them the summaries' statistics and the rows that hold
-    // the training sample.
+    // Category indices and totals, and beside them the training sample's rows.
     phases.start("indexing");
-    let sample_rows = config.model.trees * config.model.max_samples;
-    let categories_dir = scratch.path("categories");
-    let candidates_dir = scratch.path("sample-candidates");
-    // The candidates first: their job (a hash per summary row) is the longest, and Ballista
+    let sample_size = config.model.trees * config.model.max_samples;
+    // The sample first: its job (a hash per summary row) is the longest, and Ballista
     // gives the executors' task slots to jobs in the order they arrive.
-    let (candidates, census) = futures::future::try_join(
-        training::write_candidates(
-            &ctx,
-            config.model.seed,
-            sample_rows,
-            groups,
-            &candidates_dir,
-        ),
+    let (sample_rows, census) = futures::future::try_join(
+        training::sample_rows(&ctx, config.model.seed, sample_size, groups),
         categories::count(&ctx, report_start_us, as_of_us),
     )
     .await?;
-    let indices =
-        categories::register(&ctx, &census, &categories_dir, categories::MAX_LOOKUP_BYTES).await?;
+    let indices = categories::register(
+        &ctx,
+        &census,
+        &scratch.path("categories"),
+        categories::MAX_LOOKUP_BYTES,
+    )
+    .await?;
     let names = config.features.names();
     let features = ctx
         .sql(&config.features.sql(indices))
         .await
         .runtime("planning features")?;
 
-    // Training sample (from the candidates when they hold it) and fit.
+    // The training sample's features, and the fit.
     phases.start("sample");
-    let sample_features = match candidates {
-        Some(n) if n >= sample_rows as u64 => {
-            features_of(
-                &ctx,
-                config,
-                indices,
-                training::CANDIDATES,
-                &candidates_dir,
-                &written,
-            )
-            .await?
-        }
-        Some(_) => {
-            tracing::info!("the sample's prefilter kept too few rows; sampling all summaries");
-            features.clone()
-        }
-        None => features.clone(),
-    };
-    let sample = training::gather(sample_features, &names, config.model.seed, sample_rows).await?;
+    let sample_features = training_features(
+        &ctx,
+        config,
+        indices,
+        sample_rows,
+        &written.counts_schema,
+        &scratch.path("training-rows"),
+    )
+    .await?;
+    let sample = training::gather(sample_features, &names, config.model.seed, sample_size).await?;
     phases.start("fit");
     let model = training::fit(&sample, &config.model)?;
     for w in model.warnings() {
@@ -956,6 +942,44 @@ async fn features_of(
     ctx.sql(&config.features.sql_over(name, indices))
         .await
         .runtime("planning features")
+}
+
+/// The features of the training sample's rows (see [`training::sample_rows`]): computed on
+/// the driver when they need nothing but the rows and the category lookups (the seed
+/// features), otherwise on the cluster from the rows written to scratch folder `dir` (the
+/// rarity features aggregate over all summaries; large indices are joined as tables).
+async fn training_features(
+    ctx: &SessionContext,
+    config: &RunConfig,
+    indices: categories::Indices,
+    rows: Vec<arrow::record_batch::RecordBatch>,
+    schema: &SchemaRef,
+    dir: &str,
+) -> Result<datafusion::prelude::DataFrame> {
+    let local = crate::pipeline::driver_session(ctx);
+    let name = training::TRAINING_ROWS;
+    if !config.features.aggregates_summaries() && indices == categories::Indices::Lookups {
+        categories::copy_lookups(ctx, &local)?;
+        let table = datafusion::datasource::MemTable::try_new(schema.clone(), vec![rows])
+            .runtime("holding the training sample")?;
+        local
+            .register_table(name, Arc::new(table))
+            .runtime("holding the training sample")?;
+        return local
+            .sql(&config.features.sql_over(name, indices))
+            .await
+            .runtime("planning the training sample's features");
+    }
+    local
+        .read_batches(rows)
+        .runtime("writing the training sample")?
+        .write_parquet(dir, Default::default(), Some(summaries::scratch_parquet()))
+        .await
+        .runtime("writing the training sample")?;
+    register_parquet(ctx, name, &[dir.to_string()], schema)?;
+    ctx.sql(&config.features.sql_over(name, indices))
+        .await
+        .runtime("planning the training sample's features")
 }
 
 /// The report's command lines in scratch, read by the driver itself (a plain DataFusion

@@ -253,6 +253,18 @@ pub async fn register(
     Ok(Indices::Tables)
 }
 
+/// Registers in `to` the lookup functions [`register`] registered in `from` (for a
+/// driver-side session computing features).
+pub fn copy_lookups(from: &SessionContext, to: &SessionContext) -> Result<()> {
+    use datafusion::execution::FunctionRegistry;
+    for key in GROUP_KEYS {
+        let name = procforest_core::udf::category_index_name(key);
+        let udf = from.udf(&name).runtime(format!("the {key} index lookup"))?;
+        to.register_udf(udf.as_ref().clone());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use arrow::array::TimestampMicrosecondArray;

@@ -67,6 +67,15 @@ impl FeatureSet {
         }
     }
 
+    /// Whether the features aggregate over all summary rows (the rarity features), not
+    /// only the row itself and the category indices.
+    pub fn aggregates_summaries(self) -> bool {
+        match self {
+            FeatureSet::Seed => false,
+            FeatureSet::Rarity | FeatureSet::RarityOnly => true,
+        }
+    }
+
     /// SQL of the features of every row of the registered `summaries`.
     pub fn sql(self, indices: Indices) -> String {
         self.sql_over(SUMMARIES, indices)

@@ -34,41 +34,74 @@ impl TrainingSample {
     }
 }
 
-/// The registered table of the summary rows that may be sampled (see [`write_candidates`]).
-pub const CANDIDATES: &str = "sample_candidates";
+/// The registered table of the training sample's summary rows (see [`sample_rows`]).
+pub const TRAINING_ROWS: &str = "training_rows";
 
-/// Writes under `dir` the summary rows (of the registered `summaries`, `groups` rows) that
-/// hold the training sample of `rows` rows: those whose `sample_key(seed, interval, keys…)`
-/// is at most twice the expected quantile plus a margin. The keys are uniform hashes, so
-/// the sample (the rows with the smallest keys) is almost always among them, and features
-/// are then computed for those rows only; it needs no category index, so it runs beside
-/// the indexing. Returns the number of rows written, or `None` when every row would pass.
-/// With fewer than `rows` rows written, sample from all `summaries` instead: the sample
-/// is the same either way.
-pub async fn write_candidates(
+/// The training sample's summary rows, collected to the driver: the `rows` rows of the
+/// registered `summaries` (`groups` rows) with the smallest `sample_key(seed, interval,
+/// keys…)` (ties by the key parts). The choice depends on no partitioning (each partition
+/// keeps its smallest, then they are merged) and needs no category index, so it runs
+/// beside the census; the features are then computed for these rows alone.
+///
+/// The keys are uniform hashes, so the sample is almost always among the rows whose key is
+/// at most twice the expected quantile plus a margin: only those are sorted (sorting every
+/// summary row by its key parts cost far more); in the rare case they are too few, every
+/// row is.
+pub async fn sample_rows(
     ctx: &SessionContext,
     seed: u64,
     rows: usize,
     groups: u64,
-    dir: &str,
-) -> Result<Option<u64>> {
+) -> Result<Vec<RecordBatch>> {
     let fraction = (2.0 * rows as f64 + 64.0) / groups.max(1) as f64;
-    if fraction >= 1.0 {
-        return Ok(None);
+    if fraction < 1.0 {
+        let bound = (fraction * u64::MAX as f64) as u64;
+        let batches = smallest_summaries(ctx, seed, rows, Some(bound)).await?;
+        let found: usize = batches.iter().map(RecordBatch::num_rows).sum();
+        if found == rows {
+            return Ok(batches);
+        }
+        tracing::info!("the sample's prefilter kept too few rows; sampling all summaries");
     }
-    let bound = (fraction * u64::MAX as f64) as u64;
+    smallest_summaries(ctx, seed, rows, None).await
+}
+
+/// The `rows` summary rows with the smallest sample keys, among those whose key is at most
+/// `bound`.
+async fn smallest_summaries(
+    ctx: &SessionContext,
+    seed: u64,
+    rows: usize,
+    bound: Option<u64>,
+) -> Result<Vec<RecordBatch>> {
     let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
-    let candidates = ctx
+    let mut order = vec![key.clone().sort(true, false)];
+    order.extend(key_parts().into_iter().map(|k| k.sort(true, false)));
+    let summary_columns: Vec<_> = key_parts()
+        .into_iter()
+        .chain([column(summaries::COUNT)])
+        .collect();
+    let mut summaries = ctx
         .table(SUMMARIES)
         .await
-        .and_then(|summaries| summaries.filter(key.lt_eq(lit(bound))))
         .runtime("planning the training sample")?;
-    let written = summaries::write(candidates, dir, "the training sample's candidates").await?;
-    Ok(Some(written))
+    if let Some(bound) = bound {
+        summaries = summaries
+            .filter(key.lt_eq(lit(bound)))
+            .runtime("planning the training sample")?;
+    }
+    summaries
+        .sort(order)
+        .and_then(|df| df.limit(0, Some(rows)))
+        .and_then(|df| df.select(summary_columns))
+        .runtime("planning the training sample")?
+        .collect()
+        .await
+        .runtime("choosing the training sample")
 }
 
 /// Gathers `rows` training rows from `features` (the features of a table of summary rows
-/// holding the sample: [`CANDIDATES`] or all summaries): those with the smallest
+/// holding the sample: [`TRAINING_ROWS`] or all summaries): those with the smallest
 /// `sample_key(seed, interval, keys…)`, in that order.
 pub async fn gather(
     features: DataFrame,
@@ -165,4 +198,87 @@ pub fn fit(sample: &TrainingSample, settings: &ModelSettings) -> Result<Isolatio
         }
         other => JobError::runtime(format!("training: {other}")),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+
+    use super::*;
+
+    /// `n` distinct summary rows registered as `summaries`, in two partitions.
+    fn summaries_of(n: usize) -> SessionContext {
+        let day = 86_400_000_000;
+        let strings = |f: &dyn Fn(usize) -> String| {
+            Arc::new(StringArray::from_iter_values((0..n).map(f))) as ArrayRef
+        };
+        let batch = RecordBatch::try_from_iter([
+            (
+                INTERVAL,
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        (0..n).map(|i| (i % 3) as i64 * day),
+                    )
+                    .with_timezone("UTC"),
+                ) as ArrayRef,
+            ),
+            (GROUP_KEYS[0], strings(&|i| format!("host{}", i / 3))),
+            (GROUP_KEYS[1], strings(&|i| format!("account{}", i % 7))),
+            (GROUP_KEYS[2], strings(&|_| "User".to_string())),
+            (GROUP_KEYS[3], strings(&|i| format!("process{}", i % 11))),
+            (
+                summaries::COUNT,
+                Arc::new(Int64Array::from_iter_values(
+                    (0..n as i64).map(|i| 1 + i % 5),
+                )) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let ctx = SessionContext::new();
+        let half = n / 2;
+        let table = datafusion::datasource::MemTable::try_new(
+            batch.schema(),
+            vec![
+                vec![batch.slice(0, half)],
+                vec![batch.slice(half, n - half)],
+            ],
+        )
+        .unwrap();
+        ctx.register_table(SUMMARIES, Arc::new(table)).unwrap();
+        ctx
+    }
+
+    fn rows_of(batches: &[RecordBatch]) -> Vec<String> {
+        let shown = arrow::util::pretty::pretty_format_batches(batches)
+            .unwrap()
+            .to_string();
+        shown.lines().map(String::from).collect()
+    }
+
+    /// The prefiltered choice equals sorting every row, and holds `rows` rows; with fewer
+    /// summary rows than asked for, every row is taken.
+    #[tokio::test]
+    async fn sample_rows_are_the_smallest_keys_of_all_rows() {
+        let ctx = summaries_of(3000);
+        let chosen = sample_rows(&ctx, 42, 100, 3000).await.unwrap();
+        let all_sorted = smallest_summaries(&ctx, 42, 100, None).await.unwrap();
+        assert_eq!(chosen.iter().map(RecordBatch::num_rows).sum::<usize>(), 100);
+        assert_eq!(rows_of(&chosen), rows_of(&all_sorted));
+        let other_seed = sample_rows(&ctx, 43, 100, 3000).await.unwrap();
+        assert_ne!(
+            rows_of(&chosen),
+            rows_of(&other_seed),
+            "the seed picks the rows"
+        );
+        // A bound too small to hold the sample: the fallback sorts every row.
+        let too_few = smallest_summaries(&ctx, 42, 100, Some(u64::MAX / 1000))
+            .await
+            .unwrap();
+        assert!(too_few.iter().map(RecordBatch::num_rows).sum::<usize>() < 100);
+        let small = summaries_of(50);
+        let every = sample_rows(&small, 42, 100, 50).await.unwrap();
+        assert_eq!(every.iter().map(RecordBatch::num_rows).sum::<usize>(), 50);
+    }
 }
