@@ -74,12 +74,20 @@ async fn smallest_summaries(
     rows: usize,
     bound: Option<u64>,
 ) -> Result<Vec<RecordBatch>> {
+    // Sorted by the key as a column, not as a call: Ballista's adaptive planner ships an
+    // exchange's sort order without procforest's codec, so a cluster executor cannot
+    // decode a sort on our function.
     let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
-    let mut order = vec![key.clone().sort(true, false)];
+    let mut order = vec![column(SAMPLE_KEY).sort(true, false)];
     order.extend(key_parts().into_iter().map(|k| k.sort(true, false)));
     let summary_columns: Vec<_> = key_parts()
         .into_iter()
         .chain([column(summaries::COUNT)])
+        .collect();
+    let with_key: Vec<_> = summary_columns
+        .iter()
+        .cloned()
+        .chain([key.clone().alias(SAMPLE_KEY)])
         .collect();
     let mut summaries = ctx
         .table(SUMMARIES)
@@ -91,7 +99,8 @@ async fn smallest_summaries(
             .runtime("planning the training sample")?;
     }
     summaries
-        .sort(order)
+        .select(with_key)
+        .and_then(|df| df.sort(order))
         .and_then(|df| df.limit(0, Some(rows)))
         .and_then(|df| df.select(summary_columns))
         .runtime("planning the training sample")?
