@@ -24,6 +24,7 @@ use datafusion_proto::{
 use crate::{
     key_counts::{KeyCountsExec, KeyCountsTable},
     scan::DeltaFilesTable,
+    scratch::{ParquetWriterExec, ScratchSink},
     udf::{CategoryIndexUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
 };
 
@@ -41,6 +42,8 @@ enum Kind {
     CategoryIndexUdf = 5,
     KeyCountsTable = 6,
     KeyCountsExec = 7,
+    ScratchSink = 8,
+    ParquetWriterExec = 9,
 }
 
 fn write(kind: Kind, payload: &[u8], buf: &mut Vec<u8>) {
@@ -65,6 +68,8 @@ fn read(buf: &[u8]) -> Result<Option<(Kind, &[u8])>> {
         5 => Kind::CategoryIndexUdf,
         6 => Kind::KeyCountsTable,
         7 => Kind::KeyCountsExec,
+        8 => Kind::ScratchSink,
+        9 => Kind::ParquetWriterExec,
         other => {
             return Err(DataFusionError::Internal(format!(
                 "procforest codec: unknown kind {other} (is every process the same version?)"
@@ -152,6 +157,9 @@ impl LogicalExtensionCodec for ProcforestLogicalCodec {
                 Ok(Arc::new(DeltaFilesTable::decode(payload, schema)?))
             }
             Some((Kind::KeyCountsTable, payload)) => Ok(Arc::new(KeyCountsTable::decode(payload)?)),
+            Some((Kind::ScratchSink, payload)) => {
+                Ok(Arc::new(ScratchSink::decode(payload, schema)?))
+            }
             Some((kind, _)) => Err(DataFusionError::Internal(format!(
                 "procforest codec: {kind:?} is not a table"
             ))),
@@ -172,6 +180,9 @@ impl LogicalExtensionCodec for ProcforestLogicalCodec {
             Ok(())
         } else if let Some(table) = node.downcast_ref::<KeyCountsTable>() {
             write(Kind::KeyCountsTable, &table.encode()?, buf);
+            Ok(())
+        } else if let Some(sink) = node.downcast_ref::<ScratchSink>() {
+            write(Kind::ScratchSink, &sink.encode()?, buf);
             Ok(())
         } else {
             self.inner.try_encode_table_provider(table_ref, node, buf)
@@ -245,6 +256,9 @@ impl PhysicalExtensionCodec for ProcforestPhysicalCodec {
             Some((Kind::KeyCountsExec, payload)) => {
                 Ok(Arc::new(KeyCountsExec::decode(payload, inputs)?))
             }
+            Some((Kind::ParquetWriterExec, payload)) => {
+                Ok(Arc::new(ParquetWriterExec::decode(payload, inputs)?))
+            }
             Some((kind, _)) => Err(DataFusionError::Internal(format!(
                 "procforest codec: {kind:?} is not a plan node"
             ))),
@@ -260,6 +274,9 @@ impl PhysicalExtensionCodec for ProcforestPhysicalCodec {
     ) -> Result<()> {
         if let Some(exec) = node.downcast_ref::<KeyCountsExec>() {
             write(Kind::KeyCountsExec, &exec.encode()?, buf);
+            Ok(())
+        } else if let Some(exec) = node.downcast_ref::<ParquetWriterExec>() {
+            write(Kind::ParquetWriterExec, &exec.encode()?, buf);
             Ok(())
         } else {
             self.inner.try_encode(node, buf, proto_converter)

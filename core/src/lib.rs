@@ -5,6 +5,8 @@
 //!   resolved from a Delta snapshot, read as plain Parquet (executors need no delta-rs).
 //! - [`key_counts`]: the summaries' counts read straight from interval-aligned files, the
 //!   keys as Parquet dictionary indices (a table provider and its execution plan).
+//! - [`scratch`]: a write-only table whose inserts write every partition's rows to its
+//!   own Parquet file (the job's intermediate results).
 //! - [`udf`]: the scoring UDF that carries the trained model inside the plan, and the
 //!   seeded sample-key hash.
 //! - [`codec`]: logical and physical codecs that encode those and delegate everything
@@ -20,5 +22,6 @@ pub mod key_counts;
 pub mod object_stores;
 pub mod process;
 pub mod scan;
+pub mod scratch;
 pub mod session;
 pub mod udf;

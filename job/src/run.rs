@@ -970,12 +970,10 @@ async fn training_features(
             .await
             .runtime("planning the training sample's features");
     }
-    local
+    let rows = local
         .read_batches(rows)
-        .runtime("writing the training sample")?
-        .write_parquet(dir, Default::default(), Some(summaries::scratch_parquet()))
-        .await
         .runtime("writing the training sample")?;
+    summaries::write(rows, dir, "the training sample").await?;
     register_parquet(ctx, name, &[dir.to_string()], schema)?;
     ctx.sql(&config.features.sql_over(name, indices))
         .await

@@ -16,17 +16,14 @@ use arrow::{
     compute::cast,
     datatypes::{DataType, Int32Type, Int64Type},
 };
-use datafusion::{
-    dataframe::DataFrameWriteOptions, datasource::file_format::options::ParquetReadOptions,
-    prelude::SessionContext,
-};
+use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
 use procforest_core::events::GROUP_KEYS;
 use std::sync::Arc;
 
 use super::{
     features::SUMMARIES,
     quote,
-    summaries::{COUNT, INTERVAL, scratch_parquet},
+    summaries::{self, COUNT, INTERVAL},
     timestamp_sql,
 };
 use crate::error::{Context, JobError, Result};
@@ -240,12 +237,10 @@ pub async fn register(
     let local = super::driver_session(ctx);
     for index in &census.indices {
         let path = format!("{dir}{}/", index.key.to_lowercase());
-        local
+        let rows = local
             .read_batch(index.to_batch()?)
-            .runtime(format!("the {} index", index.key))?
-            .write_parquet(&path, DataFrameWriteOptions::new(), Some(scratch_parquet()))
-            .await
-            .runtime(format!("writing the {} index", index.key))?;
+            .runtime(format!("the {} index", index.key))?;
+        summaries::write(rows, &path, &format!("the {} index", index.key)).await?;
         ctx.register_parquet(table_name(index.key), &path, ParquetReadOptions::default())
             .await
             .runtime(format!("reading the {} index", index.key))?;

@@ -16,12 +16,13 @@
 //! on strings, which remains for the report (it also gathers command lines) and for tables
 //! whose keys or times are partition values.
 
+use std::sync::Arc;
+
 use arrow::datatypes::DataType;
 use datafusion::{
-    dataframe::DataFrameWriteOptions,
+    datasource::provider_as_source,
     functions_aggregate::expr_fn::{array_agg, count},
-    logical_expr::ExprFunctionExt,
-    logical_expr::cast,
+    logical_expr::{ExprFunctionExt, LogicalPlanBuilder, cast, dml::InsertOp},
     prelude::{DataFrame, Expr, SessionContext, lit},
 };
 use procforest_core::{
@@ -30,6 +31,7 @@ use procforest_core::{
         time_type,
     },
     scan::file_interval_column,
+    scratch::ScratchSink,
     udf::SortedDistinctUdf,
 };
 
@@ -268,29 +270,48 @@ pub async fn command_lines(ctx: &SessionContext, window: SummaryWindow) -> Resul
         .runtime("planning command lines")
 }
 
-/// How intermediate results are written: lz4 rather than DataFusion's default zstd(3), as
-/// they live for one run (writing the report's command lines took a third less time), and
-/// row groups of 64 Ki rows, so that every later read splits a file over all partitions.
-/// Given with each write, so it travels in the plan to whichever process writes.
-pub fn scratch_parquet() -> datafusion::config::TableParquetOptions {
-    let mut options = datafusion::config::TableParquetOptions::default();
-    options.global.compression = Some("lz4_raw".into());
-    options.global.max_row_group_size = 64 * 1024;
-    options
-}
-
-/// Computes `df` on the cluster and writes it as Parquet under `dir`; returns the number
-/// of rows written.
+/// Computes `df` (on the cluster, or on the driver for a driver-side session) and writes
+/// it as Parquet under scratch folder `dir` (a local path or a URL, ending with `/`), each
+/// partition its own files where it was computed ([`procforest_core::scratch`]); returns
+/// the number of rows written.
 pub async fn write(df: DataFrame, dir: &str, what: &str) -> Result<u64> {
-    let written = df
-        .write_parquet(dir, DataFrameWriteOptions::new(), Some(scratch_parquet()))
+    let sink = scratch_dir_url(dir)
+        .and_then(|url| ScratchSink::try_new(&url, Arc::new(df.schema().as_arrow().clone())))
+        .runtime(format!("writing {what} to {dir}"))?;
+    let (state, plan) = df.into_parts();
+    let insert = LogicalPlanBuilder::insert_into(
+        plan,
+        "scratch",
+        provider_as_source(Arc::new(sink)),
+        InsertOp::Append,
+    )
+    .and_then(|builder| builder.build())
+    .runtime(format!("planning {what}"))?;
+    let written = DataFrame::new(state, insert)
+        .collect()
         .await
         .runtime(format!("computing {what}"))?;
     Ok(rows_written(&written))
 }
 
-/// The row count a DataFusion write reports.
-pub fn rows_written(batches: &[arrow::record_batch::RecordBatch]) -> u64 {
+/// A scratch folder as a URL: URLs as they are, local paths made absolute.
+fn scratch_dir_url(dir: &str) -> datafusion::common::Result<String> {
+    if dir.contains("://") {
+        return Ok(dir.to_string());
+    }
+    let path = std::path::absolute(dir)?;
+    url::Url::from_directory_path(&path)
+        .map(String::from)
+        .map_err(|()| {
+            datafusion::common::DataFusionError::Plan(format!(
+                "scratch folder {} is not a usable path",
+                path.display()
+            ))
+        })
+}
+
+/// The row count an insert reports.
+fn rows_written(batches: &[arrow::record_batch::RecordBatch]) -> u64 {
     use arrow::array::AsArray;
     batches
         .iter()

@@ -1,0 +1,331 @@
+//! Scratch Parquet: the job's intermediate results written by every partition of a plan
+//! at once.
+//!
+//! DataFusion's file sinks take a single input partition, so writing an aggregation's
+//! output put a stage boundary after it on Ballista: every summary row was shuffled to
+//! one task that wrote the files alone. [`ScratchSink`] is a write-only table instead:
+//! inserting into it plans a [`ParquetWriterExec`] over the input's partitions, each of
+//! which writes its own file in the same task that computed its rows (and so later reads
+//! find files of similar size, not one per writer).
+//!
+//! A partition's file is named by the sink's write id, its partition and a random number:
+//! Ballista may run partitions of a stage in separate tasks, each seeing its partition as
+//! number 0, so the partition alone does not name a file uniquely. A partition with no
+//! rows writes no file. Object stores make a file visible only once complete, so readers
+//! never see one half written.
+
+use std::{fmt, sync::Arc};
+
+use arrow::{
+    array::{RecordBatch, UInt64Array},
+    datatypes::{DataType, Field, Schema, SchemaRef},
+};
+use async_trait::async_trait;
+use datafusion::{
+    catalog::{Session, TableProvider},
+    common::{DataFusionError, Result, SchemaExt, not_impl_err, tree_node::TreeNodeRecursion},
+    datasource::TableType,
+    execution::{SendableRecordBatchStream, TaskContext},
+    logical_expr::{Expr, dml::InsertOp},
+    physical_expr::{EquivalenceProperties, PhysicalExpr},
+    physical_plan::{
+        DisplayAs, DisplayFormatType, ExecutionPlan, ExecutionPlanProperties, Partitioning,
+        PlanProperties,
+        execution_plan::{Boundedness, EmissionType},
+        stream::RecordBatchStreamAdapter,
+    },
+};
+use futures::StreamExt;
+use parquet::{arrow::AsyncArrowWriter, basic::Compression, file::properties::WriterProperties};
+
+use crate::scan::store_and_path;
+
+/// Rows per row group of scratch files.
+pub const ROW_GROUP_ROWS: usize = 64 * 1024;
+
+/// How scratch files are written: lz4 (cheap to write and read; DataFusion's default
+/// zstd cost a third of the report's write) and row groups of [`ROW_GROUP_ROWS`].
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::LZ4_RAW)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
+/// The output of a write: one row per partition with the rows it wrote (DataFusion's
+/// convention for inserts).
+fn count_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![Field::new(
+        "count",
+        DataType::UInt64,
+        false,
+    )]))
+}
+
+/// A folder of scratch Parquet files that plans write into, every partition its own file;
+/// see the [module documentation](self). Write-only: read the folder as Parquet.
+#[derive(Debug, Clone)]
+pub struct ScratchSink {
+    /// The folder: a URL (`file:///…/`, `abfss://…/`) ending with `/`.
+    dir: String,
+    /// Names this write's files.
+    write_id: String,
+    schema: SchemaRef,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EncodedSink {
+    dir: String,
+    write_id: String,
+}
+
+impl ScratchSink {
+    /// A sink writing rows of `schema` into folder `dir` (a URL ending with `/`).
+    pub fn try_new(dir: &str, schema: SchemaRef) -> Result<Self> {
+        if !dir.ends_with('/') {
+            return Err(DataFusionError::Plan(format!(
+                "scratch folder {dir} does not end with /"
+            )));
+        }
+        store_and_path(dir)?;
+        Ok(Self {
+            dir: dir.to_string(),
+            write_id: format!("{:016x}", rand::random::<u64>()),
+            schema,
+        })
+    }
+
+    /// Serialises the sink (the schema travels beside it in the plan).
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(&EncodedSink {
+            dir: self.dir.clone(),
+            write_id: self.write_id.clone(),
+        })
+        .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    /// Rebuilds the sink from [`Self::encode`]'s bytes and its schema.
+    pub fn decode(bytes: &[u8], schema: SchemaRef) -> Result<Self> {
+        let EncodedSink { dir, write_id } =
+            serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        Ok(Self {
+            dir,
+            write_id,
+            schema,
+        })
+    }
+}
+
+#[async_trait]
+impl TableProvider for ScratchSink {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Temporary
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[Expr],
+        _limit: Option<usize>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        not_impl_err!(
+            "the scratch sink for {} is write-only: read the folder as Parquet",
+            self.dir
+        )
+    }
+
+    async fn insert_into(
+        &self,
+        _state: &dyn Session,
+        input: Arc<dyn ExecutionPlan>,
+        insert_op: InsertOp,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        if insert_op != InsertOp::Append {
+            return not_impl_err!("the scratch sink only appends, not {insert_op}");
+        }
+        self.schema
+            .logically_equivalent_names_and_types(&input.schema())?;
+        Ok(Arc::new(ParquetWriterExec::try_new(
+            input,
+            self.dir.clone(),
+            self.write_id.clone(),
+        )?))
+    }
+}
+
+/// Writes each input partition to its own Parquet file in a folder; outputs one row per
+/// partition with the rows written. See the [module documentation](self).
+#[derive(Debug)]
+pub struct ParquetWriterExec {
+    input: Arc<dyn ExecutionPlan>,
+    dir: String,
+    write_id: String,
+    properties: Arc<PlanProperties>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct EncodedWriter {
+    dir: String,
+    write_id: String,
+}
+
+impl ParquetWriterExec {
+    /// Writes `input`'s partitions into folder `dir` (a URL ending with `/`), the files
+    /// named after `write_id`.
+    pub fn try_new(input: Arc<dyn ExecutionPlan>, dir: String, write_id: String) -> Result<Self> {
+        store_and_path(&dir)?;
+        let properties = PlanProperties::new(
+            EquivalenceProperties::new(count_schema()),
+            Partitioning::UnknownPartitioning(input.output_partitioning().partition_count()),
+            EmissionType::Final,
+            Boundedness::Bounded,
+        );
+        Ok(Self {
+            input,
+            dir,
+            write_id,
+            properties: Arc::new(properties),
+        })
+    }
+
+    /// Serialises the node (its input travels as its child).
+    pub fn encode(&self) -> Result<Vec<u8>> {
+        serde_json::to_vec(&EncodedWriter {
+            dir: self.dir.clone(),
+            write_id: self.write_id.clone(),
+        })
+        .map_err(|e| DataFusionError::External(Box::new(e)))
+    }
+
+    /// Rebuilds the node from [`Self::encode`]'s bytes and its decoded input.
+    pub fn decode(bytes: &[u8], inputs: &[Arc<dyn ExecutionPlan>]) -> Result<Self> {
+        let EncodedWriter { dir, write_id } =
+            serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let [input] = inputs else {
+            return Err(DataFusionError::Internal(format!(
+                "ParquetWriterExec has one input, not {}",
+                inputs.len()
+            )));
+        };
+        Self::try_new(input.clone(), dir, write_id)
+    }
+}
+
+impl DisplayAs for ParquetWriterExec {
+    fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "ParquetWriterExec: dir={}", self.dir)
+    }
+}
+
+impl ExecutionPlan for ParquetWriterExec {
+    fn name(&self) -> &str {
+        "ParquetWriterExec"
+    }
+
+    fn properties(&self) -> &Arc<PlanProperties> {
+        &self.properties
+    }
+
+    fn children(&self) -> Vec<&Arc<dyn ExecutionPlan>> {
+        vec![&self.input]
+    }
+
+    /// Each partition writes where it is: repartitioning the input would only move rows.
+    fn benefits_from_input_partitioning(&self) -> Vec<bool> {
+        vec![false]
+    }
+
+    fn apply_expressions(
+        &self,
+        _f: &mut dyn FnMut(&Arc<dyn PhysicalExpr>) -> Result<TreeNodeRecursion>,
+    ) -> Result<TreeNodeRecursion> {
+        Ok(TreeNodeRecursion::Continue)
+    }
+
+    fn with_new_children(
+        self: Arc<Self>,
+        children: Vec<Arc<dyn ExecutionPlan>>,
+    ) -> Result<Arc<dyn ExecutionPlan>> {
+        let [input] = children.as_slice() else {
+            return Err(DataFusionError::Internal(format!(
+                "ParquetWriterExec has one input, not {}",
+                children.len()
+            )));
+        };
+        Ok(Arc::new(Self::try_new(
+            input.clone(),
+            self.dir.clone(),
+            self.write_id.clone(),
+        )?))
+    }
+
+    fn execute(
+        &self,
+        partition: usize,
+        context: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let input = self.input.execute(partition, context.clone())?;
+        let (store_url, _) = store_and_path(&self.dir)?;
+        let store = context.runtime_env().object_store(&store_url)?;
+        let name = format!(
+            "{}-{partition}-{:016x}.parquet",
+            self.write_id,
+            rand::random::<u64>()
+        );
+        let (_, path) = store_and_path(&format!("{}{name}", self.dir))?;
+        let written = futures::stream::once(async move {
+            let rows = write_partition(input, store, path).await?;
+            let batch = RecordBatch::try_new(
+                count_schema(),
+                vec![Arc::new(UInt64Array::from(vec![rows]))],
+            )?;
+            Ok::<_, DataFusionError>(batch)
+        });
+        Ok(Box::pin(RecordBatchStreamAdapter::new(
+            count_schema(),
+            written,
+        )))
+    }
+}
+
+/// Writes `input` to a Parquet file at `path` of `store`, opened on the first non-empty
+/// batch (an empty partition writes nothing); returns the rows written.
+async fn write_partition(
+    mut input: SendableRecordBatchStream,
+    store: Arc<dyn object_store::ObjectStore>,
+    path: object_store::path::Path,
+) -> Result<u64> {
+    let schema = input.schema();
+    let mut writer = None;
+    let mut rows = 0;
+    while let Some(batch) = input.next().await {
+        let batch = batch?;
+        if batch.num_rows() == 0 {
+            continue;
+        }
+        if writer.is_none() {
+            let file = object_store::buffered::BufWriter::new(store.clone(), path.clone());
+            writer = Some(AsyncArrowWriter::try_new(
+                file,
+                schema.clone(),
+                Some(writer_properties()),
+            )?);
+        }
+        if let Some(writer) = writer.as_mut() {
+            writer.write(&batch).await?;
+        }
+        rows += batch.num_rows() as u64;
+    }
+    if let Some(writer) = writer {
+        writer.close().await?;
+    }
+    Ok(rows)
+}
+
+#[cfg(test)]
+mod tests;
