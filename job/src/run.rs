@@ -429,6 +429,19 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
     })
 }
 
+/// Most summary rows that later jobs read in one partition (see [`one_partition`]).
+const ONE_PARTITION_GROUPS: u64 = 250_000;
+
+/// The session, planning every later job in one partition: for small summaries, each job
+/// is then one stage (no exchange between partial and final aggregates, no merge of sorted
+/// partitions), and a stage costs more to schedule than such a table takes to read. The
+/// results do not depend on it.
+fn one_partition(ctx: &SessionContext) -> SessionContext {
+    let mut state = ctx.state();
+    state.config_mut().options_mut().execution.target_partitions = 1;
+    SessionContext::new_with_state(state)
+}
+
 /// What [`run`] resolved before the cluster work.
 struct Setup<'a> {
     config: &'a RunConfig,
@@ -480,6 +493,11 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     if groups == 0 {
         return Err(no_events(config, as_of, &location));
     }
+    let ctx = if groups <= ONE_PARTITION_GROUPS {
+        one_partition(&ctx)
+    } else {
+        ctx
+    };
     register_parquet(
         &ctx,
         SUMMARIES,
