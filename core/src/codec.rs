@@ -25,7 +25,7 @@ use crate::{
     key_counts::{KeyCountsExec, KeyCountsTable},
     scan::DeltaFilesTable,
     scratch::{ParquetWriterExec, ScratchSink},
-    udf::{CategoryIndexUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
+    udf::{CategoryIndexUdf, GroupSetUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
 };
 
 /// Marks bytes written by these codecs.
@@ -44,6 +44,7 @@ enum Kind {
     KeyCountsExec = 7,
     ScratchSink = 8,
     ParquetWriterExec = 9,
+    GroupSetUdf = 10,
 }
 
 fn write(kind: Kind, payload: &[u8], buf: &mut Vec<u8>) {
@@ -70,6 +71,7 @@ fn read(buf: &[u8]) -> Result<Option<(Kind, &[u8])>> {
         7 => Kind::KeyCountsExec,
         8 => Kind::ScratchSink,
         9 => Kind::ParquetWriterExec,
+        10 => Kind::GroupSetUdf,
         other => {
             return Err(DataFusionError::Internal(format!(
                 "procforest codec: unknown kind {other} (is every process the same version?)"
@@ -89,6 +91,9 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> bool {
         true
     } else if let Some(index) = CategoryIndexUdf::from_udf(node) {
         write(Kind::CategoryIndexUdf, index.payload(), buf);
+        true
+    } else if let Some(groups) = GroupSetUdf::from_udf(node) {
+        write(Kind::GroupSetUdf, groups.payload(), buf);
         true
     } else if SortedDistinctUdf::is(node) {
         write(Kind::SortedDistinctUdf, &[], buf);
@@ -112,6 +117,9 @@ fn decode_udf(buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>> {
         }
         Some((Kind::CategoryIndexUdf, payload)) => {
             Some(Arc::new(CategoryIndexUdf::decode(payload)?.into_udf()))
+        }
+        Some((Kind::GroupSetUdf, payload)) => {
+            Some(Arc::new(GroupSetUdf::decode(payload)?.into_udf()))
         }
         Some((Kind::SortedDistinctUdf, _)) => {
             Some(Arc::new(SortedDistinctUdf::default().into_udf()))

@@ -22,7 +22,7 @@ use procforest_core::{
     events,
     key_counts::{KeyCountsTable, TimeWindow},
     scan::DeltaFilesTable,
-    udf::ScoreUdf,
+    udf::{Group, GroupSetUdf, ScoreUdf},
 };
 
 use crate::{
@@ -33,7 +33,9 @@ use crate::{
         categories,
         features::SUMMARIES,
         scoring::{self, ScoredRow, Selection, sort_report},
-        summaries::{self, COMMAND_LINES, HistoryCounts, Interval, Sources, SummaryWindow},
+        summaries::{
+            self, COMMAND_LINES, CommandLines, HistoryCounts, Interval, Sources, SummaryWindow,
+        },
         training,
     },
     report::{check_labels, format_interval},
@@ -304,6 +306,25 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         Some(HistoryCounts::GroupBy) => Some(summaries::HISTORY_EVENTS),
         None => Some(summaries::EVENTS),
     };
+    // With a set contamination only the anomalies' command lines are gathered, after
+    // scoring; the report is then counted like the history.
+    let command_lines = match config.model.contamination {
+        Some(_) => CommandLines::Anomalies,
+        None => CommandLines::ReportGroups,
+    };
+    let report_key_counts = command_lines == CommandLines::Anomalies
+        && history_counts == Some(HistoryCounts::KeyCounts)
+        && KeyCountsTable::can_read(&report_files, interval_us);
+    if report_key_counts {
+        let window = TimeWindow {
+            after_us: train_start_us,
+            until_us: as_of_us,
+        };
+        let counts = KeyCountsTable::try_new(report_files.clone(), interval_us, window)
+            .runtime("building the report's key counts")?;
+        ctx.register_table(summaries::REPORT_COUNTS, Arc::new(counts))
+            .runtime("registering the report's key counts")?;
+    }
     let scans = counted_name
         .map(|name| (name, counted))
         .into_iter()
@@ -320,6 +341,8 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         config,
         sources,
         history_counts,
+        command_lines,
+        report_key_counts,
         run_id,
         started_at,
         phases,
@@ -447,6 +470,9 @@ struct Setup<'a> {
     config: &'a RunConfig,
     sources: Sources,
     history_counts: Option<HistoryCounts>,
+    command_lines: CommandLines,
+    /// The report counted by key counts ([`summaries::REPORT_COUNTS`]).
+    report_key_counts: bool,
     run_id: String,
     started_at: DateTime<Utc>,
     phases: Phases,
@@ -466,6 +492,8 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         config,
         sources,
         history_counts,
+        command_lines,
+        report_key_counts,
         run_id,
         started_at,
         mut phases,
@@ -486,7 +514,13 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         report_start_us,
         interval: config.interval,
     };
-    let written = write_summaries(&ctx, sources, history_counts, window, scratch)
+    let how = SummaryPlan {
+        sources,
+        history_counts,
+        command_lines,
+        report_key_counts,
+    };
+    let written = write_summaries(&ctx, how, window, scratch)
         .await
         .map_err(|e| scan_error(e, &resolved))?;
     let groups = written.groups;
@@ -575,17 +609,9 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     // The report's rows have their own folder when the files are interval-aligned: the
     // scoring then reads them alone, not every summary row (the features' category
     // indices and rarity still come from all of them).
-    let scored = match (selection, sources) {
-        (Selection::Report { .. }, Sources::ByInterval) => {
-            features_of(
-                &ctx,
-                config,
-                indices,
-                REPORT_ROWS,
-                &written.lines_dir,
-                &written,
-            )
-            .await?
+    let scored = match (selection, &written.report_dir) {
+        (Selection::Report { .. }, Some(report_dir)) => {
+            features_of(&ctx, config, indices, REPORT_ROWS, report_dir, &written).await?
         }
         _ => features,
     };
@@ -610,8 +636,15 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         let model = model.clone();
         tokio::task::spawn_blocking(move || model.explain(&columns))
     });
-    let lines = read_command_lines(&ctx, &written).await?;
-    scoring::attach_command_lines(&mut anomalies, lines).await?;
+    let lines = match &written.lines {
+        Some(lines) => Some(lines.clone()),
+        None if anomalies.is_empty() => None,
+        None => Some(anomalies_command_lines(&ctx, &anomalies, window, scratch).await?),
+    };
+    if let Some(lines) = lines {
+        let lines = read_command_lines(&ctx, &lines).await?;
+        scoring::attach_command_lines(&mut anomalies, lines).await?;
+    }
     if let Some(explaining) = explaining {
         let shares = explaining
             .await
@@ -723,6 +756,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         files: pruning,
         summary_sources: sources,
         history_counts,
+        command_lines,
         events: census.events,
         groups,
         report_groups: census.report_groups,
@@ -856,63 +890,140 @@ fn scan_error(error: JobError, resolved: &procforest_core::scan::ResolvedTable) 
     error
 }
 
+/// How the summaries are computed.
+#[derive(Debug, Clone, Copy)]
+struct SummaryPlan {
+    sources: Sources,
+    history_counts: Option<HistoryCounts>,
+    command_lines: CommandLines,
+    report_key_counts: bool,
+}
+
+/// A scratch folder of Parquet files and their schema (a folder may hold no file).
+#[derive(Debug, Clone)]
+struct ScratchTable {
+    dir: String,
+    schema: SchemaRef,
+}
+
 /// What [`write_summaries`] wrote to scratch.
 struct WrittenSummaries {
     /// Summary rows.
     groups: u64,
     /// Folders holding the counts: the report's folder too for [`Sources::ByInterval`].
     counts_dirs: Vec<String>,
-    /// Folder holding the report's command lines.
-    lines_dir: String,
-    /// Schemas of the counts and of the command lines (a folder may hold no file).
+    /// Schema of the counts.
     counts_schema: SchemaRef,
-    lines_schema: SchemaRef,
+    /// The folder of the report's own summary rows (for [`Sources::ByInterval`]).
+    report_dir: Option<String>,
+    /// The report groups' command lines ([`CommandLines::ReportGroups`]; the anomalies'
+    /// are gathered after scoring otherwise).
+    lines: Option<ScratchTable>,
 }
 
-/// Computes the summaries and the report's command lines on the cluster (two independent
-/// jobs at once) and writes them to scratch.
+/// Computes the summaries, and the report's command lines when every report group's are
+/// gathered, on the cluster (two independent jobs at once) and writes them to scratch.
 async fn write_summaries(
     ctx: &SessionContext,
-    sources: Sources,
-    history_counts: Option<HistoryCounts>,
+    how: SummaryPlan,
     window: SummaryWindow,
     scratch: &Scratch,
 ) -> Result<WrittenSummaries> {
-    let (counts, lines, counts_dirs, lines_dir) = match sources {
-        Sources::ByInterval => (
-            match history_counts {
-                Some(HistoryCounts::KeyCounts) => summaries::key_counts(ctx).await?,
-                _ => summaries::summaries(ctx, summaries::HISTORY_EVENTS, window).await?,
-            },
-            summaries::report_summaries(ctx, window).await?,
-            vec![scratch.path("history"), scratch.path("report")],
-            scratch.path("report"),
-        ),
-        Sources::Whole => (
+    let (counts, counts_dir) = match (how.sources, how.history_counts) {
+        (Sources::Whole, _) => (
             summaries::summaries(ctx, summaries::EVENTS, window).await?,
-            summaries::command_lines(ctx, window).await?,
-            vec![scratch.path("summaries")],
-            scratch.path(COMMAND_LINES),
+            scratch.path("summaries"),
         ),
+        (Sources::ByInterval, Some(HistoryCounts::KeyCounts)) => {
+            (summaries::key_counts(ctx).await?, scratch.path("history"))
+        }
+        (Sources::ByInterval, _) => (
+            summaries::summaries(ctx, summaries::HISTORY_EVENTS, window).await?,
+            scratch.path("history"),
+        ),
+    };
+    // The report's counts (with their command lines or not) for interval-aligned files;
+    // otherwise the report's command lines alone, when gathered now.
+    let report = match (how.sources, how.command_lines) {
+        (Sources::ByInterval, CommandLines::ReportGroups) => Some((
+            summaries::report_summaries(ctx, window).await?,
+            scratch.path("report"),
+        )),
+        (Sources::ByInterval, CommandLines::Anomalies) => Some((
+            summaries::report_counts(ctx, window, how.report_key_counts).await?,
+            scratch.path("report"),
+        )),
+        (Sources::Whole, CommandLines::ReportGroups) => Some((
+            summaries::command_lines(ctx, window, None).await?,
+            scratch.path(COMMAND_LINES),
+        )),
+        (Sources::Whole, CommandLines::Anomalies) => None,
     };
     let counts_schema = Arc::new(counts.schema().as_arrow().clone());
-    let lines_schema = Arc::new(lines.schema().as_arrow().clone());
-    let (counted, report) = futures::future::try_join(
-        summaries::write(counts, &counts_dirs[0], "summaries"),
-        summaries::write(lines, &lines_dir, "the report's command lines"),
-    )
-    .await?;
-    let groups = match sources {
-        Sources::ByInterval => counted + report,
-        Sources::Whole => counted,
+    let report = report.map(|(df, dir)| {
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        (df, ScratchTable { dir, schema })
+    });
+    let report_table = report.as_ref().map(|(_, table)| table.clone());
+    let (counted, report_rows) =
+        futures::future::try_join(summaries::write(counts, &counts_dir, "summaries"), async {
+            match report {
+                Some((df, table)) => summaries::write(df, &table.dir, "the report").await,
+                None => Ok(0),
+            }
+        })
+        .await?;
+    let report_dir = match how.sources {
+        Sources::ByInterval => report_table.as_ref().map(|report| report.dir.clone()),
+        Sources::Whole => None,
     };
+    let mut counts_dirs = vec![counts_dir];
+    let mut groups = counted;
+    if let Some(dir) = &report_dir {
+        counts_dirs.push(dir.clone());
+        groups += report_rows;
+    }
     Ok(WrittenSummaries {
         groups,
         counts_dirs,
-        lines_dir,
         counts_schema,
-        lines_schema,
+        report_dir,
+        lines: match how.command_lines {
+            CommandLines::ReportGroups => report_table,
+            CommandLines::Anomalies => None,
+        },
     })
+}
+
+/// Most bytes of anomalies' groups the plan may carry to find their command lines; beyond
+/// it every report group's are gathered (and the anomalies' picked on the driver).
+const MAX_GROUP_SET_BYTES: usize = 4 << 20;
+
+/// The anomalies' command lines ([`CommandLines::Anomalies`]): the report's events
+/// filtered by a function that carries the anomalies' groups in the plan (no join, no
+/// shuffle), aggregated and written to scratch on the cluster.
+async fn anomalies_command_lines(
+    ctx: &SessionContext,
+    anomalies: &[ScoredRow],
+    window: SummaryWindow,
+    scratch: &Scratch,
+) -> Result<ScratchTable> {
+    let groups: Vec<Group> = anomalies
+        .iter()
+        .map(|r| {
+            let keys = [&r.computer, &r.account, &r.account_type, &r.process];
+            (r.interval_us, keys.map(Clone::clone))
+        })
+        .collect();
+    let in_groups = GroupSetUdf::new(&groups).runtime("the anomalies' groups")?;
+    let only = (in_groups.payload().len() <= MAX_GROUP_SET_BYTES).then(|| in_groups.into_udf());
+    let lines = summaries::command_lines(ctx, window, only).await?;
+    let table = ScratchTable {
+        dir: scratch.path("anomaly-command-lines"),
+        schema: Arc::new(lines.schema().as_arrow().clone()),
+    };
+    summaries::write(lines, &table.dir, "the anomalies' command lines").await?;
+    Ok(table)
 }
 
 /// Registers the Parquet files of scratch folders `dirs` as table `name` with `schema`
@@ -1002,12 +1113,12 @@ async fn training_features(
 /// session on the driver's object stores, not the cluster).
 async fn read_command_lines(
     ctx: &SessionContext,
-    written: &WrittenSummaries,
+    lines: &ScratchTable,
 ) -> Result<datafusion::prelude::DataFrame> {
     crate::pipeline::driver_session(ctx)
         .read_parquet(
-            &written.lines_dir,
-            ParquetReadOptions::default().schema(&written.lines_schema),
+            &lines.dir,
+            ParquetReadOptions::default().schema(&lines.schema),
         )
         .await
         .runtime("reading command lines")

@@ -36,6 +36,18 @@ fn a_cluster_gives_the_standalone_answer_and_uses_every_executor() {
         distributed == standalone,
         "the cluster's scores or anomalies differ"
     );
+    // With a set contamination the anomalies' command lines are gathered after scoring,
+    // by a function carrying their groups through the codecs to the executors.
+    let contamination = ["--contamination", "0.02"];
+    let standalone = run(table, dir.path(), "standalone-c", &contamination, &[]);
+    assert!(standalone.anomalies.contains("command_lines"));
+    let mut args = vec!["--scheduler", url.as_str(), "--partitions", "4"];
+    args.extend(contamination);
+    let distributed = run(table, dir.path(), "cluster-c", &args, &[]);
+    assert!(
+        distributed == standalone,
+        "with a contamination, the cluster's scores or anomalies differ"
+    );
     for (i, e) in cluster.executors.iter().enumerate() {
         assert!(executor_ran_tasks(&e.work_dir), "executor {i} ran no task");
     }

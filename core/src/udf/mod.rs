@@ -2,6 +2,7 @@
 //! in the plan itself through [`crate::codec`], so no process needs them registered.
 
 mod category_index;
+mod group_set;
 mod sample_key;
 mod score;
 mod sorted_distinct;
@@ -9,6 +10,7 @@ mod sorted_distinct;
 pub use category_index::{
     CATEGORY_INDEX_PREFIX, CategoryIndexUdf, name_for as category_index_name,
 };
+pub use group_set::{GROUP_SET_NAME, Group, GroupSetUdf};
 pub use sample_key::{SAMPLE_KEY_NAME, SampleKeyUdf, sample_key};
 pub use score::{SCORE_NAME, ScoreUdf, cached_models};
 pub use sorted_distinct::{SORTED_DISTINCT_NAME, SortedDistinctUdf, sorted_distinct};

@@ -154,6 +154,23 @@ pub enum HistoryCounts {
     GroupBy,
 }
 
+/// The registered table of the report's key counts, when its command lines are gathered
+/// apart ([`CommandLines::Flagged`]) and its files can be read so.
+pub const REPORT_COUNTS: &str = "report_counts";
+
+/// Whose command lines the report gathers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CommandLines {
+    /// Every report group's, aggregated with the summaries (contamination `auto` flags
+    /// most of the report: reading them all at once is cheapest).
+    ReportGroups,
+    /// Only the anomalies', in a pass over the report's files after scoring (a set
+    /// contamination bounds how many groups are flagged: the summaries then count the
+    /// report like the history, and no task holds the whole day's command lines).
+    Anomalies,
+}
+
 /// Which event tables the summaries are computed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,6 +215,23 @@ pub async fn key_counts(ctx: &SessionContext) -> Result<DataFrame> {
     ctx.table(HISTORY_COUNTS)
         .await
         .runtime("reading the history's key counts")
+}
+
+/// The report's summaries without command lines (interval, keys, `count`): from the
+/// registered [`REPORT_COUNTS`] when `key_counts`, else from [`REPORT_EVENTS`]; for
+/// [`Sources::ByInterval`] with [`CommandLines::Anomalies`].
+pub async fn report_counts(
+    ctx: &SessionContext,
+    window: SummaryWindow,
+    key_counts: bool,
+) -> Result<DataFrame> {
+    if key_counts {
+        return ctx
+            .table(REPORT_COUNTS)
+            .await
+            .runtime("reading the report's key counts");
+    }
+    summaries(ctx, REPORT_EVENTS, window).await
 }
 
 /// The report's summaries with their command lines (interval, keys, `count`,
@@ -250,16 +284,25 @@ fn distinct_sorted_lines(extra: &[&str]) -> Vec<Expr> {
 }
 
 /// The sorted distinct command lines (interval, keys, `command_lines`) of the report
-/// window's groups, from the registered [`REPORT_EVENTS`] table (the report window's files),
-/// for [`Sources::Whole`].
-pub async fn command_lines(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
+/// window's groups, from the registered [`REPORT_EVENTS`] table (the report window's
+/// files): of every group, for [`Sources::Whole`] with [`CommandLines::ReportGroups`]; of
+/// the groups `only` finds (a [`procforest_core::udf::GroupSetUdf`]: the anomalies') with
+/// [`CommandLines::Anomalies`].
+pub async fn command_lines(
+    ctx: &SessionContext,
+    window: SummaryWindow,
+    only: Option<datafusion::logical_expr::ScalarUDF>,
+) -> Result<DataFrame> {
     let (events, time) = event_time(ctx, REPORT_EVENTS).await?;
-    let filter = time
+    let mut filter = time
         .clone()
         .gt_eq(time_literal(window.report_start_us))
         .and(time.clone().lt_eq(time_literal(window.end_us)))
         .and(column(COMMAND_LINE).is_not_null());
     let keys = group_by(&window, &events, time);
+    if let Some(only) = only {
+        filter = filter.and(only.call(keys.iter().map(|k| k.clone().unalias()).collect()));
+    }
     // All of a group's command lines, made distinct and sorted per group afterwards: an
     // `array_agg(DISTINCT …)` would cost Ballista an extra aggregation stage and shuffle.
     let all = array_agg(column(COMMAND_LINE)).alias(COMMAND_LINES);

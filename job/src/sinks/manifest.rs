@@ -58,6 +58,9 @@ pub struct Manifest {
     /// straight from the files' dictionaries) or `group_by` (DataFusion's, when a key or
     /// the time is a partition column).
     pub history_counts: Option<crate::pipeline::summaries::HistoryCounts>,
+    /// Whose command lines the report gathered: every report group's with the summaries,
+    /// or only the anomalies' after scoring (with a set contamination).
+    pub command_lines: crate::pipeline::summaries::CommandLines,
     /// Events summarised.
     pub events: u64,
     /// Summary rows (groups).

@@ -770,3 +770,109 @@ fn an_interrupt_ends_a_standalone_run_promptly_and_writes_nothing() {
     assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
     assert!(!json.exists(), "an interrupted run wrote its output");
 }
+
+/// A reported group as `--json` writes it: interval text and the four keys (`None` = null).
+type ReportedGroup = (String, [Option<String>; 4]);
+/// Reported groups and their command lines.
+type GroupLines = HashMap<ReportedGroup, Vec<String>>;
+
+/// The anomalies of a `--json` output by group, with their command lines.
+fn anomaly_lines(json: &Path) -> GroupLines {
+    fs::read_to_string(json)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = ["computer", "account", "account_type", "process"]
+                .map(|k| r[k].as_str().map(String::from));
+            let lines = r["command_lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap().to_string())
+                .collect();
+            ((r["interval"].as_str().unwrap().to_string(), key), lines)
+        })
+        .collect()
+}
+
+/// Runs the job on `table` with `extra` settings; returns the anomalies' command lines
+/// and the manifest's `command_lines`.
+fn run_for_lines(dir: &Path, table: &Path, name: &str, extra: &[&str]) -> (GroupLines, String) {
+    let json = dir.join(format!("{name}.jsonl"));
+    let manifest = dir.join(format!("{name}.json"));
+    let mut args = vec![
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    (
+        anomaly_lines(&json),
+        m["command_lines"].as_str().unwrap().to_string(),
+    )
+}
+
+/// With a set contamination only the anomalies' command lines are gathered, after scoring
+/// (manifest `command_lines: anomalies`): each anomaly's are its group's distinct command
+/// lines, sorted, read straight from the table — on day files and on one file spanning
+/// days — and, with null and empty keys, the same as the report groups' pass gives.
+#[test]
+fn the_anomalies_command_lines_are_gathered_after_scoring() {
+    let dir = scratch();
+    let by_day = dir.path().join("by_day");
+    generate(&by_day, 20_000, 3, 10, 5, 0.05);
+    let one_file = dir.path().join("one_file");
+    support::copy_into_one_file(&by_day, &one_file);
+    let mut expected = GroupLines::new();
+    for e in read_table_events(&by_day) {
+        let day = e.time_us.div_euclid(86_400_000_000) * 86_400_000_000;
+        let day = chrono::DateTime::from_timestamp_micros(day)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let key = [e.computer, e.account, e.account_type, e.process].map(Some);
+        expected.entry((day, key)).or_default().push(e.command_line);
+    }
+    for lines in expected.values_mut() {
+        lines.sort();
+        lines.dedup();
+    }
+    for (name, table) in [("d", &by_day), ("o", &one_file)] {
+        let (anomalies, how) = run_for_lines(dir.path(), table, name, &["--contamination", "0.05"]);
+        assert_eq!(how, "anomalies");
+        assert!(!anomalies.is_empty(), "{name}: anomalies are reported");
+        for (group, lines) in &anomalies {
+            assert_eq!(Some(lines), expected.get(group), "{name}: {group:?}");
+        }
+    }
+    let (_, how) = run_for_lines(dir.path(), &by_day, "auto", &[]);
+    assert_eq!(how, "report_groups");
+
+    // Null and empty keys: the null-safe join finds their groups.
+    let gaps = dir.path().join("gaps");
+    support::write_table_with_gaps(&gaps);
+    let (all, _) = run_for_lines(dir.path(), &gaps, "gaps-auto", &[]);
+    let (flagged, how) = run_for_lines(dir.path(), &gaps, "gaps-c", &["--contamination", "0.5"]);
+    assert_eq!(how, "anomalies");
+    let common: Vec<_> = flagged.keys().filter(|g| all.contains_key(*g)).collect();
+    assert!(
+        common
+            .iter()
+            .any(|(_, key)| key.iter().any(Option::is_none)),
+        "a flagged group with a null key: {common:?}"
+    );
+    for group in common {
+        assert_eq!(flagged[group], all[group], "{group:?}");
+    }
+}

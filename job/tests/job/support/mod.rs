@@ -300,8 +300,9 @@ pub fn write_table_with_gaps(path: &Path) {
     let processes: Vec<Option<&str>> = (0..n)
         .map(|i| pick(i / 3, &[Some("cmd.exe"), Some(""), Some("x.exe")]))
         .collect();
-    let commands: Vec<Option<&str>> = (0..n)
-        .map(|i| pick(i, &[Some("cmd /c dir"), None]))
+    // Every fifth event without a command line, the others each its own.
+    let commands: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 5 != 4).then(|| format!("cmd /c dir {i}")))
         .collect();
     let schema = Arc::new(Schema::new(vec![
         Field::new(
