@@ -16,5 +16,6 @@ pub mod pipeline;
 pub mod report;
 pub mod run;
 pub mod sample;
+pub mod scratch;
 pub mod sinks;
 pub mod source;

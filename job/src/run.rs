@@ -17,12 +17,11 @@ use arrow::datatypes::SchemaRef;
 use chrono::{DateTime, Utc};
 use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use procforest_core::{
     events,
     key_counts::{KeyCountsTable, TimeWindow},
     scan::DeltaFilesTable,
-    udf::{Group, GroupSetUdf, ScoreUdf},
+    udf::ScoreUdf,
 };
 
 use crate::{
@@ -34,11 +33,13 @@ use crate::{
         features::SUMMARIES,
         scoring::{self, ScoredRow, Selection, sort_report},
         summaries::{
-            self, COMMAND_LINES, CommandLines, HistoryCounts, Interval, Sources, SummaryWindow,
+            self, CommandLines, HistoryCounts, Interval, Sources, SummaryPlan, SummaryWindow,
+            WrittenSummaries, anomalies_command_lines, write_summaries,
         },
         training,
     },
     report::{check_labels, format_interval},
+    scratch::{Scratch, ScratchTable, register_parquet},
     sinks::{
         self,
         manifest::{KeyGaps, Manifest, ModelInfo, ReportWindow},
@@ -163,84 +164,6 @@ impl Phases {
             *self.times.entry(name).or_default() += t.elapsed().as_secs_f64();
         }
     }
-}
-
-/// Where this run keeps intermediate results: a temporary folder, or `run-<id>/` under
-/// `--scratch` (a local folder, or an object-store URL shared with the executors).
-/// Removed by [`Scratch::cleanup`] (and a temporary folder when dropped).
-enum Scratch {
-    Temp(tempfile::TempDir),
-    Dir(PathBuf),
-    Url(String),
-}
-
-impl Scratch {
-    fn new(base: Option<&str>, run_id: &str) -> Result<Self> {
-        match base {
-            None => Ok(Scratch::Temp(
-                tempfile::Builder::new()
-                    .prefix("procforest-scratch-")
-                    .tempdir()
-                    .runtime("creating a scratch folder")?,
-            )),
-            Some(base) if base.contains("://") && !base.starts_with("file://") => Ok(Scratch::Url(
-                format!("{}/run-{run_id}/", base.trim_end_matches('/')),
-            )),
-            Some(base) => {
-                let base = base.strip_prefix("file://").unwrap_or(base);
-                let dir = PathBuf::from(base).join(format!("run-{run_id}"));
-                std::fs::create_dir_all(&dir)
-                    .bad_input(format!("--scratch {base}: cannot create {}", dir.display()))?;
-                Ok(Scratch::Dir(dir))
-            }
-        }
-    }
-
-    /// The location of a named intermediate result (a folder, ending with `/`).
-    fn path(&self, name: &str) -> String {
-        match self {
-            Scratch::Temp(t) => format!("{}/", t.path().join(name).display()),
-            Scratch::Dir(d) => format!("{}/", d.join(name).display()),
-            Scratch::Url(base) => format!("{base}{name}/"),
-        }
-    }
-
-    /// Removes what the run wrote; failures are logged, not fatal.
-    async fn cleanup(self, ctx: Option<&SessionContext>) {
-        match self {
-            Scratch::Temp(t) => drop(t),
-            Scratch::Dir(d) => {
-                if let Err(e) = std::fs::remove_dir_all(&d) {
-                    tracing::warn!("cannot remove scratch {}: {e}", d.display());
-                }
-            }
-            Scratch::Url(base) => {
-                if let Some(ctx) = ctx
-                    && let Err(e) = remove_prefix(ctx, &base).await
-                {
-                    tracing::warn!("cannot remove scratch {base}: {e}");
-                }
-            }
-        }
-    }
-}
-
-/// Deletes every object under a URL prefix.
-async fn remove_prefix(ctx: &SessionContext, base: &str) -> Result<()> {
-    let (store_url, prefix) = procforest_core::scan::store_and_path(base).runtime("scratch URL")?;
-    let store = ctx
-        .runtime_env()
-        .object_store(&store_url)
-        .runtime("scratch store")?;
-    let mut listing = store.list(Some(&prefix));
-    while let Some(meta) = listing.next().await {
-        let meta = meta.runtime("listing scratch")?;
-        store
-            .delete(&meta.location)
-            .await
-            .runtime("deleting scratch")?;
-    }
-    Ok(())
 }
 
 fn new_run_id() -> String {
@@ -888,173 +811,6 @@ fn scan_error(error: JobError, resolved: &procforest_core::scan::ResolvedTable) 
         }
     }
     error
-}
-
-/// How the summaries are computed.
-#[derive(Debug, Clone, Copy)]
-struct SummaryPlan {
-    sources: Sources,
-    history_counts: Option<HistoryCounts>,
-    command_lines: CommandLines,
-    report_key_counts: bool,
-}
-
-/// A scratch folder of Parquet files and their schema (a folder may hold no file).
-#[derive(Debug, Clone)]
-struct ScratchTable {
-    dir: String,
-    schema: SchemaRef,
-}
-
-/// What [`write_summaries`] wrote to scratch.
-struct WrittenSummaries {
-    /// Summary rows.
-    groups: u64,
-    /// Folders holding the counts: the report's folder too for [`Sources::ByInterval`].
-    counts_dirs: Vec<String>,
-    /// Schema of the counts.
-    counts_schema: SchemaRef,
-    /// The folder of the report's own summary rows (for [`Sources::ByInterval`]).
-    report_dir: Option<String>,
-    /// The report groups' command lines ([`CommandLines::ReportGroups`]; the anomalies'
-    /// are gathered after scoring otherwise).
-    lines: Option<ScratchTable>,
-}
-
-/// Computes the summaries, and the report's command lines when every report group's are
-/// gathered, on the cluster (two independent jobs at once) and writes them to scratch.
-async fn write_summaries(
-    ctx: &SessionContext,
-    how: SummaryPlan,
-    window: SummaryWindow,
-    scratch: &Scratch,
-) -> Result<WrittenSummaries> {
-    let (counts, counts_dir) = match (how.sources, how.history_counts) {
-        (Sources::Whole, _) => (
-            summaries::summaries(ctx, summaries::EVENTS, window).await?,
-            scratch.path("summaries"),
-        ),
-        (Sources::ByInterval, Some(HistoryCounts::KeyCounts)) => {
-            (summaries::key_counts(ctx).await?, scratch.path("history"))
-        }
-        (Sources::ByInterval, _) => (
-            summaries::summaries(ctx, summaries::HISTORY_EVENTS, window).await?,
-            scratch.path("history"),
-        ),
-    };
-    // The report's counts (with their command lines or not) for interval-aligned files;
-    // otherwise the report's command lines alone, when gathered now.
-    let report = match (how.sources, how.command_lines) {
-        (Sources::ByInterval, CommandLines::ReportGroups) => Some((
-            summaries::report_summaries(ctx, window).await?,
-            scratch.path("report"),
-        )),
-        (Sources::ByInterval, CommandLines::Anomalies) => Some((
-            summaries::report_counts(ctx, window, how.report_key_counts).await?,
-            scratch.path("report"),
-        )),
-        (Sources::Whole, CommandLines::ReportGroups) => Some((
-            summaries::command_lines(ctx, window, None).await?,
-            scratch.path(COMMAND_LINES),
-        )),
-        (Sources::Whole, CommandLines::Anomalies) => None,
-    };
-    let counts_schema = Arc::new(counts.schema().as_arrow().clone());
-    let report = report.map(|(df, dir)| {
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        (df, ScratchTable { dir, schema })
-    });
-    let report_table = report.as_ref().map(|(_, table)| table.clone());
-    let (counted, report_rows) =
-        futures::future::try_join(summaries::write(counts, &counts_dir, "summaries"), async {
-            match report {
-                Some((df, table)) => summaries::write(df, &table.dir, "the report").await,
-                None => Ok(0),
-            }
-        })
-        .await?;
-    let report_dir = match how.sources {
-        Sources::ByInterval => report_table.as_ref().map(|report| report.dir.clone()),
-        Sources::Whole => None,
-    };
-    let mut counts_dirs = vec![counts_dir];
-    let mut groups = counted;
-    if let Some(dir) = &report_dir {
-        counts_dirs.push(dir.clone());
-        groups += report_rows;
-    }
-    Ok(WrittenSummaries {
-        groups,
-        counts_dirs,
-        counts_schema,
-        report_dir,
-        lines: match how.command_lines {
-            CommandLines::ReportGroups => report_table,
-            CommandLines::Anomalies => None,
-        },
-    })
-}
-
-/// Most bytes of anomalies' groups the plan may carry to find their command lines; beyond
-/// it every report group's are gathered (and the anomalies' picked on the driver).
-const MAX_GROUP_SET_BYTES: usize = 4 << 20;
-
-/// The anomalies' command lines ([`CommandLines::Anomalies`]): the report's events
-/// filtered by a function that carries the anomalies' groups in the plan (no join, no
-/// shuffle), aggregated and written to scratch on the cluster.
-async fn anomalies_command_lines(
-    ctx: &SessionContext,
-    anomalies: &[ScoredRow],
-    window: SummaryWindow,
-    scratch: &Scratch,
-) -> Result<ScratchTable> {
-    let groups: Vec<Group> = anomalies
-        .iter()
-        .map(|r| {
-            let keys = [&r.computer, &r.account, &r.account_type, &r.process];
-            (r.interval_us, keys.map(Clone::clone))
-        })
-        .collect();
-    let in_groups = GroupSetUdf::new(&groups).runtime("the anomalies' groups")?;
-    let only = (in_groups.payload().len() <= MAX_GROUP_SET_BYTES).then(|| in_groups.into_udf());
-    let lines = summaries::command_lines(ctx, window, only).await?;
-    let table = ScratchTable {
-        dir: scratch.path("anomaly-command-lines"),
-        schema: Arc::new(lines.schema().as_arrow().clone()),
-    };
-    summaries::write(lines, &table.dir, "the anomalies' command lines").await?;
-    Ok(table)
-}
-
-/// Registers the Parquet files of scratch folders `dirs` as table `name` with `schema`
-/// (which also makes the report's files read as counts alone, and serves when a folder
-/// holds no file).
-fn register_parquet(
-    ctx: &SessionContext,
-    name: &str,
-    dirs: &[String],
-    schema: &SchemaRef,
-) -> Result<()> {
-    use datafusion::datasource::{
-        file_format::parquet::ParquetFormat,
-        listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl},
-    };
-    let urls = dirs
-        .iter()
-        .map(ListingTableUrl::parse)
-        .collect::<datafusion::common::Result<Vec<_>>>()
-        .runtime(format!("reading {name}"))?;
-    let options =
-        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let table = ListingTable::try_new(
-        ListingTableConfig::new_with_multi_paths(urls)
-            .with_listing_options(options)
-            .with_schema(schema.clone()),
-    )
-    .runtime(format!("reading {name}"))?;
-    ctx.register_table(name, Arc::new(table))
-        .runtime(format!("reading {name}"))?;
-    Ok(())
 }
 
 /// The features of the summary rows in scratch folder `dir` (a subset of the summaries),

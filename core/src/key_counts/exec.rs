@@ -90,7 +90,7 @@ fn files_of(batches: &[RecordBatch]) -> Vec<CountedFile> {
     files
 }
 
-/// Counts the groups of the files its input lists; see the [module documentation](self).
+/// Counts the groups of the files its input lists; see the module documentation.
 #[derive(Debug)]
 pub struct KeyCountsExec {
     /// The work list.

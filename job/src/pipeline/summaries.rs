@@ -15,10 +15,14 @@
 //! dictionary indices, counted as numbers — a third of the CPU of DataFusion's `GROUP BY`
 //! on strings, which remains for the report (it also gathers command lines) and for tables
 //! whose keys or times are partition values.
+//!
+//! [`write_summaries`] computes and writes them to the run's scratch (each partition its
+//! own files); with a set contamination the report's command lines are not gathered then,
+//! but after scoring, for the anomalies alone ([`anomalies_command_lines`]).
 
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, SchemaRef};
 use datafusion::{
     datasource::provider_as_source,
     functions_aggregate::expr_fn::{array_agg, count},
@@ -32,11 +36,14 @@ use procforest_core::{
     },
     scan::file_interval_column,
     scratch::ScratchSink,
-    udf::SortedDistinctUdf,
+    udf::{Group, GroupSetUdf, SortedDistinctUdf},
 };
 
-use super::{column, time_literal};
-use crate::error::{Context, Result};
+use super::{column, scoring::ScoredRow, time_literal};
+use crate::{
+    error::{Context, Result},
+    scratch::{Scratch, ScratchTable},
+};
 
 /// The summary interval.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -155,7 +162,7 @@ pub enum HistoryCounts {
 }
 
 /// The registered table of the report's key counts, when its command lines are gathered
-/// apart ([`CommandLines::Flagged`]) and its files can be read so.
+/// apart ([`CommandLines::Anomalies`]) and its files can be read so.
 pub const REPORT_COUNTS: &str = "report_counts";
 
 /// Whose command lines the report gathers.
@@ -364,6 +371,138 @@ fn rows_written(batches: &[arrow::record_batch::RecordBatch]) -> u64 {
                 .map(|c| c.values().iter().sum::<u64>())
         })
         .sum()
+}
+
+/// How the summaries are computed.
+#[derive(Debug, Clone, Copy)]
+pub struct SummaryPlan {
+    /// Which event tables.
+    pub sources: Sources,
+    /// How the history is counted (interval-aligned files).
+    pub history_counts: Option<HistoryCounts>,
+    /// Whose command lines are gathered.
+    pub command_lines: CommandLines,
+    /// The report counted by key counts ([`REPORT_COUNTS`]).
+    pub report_key_counts: bool,
+}
+
+/// What [`write_summaries`] wrote to scratch.
+pub struct WrittenSummaries {
+    /// Summary rows.
+    pub groups: u64,
+    /// Folders holding the counts: the report's folder too for [`Sources::ByInterval`].
+    pub counts_dirs: Vec<String>,
+    /// Schema of the counts.
+    pub counts_schema: SchemaRef,
+    /// The folder of the report's own summary rows (for [`Sources::ByInterval`]).
+    pub report_dir: Option<String>,
+    /// The report groups' command lines ([`CommandLines::ReportGroups`]; the anomalies'
+    /// are gathered after scoring otherwise).
+    pub lines: Option<ScratchTable>,
+}
+
+/// Computes the summaries, and the report's command lines when every report group's are
+/// gathered, on the cluster (two independent jobs at once) and writes them to scratch.
+pub async fn write_summaries(
+    ctx: &SessionContext,
+    how: SummaryPlan,
+    window: SummaryWindow,
+    scratch: &Scratch,
+) -> Result<WrittenSummaries> {
+    let (counts, counts_dir) = match (how.sources, how.history_counts) {
+        (Sources::Whole, _) => (
+            summaries(ctx, EVENTS, window).await?,
+            scratch.path("summaries"),
+        ),
+        (Sources::ByInterval, Some(HistoryCounts::KeyCounts)) => {
+            (key_counts(ctx).await?, scratch.path("history"))
+        }
+        (Sources::ByInterval, _) => (
+            summaries(ctx, HISTORY_EVENTS, window).await?,
+            scratch.path("history"),
+        ),
+    };
+    // The report's counts (with their command lines or not) for interval-aligned files;
+    // otherwise the report's command lines alone, when gathered now.
+    let report = match (how.sources, how.command_lines) {
+        (Sources::ByInterval, CommandLines::ReportGroups) => {
+            Some((report_summaries(ctx, window).await?, scratch.path("report")))
+        }
+        (Sources::ByInterval, CommandLines::Anomalies) => Some((
+            report_counts(ctx, window, how.report_key_counts).await?,
+            scratch.path("report"),
+        )),
+        (Sources::Whole, CommandLines::ReportGroups) => Some((
+            command_lines(ctx, window, None).await?,
+            scratch.path(COMMAND_LINES),
+        )),
+        (Sources::Whole, CommandLines::Anomalies) => None,
+    };
+    let counts_schema = Arc::new(counts.schema().as_arrow().clone());
+    let report = report.map(|(df, dir)| {
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        (df, ScratchTable { dir, schema })
+    });
+    let report_table = report.as_ref().map(|(_, table)| table.clone());
+    let (counted, report_rows) =
+        futures::future::try_join(write(counts, &counts_dir, "summaries"), async {
+            match report {
+                Some((df, table)) => write(df, &table.dir, "the report").await,
+                None => Ok(0),
+            }
+        })
+        .await?;
+    let report_dir = match how.sources {
+        Sources::ByInterval => report_table.as_ref().map(|report| report.dir.clone()),
+        Sources::Whole => None,
+    };
+    let mut counts_dirs = vec![counts_dir];
+    let mut groups = counted;
+    if let Some(dir) = &report_dir {
+        counts_dirs.push(dir.clone());
+        groups += report_rows;
+    }
+    Ok(WrittenSummaries {
+        groups,
+        counts_dirs,
+        counts_schema,
+        report_dir,
+        lines: match how.command_lines {
+            CommandLines::ReportGroups => report_table,
+            CommandLines::Anomalies => None,
+        },
+    })
+}
+
+/// Most bytes of anomalies' groups the plan may carry to find their command lines; beyond
+/// it every report group's are gathered (and the anomalies' picked on the driver).
+pub const MAX_GROUP_SET_BYTES: usize = 4 << 20;
+
+/// The anomalies' command lines ([`CommandLines::Anomalies`]): the report's events
+/// filtered by a function that carries the anomalies' groups in the plan (no join, no
+/// shuffle), aggregated and written to scratch on the cluster.
+pub async fn anomalies_command_lines(
+    ctx: &SessionContext,
+    anomalies: &[ScoredRow],
+    window: SummaryWindow,
+    scratch: &Scratch,
+) -> Result<ScratchTable> {
+    let groups: Vec<Group> = anomalies
+        .iter()
+        .map(|r| {
+            let keys = [&r.computer, &r.account, &r.account_type, &r.process];
+            (r.interval_us, keys.map(Clone::clone))
+        })
+        .collect();
+    let in_groups = GroupSetUdf::new(&groups).runtime("the anomalies' groups")?;
+    let only = (in_groups.payload().len() <= MAX_GROUP_SET_BYTES).then(|| in_groups.into_udf());
+    let lines = command_lines(ctx, window, only).await?;
+    let table = ScratchTable {
+        dir: scratch.path("anomaly-command-lines"),
+        schema: Arc::new(lines.schema().as_arrow().clone()),
+    };
+    write(lines, &table.dir, "the anomalies' command lines").await?;
+    Ok(table)
 }
 
 #[cfg(test)]

@@ -1,0 +1,133 @@
+//! The run's scratch: where intermediate results (summaries, command lines, index tables)
+//! are written between phases, and how they are read back as tables.
+
+use std::{path::PathBuf, sync::Arc};
+
+use arrow::datatypes::SchemaRef;
+use datafusion::prelude::SessionContext;
+use futures::StreamExt;
+use object_store::ObjectStoreExt;
+
+use crate::error::{Context, Result};
+
+/// Where this run keeps intermediate results: a temporary folder, or `run-<id>/` under
+/// `--scratch` (a local folder, or an object-store URL shared with the executors).
+/// Removed by [`Scratch::cleanup`] (and a temporary folder when dropped).
+pub enum Scratch {
+    /// A temporary folder.
+    Temp(tempfile::TempDir),
+    /// `run-<id>/` under a local `--scratch`.
+    Dir(PathBuf),
+    /// `run-<id>/` under an object-store `--scratch`.
+    Url(String),
+}
+
+impl Scratch {
+    /// The scratch of run `run_id` under `--scratch` `base` (`None` = a temporary folder).
+    pub fn new(base: Option<&str>, run_id: &str) -> Result<Self> {
+        match base {
+            None => Ok(Scratch::Temp(
+                tempfile::Builder::new()
+                    .prefix("procforest-scratch-")
+                    .tempdir()
+                    .runtime("creating a scratch folder")?,
+            )),
+            Some(base) if base.contains("://") && !base.starts_with("file://") => Ok(Scratch::Url(
+                format!("{}/run-{run_id}/", base.trim_end_matches('/')),
+            )),
+            Some(base) => {
+                let base = base.strip_prefix("file://").unwrap_or(base);
+                let dir = PathBuf::from(base).join(format!("run-{run_id}"));
+                std::fs::create_dir_all(&dir)
+                    .bad_input(format!("--scratch {base}: cannot create {}", dir.display()))?;
+                Ok(Scratch::Dir(dir))
+            }
+        }
+    }
+
+    /// The location of a named intermediate result (a folder, ending with `/`).
+    pub fn path(&self, name: &str) -> String {
+        match self {
+            Scratch::Temp(t) => format!("{}/", t.path().join(name).display()),
+            Scratch::Dir(d) => format!("{}/", d.join(name).display()),
+            Scratch::Url(base) => format!("{base}{name}/"),
+        }
+    }
+
+    /// Removes what the run wrote; failures are logged, not fatal.
+    pub async fn cleanup(self, ctx: Option<&SessionContext>) {
+        match self {
+            Scratch::Temp(t) => drop(t),
+            Scratch::Dir(d) => {
+                if let Err(e) = std::fs::remove_dir_all(&d) {
+                    tracing::warn!("cannot remove scratch {}: {e}", d.display());
+                }
+            }
+            Scratch::Url(base) => {
+                if let Some(ctx) = ctx
+                    && let Err(e) = remove_prefix(ctx, &base).await
+                {
+                    tracing::warn!("cannot remove scratch {base}: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// Deletes every object under a URL prefix.
+async fn remove_prefix(ctx: &SessionContext, base: &str) -> Result<()> {
+    let (store_url, prefix) = procforest_core::scan::store_and_path(base).runtime("scratch URL")?;
+    let store = ctx
+        .runtime_env()
+        .object_store(&store_url)
+        .runtime("scratch store")?;
+    let mut listing = store.list(Some(&prefix));
+    while let Some(meta) = listing.next().await {
+        let meta = meta.runtime("listing scratch")?;
+        store
+            .delete(&meta.location)
+            .await
+            .runtime("deleting scratch")?;
+    }
+    Ok(())
+}
+
+/// A scratch folder of Parquet files and their schema (a folder may hold no file).
+#[derive(Debug, Clone)]
+pub struct ScratchTable {
+    /// The folder (ending with `/`).
+    pub dir: String,
+    /// The files' schema.
+    pub schema: SchemaRef,
+}
+
+/// Registers the Parquet files of scratch folders `dirs` as table `name` with `schema`
+/// (which also makes the report's files read as counts alone, and serves when a folder
+/// holds no file).
+pub fn register_parquet(
+    ctx: &SessionContext,
+    name: &str,
+    dirs: &[String],
+    schema: &SchemaRef,
+) -> Result<()> {
+    use datafusion::datasource::{
+        file_format::parquet::ParquetFormat,
+        listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl},
+    };
+    let urls = dirs
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<datafusion::common::Result<Vec<_>>>()
+        .runtime(format!("reading {name}"))?;
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let table = ListingTable::try_new(
+        ListingTableConfig::new_with_multi_paths(urls)
+            .with_listing_options(options)
+            .with_schema(schema.clone()),
+    )
+    .runtime(format!("reading {name}"))?;
+    ctx.register_table(name, Arc::new(table))
+        .runtime(format!("reading {name}"))?;
+    Ok(())
+}
