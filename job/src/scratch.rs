@@ -26,18 +26,24 @@ impl Scratch {
     /// The scratch of run `run_id` under `--scratch` `base` (`None` = a temporary folder).
     pub fn new(base: Option<&str>, run_id: &str) -> Result<Self> {
         match base {
-            None => Ok(Scratch::Temp(
-                tempfile::Builder::new()
+            None => {
+                let dir = tempfile::Builder::new()
                     .prefix("procforest-scratch-")
-                    .tempdir()
-                    .runtime("creating a scratch folder")?,
-            )),
+                    .tempdir_in(
+                        std::path::absolute(std::env::temp_dir())
+                            .runtime("finding the temporary folder")?,
+                    )
+                    .runtime("creating a scratch folder")?;
+                Ok(Scratch::Temp(dir))
+            }
             Some(base) if base.contains("://") && !base.starts_with("file://") => Ok(Scratch::Url(
                 format!("{}/run-{run_id}/", base.trim_end_matches('/')),
             )),
             Some(base) => {
                 let base = base.strip_prefix("file://").unwrap_or(base);
-                let dir = PathBuf::from(base).join(format!("run-{run_id}"));
+                let dir = std::path::absolute(base)
+                    .bad_input(format!("--scratch {base}: not a usable path"))?
+                    .join(format!("run-{run_id}"));
                 std::fs::create_dir_all(&dir)
                     .bad_input(format!("--scratch {base}: cannot create {}", dir.display()))?;
                 Ok(Scratch::Dir(dir))
@@ -45,11 +51,12 @@ impl Scratch {
         }
     }
 
-    /// The location of a named intermediate result (a folder, ending with `/`).
+    /// The location of a named intermediate result: the URL of a folder, ending with `/`
+    /// (`file://` for a local scratch), as every process and DataFusion read it.
     pub fn path(&self, name: &str) -> String {
         match self {
-            Scratch::Temp(t) => format!("{}/", t.path().join(name).display()),
-            Scratch::Dir(d) => format!("{}/", d.join(name).display()),
+            Scratch::Temp(t) => folder_url(&t.path().join(name)),
+            Scratch::Dir(d) => folder_url(&d.join(name)),
             Scratch::Url(base) => format!("{base}{name}/"),
         }
     }
@@ -72,6 +79,14 @@ impl Scratch {
             }
         }
     }
+}
+
+/// The `file://` URL of a local folder (absolute, as [`Scratch::new`] makes them), ending
+/// with `/`.
+fn folder_url(path: &std::path::Path) -> String {
+    url::Url::from_directory_path(path)
+        .map(String::from)
+        .unwrap_or_else(|()| format!("file://{}/", path.display()))
 }
 
 /// Deletes every object under a URL prefix.

@@ -370,7 +370,9 @@ pub(crate) mod tests {
         let ctx = summaries_with_gaps();
         let census = count(&ctx, 0, DAY - 1).await.unwrap();
         let dir = tempfile::tempdir().unwrap();
-        let dir = format!("{}/", dir.path().display());
+        let dir = url::Url::from_directory_path(dir.path())
+            .unwrap()
+            .to_string();
         assert_eq!(
             register(&ctx, &census, &dir, 0).await.unwrap(),
             Indices::Tables

@@ -321,12 +321,11 @@ pub async fn command_lines(
 }
 
 /// Computes `df` (on the cluster, or on the driver for a driver-side session) and writes
-/// it as Parquet under scratch folder `dir` (a local path or a URL, ending with `/`), each
+/// it as Parquet under scratch folder `dir` (a URL ending with `/`: [`Scratch::path`]), each
 /// partition its own files where it was computed ([`procforest_core::scratch`]); returns
 /// the number of rows written.
 pub async fn write(df: DataFrame, dir: &str, what: &str) -> Result<u64> {
-    let sink = scratch_dir_url(dir)
-        .and_then(|url| ScratchSink::try_new(&url, Arc::new(df.schema().as_arrow().clone())))
+    let sink = ScratchSink::try_new(dir, Arc::new(df.schema().as_arrow().clone()))
         .runtime(format!("writing {what} to {dir}"))?;
     let (state, plan) = df.into_parts();
     let insert = LogicalPlanBuilder::insert_into(
@@ -342,22 +341,6 @@ pub async fn write(df: DataFrame, dir: &str, what: &str) -> Result<u64> {
         .await
         .runtime(format!("computing {what}"))?;
     Ok(rows_written(&written))
-}
-
-/// A scratch folder as a URL: URLs as they are, local paths made absolute.
-fn scratch_dir_url(dir: &str) -> datafusion::common::Result<String> {
-    if dir.contains("://") {
-        return Ok(dir.to_string());
-    }
-    let path = std::path::absolute(dir)?;
-    url::Url::from_directory_path(&path)
-        .map(String::from)
-        .map_err(|()| {
-            datafusion::common::DataFusionError::Plan(format!(
-                "scratch folder {} is not a usable path",
-                path.display()
-            ))
-        })
 }
 
 /// The row count an insert reports.
