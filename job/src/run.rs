@@ -187,19 +187,13 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     );
     let (snapshot, session) = futures::future::try_join(snapshot(config), connecting).await?;
     let Snapshot {
-        _bundled,
         table,
-        as_of,
-        as_of_us,
-        train_start_us,
-        report_start_us,
-        resolved,
-        pruning,
-        sources,
         counted,
         report_files,
-        labels,
-    } = snapshot;
+        ..
+    } = &snapshot;
+    let (sources, train_start_us, as_of_us) =
+        (snapshot.sources, snapshot.train_start_us, snapshot.as_of_us);
     let interval_us = config.interval.micros();
 
     // Summaries on Ballista, written to scratch.
@@ -208,7 +202,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     // The history's counts straight from the files' dictionaries when the keys and times
     // are in the files (not partition values).
     let history_counts = match sources {
-        Sources::ByInterval if KeyCountsTable::can_read(&counted, interval_us) => {
+        Sources::ByInterval if KeyCountsTable::can_read(counted, interval_us) => {
             Some(HistoryCounts::KeyCounts)
         }
         Sources::ByInterval => Some(HistoryCounts::GroupBy),
@@ -237,7 +231,7 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     };
     let report_key_counts = command_lines == CommandLines::Anomalies
         && history_counts == Some(HistoryCounts::KeyCounts)
-        && KeyCountsTable::can_read(&report_files, interval_us);
+        && KeyCountsTable::can_read(report_files, interval_us);
     if report_key_counts {
         let window = TimeWindow {
             after_us: train_start_us,
@@ -249,9 +243,9 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
             .runtime("registering the report's key counts")?;
     }
     let scans = counted_name
-        .map(|name| (name, counted))
+        .map(|name| (name, counted.clone()))
         .into_iter()
-        .chain([(summaries::REPORT_EVENTS, report_files)]);
+        .chain([(summaries::REPORT_EVENTS, report_files.clone())]);
     for (name, files) in scans {
         let scan = DeltaFilesTable::try_new(files, events::keys_as_views(&table.schema))
             .runtime(format!("building the scan of {name}"))?
@@ -262,21 +256,16 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let setup = Setup {
         config,
-        sources,
-        history_counts,
-        command_lines,
-        report_key_counts,
         run_id,
         started_at,
         phases,
-        table,
-        resolved,
-        pruning,
-        labels,
-        as_of,
-        as_of_us,
-        train_start_us,
-        report_start_us,
+        plan: SummaryPlan {
+            sources,
+            history_counts,
+            command_lines,
+            report_key_counts,
+        },
+        snapshot,
     };
     let outcome = compute(setup, ctx, &scratch).await;
     scratch.cleanup(Some(ctx)).await;
@@ -391,35 +380,25 @@ fn one_partition(ctx: &SessionContext) -> SessionContext {
 /// What [`run`] resolved before the cluster work.
 struct Setup<'a> {
     config: &'a RunConfig,
-    sources: Sources,
-    history_counts: Option<HistoryCounts>,
-    command_lines: CommandLines,
-    /// The report counted by key counts ([`summaries::REPORT_COUNTS`]).
-    report_key_counts: bool,
     run_id: String,
     started_at: DateTime<Utc>,
     phases: Phases,
-    table: source::EventTable,
-    resolved: procforest_core::scan::ResolvedTable,
-    pruning: source::Pruning,
-    labels: Option<Vec<crate::generate::Label>>,
-    as_of: DateTime<Utc>,
-    as_of_us: i64,
-    train_start_us: Option<i64>,
-    report_start_us: i64,
+    /// How the summaries are computed.
+    plan: SummaryPlan,
+    snapshot: Snapshot,
 }
 
 /// The phases on the cluster, then the outputs.
 async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> Result<RunOutcome> {
     let Setup {
         config,
-        sources,
-        history_counts,
-        command_lines,
-        report_key_counts,
         run_id,
         started_at,
         mut phases,
+        plan,
+        snapshot,
+    } = setup;
+    let Snapshot {
         table,
         resolved,
         pruning,
@@ -428,7 +407,8 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         as_of_us,
         train_start_us,
         report_start_us,
-    } = setup;
+        ..
+    } = snapshot;
     let location = table.location.clone();
     let ctx = ctx.clone();
     let window = SummaryWindow {
@@ -437,13 +417,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         report_start_us,
         interval: config.interval,
     };
-    let how = SummaryPlan {
-        sources,
-        history_counts,
-        command_lines,
-        report_key_counts,
-    };
-    let written = write_summaries(&ctx, how, window, scratch)
+    let written = write_summaries(&ctx, plan, window, scratch)
         .await
         .map_err(|e| scan_error(e, &resolved))?;
     let groups = written.groups;
@@ -677,9 +651,9 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         },
         table_version: table.version,
         files: pruning,
-        summary_sources: sources,
-        history_counts,
-        command_lines,
+        summary_sources: plan.sources,
+        history_counts: plan.history_counts,
+        command_lines: plan.command_lines,
         events: census.events,
         groups,
         report_groups: census.report_groups,
