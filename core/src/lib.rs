@@ -25,3 +25,24 @@ pub mod scan;
 pub mod scratch;
 pub mod session;
 pub mod udf;
+
+use std::sync::Arc;
+
+use datafusion::{
+    common::{DataFusionError, Result},
+    physical_plan::ExecutionPlan,
+};
+
+/// The one input of plan node `node` (ours have one), or an internal error naming it.
+pub(crate) fn single_input<'a>(
+    node: &str,
+    inputs: &'a [Arc<dyn ExecutionPlan>],
+) -> Result<&'a Arc<dyn ExecutionPlan>> {
+    match inputs {
+        [input] => Ok(input),
+        _ => Err(DataFusionError::Internal(format!(
+            "{node} has one input, not {}",
+            inputs.len()
+        ))),
+    }
+}

@@ -73,8 +73,9 @@ pub struct ScratchSink {
     schema: SchemaRef,
 }
 
+/// What the plan carries of a sink and of its writer.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct EncodedSink {
+struct Encoded {
     dir: String,
     write_id: String,
 }
@@ -97,7 +98,7 @@ impl ScratchSink {
 
     /// Serialises the sink (the schema travels beside it in the plan).
     pub fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&EncodedSink {
+        serde_json::to_vec(&Encoded {
             dir: self.dir.clone(),
             write_id: self.write_id.clone(),
         })
@@ -106,7 +107,7 @@ impl ScratchSink {
 
     /// Rebuilds the sink from [`Self::encode`]'s bytes and its schema.
     pub fn decode(bytes: &[u8], schema: SchemaRef) -> Result<Self> {
-        let EncodedSink { dir, write_id } =
+        let Encoded { dir, write_id } =
             serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Self {
             dir,
@@ -168,12 +169,6 @@ pub struct ParquetWriterExec {
     properties: Arc<PlanProperties>,
 }
 
-#[derive(serde::Serialize, serde::Deserialize)]
-struct EncodedWriter {
-    dir: String,
-    write_id: String,
-}
-
 impl ParquetWriterExec {
     /// Writes `input`'s partitions into folder `dir` (a URL ending with `/`), the files
     /// named after `write_id`.
@@ -195,7 +190,7 @@ impl ParquetWriterExec {
 
     /// Serialises the node (its input travels as its child).
     pub fn encode(&self) -> Result<Vec<u8>> {
-        serde_json::to_vec(&EncodedWriter {
+        serde_json::to_vec(&Encoded {
             dir: self.dir.clone(),
             write_id: self.write_id.clone(),
         })
@@ -204,14 +199,9 @@ impl ParquetWriterExec {
 
     /// Rebuilds the node from [`Self::encode`]'s bytes and its decoded input.
     pub fn decode(bytes: &[u8], inputs: &[Arc<dyn ExecutionPlan>]) -> Result<Self> {
-        let EncodedWriter { dir, write_id } =
+        let Encoded { dir, write_id } =
             serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let [input] = inputs else {
-            return Err(DataFusionError::Internal(format!(
-                "ParquetWriterExec has one input, not {}",
-                inputs.len()
-            )));
-        };
+        let input = crate::single_input("ParquetWriterExec", inputs)?;
         Self::try_new(input.clone(), dir, write_id)
     }
 }
@@ -251,12 +241,7 @@ impl ExecutionPlan for ParquetWriterExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = children.as_slice() else {
-            return Err(DataFusionError::Internal(format!(
-                "ParquetWriterExec has one input, not {}",
-                children.len()
-            )));
-        };
+        let input = crate::single_input("ParquetWriterExec", &children)?;
         Ok(Arc::new(Self::try_new(
             input.clone(),
             self.dir.clone(),

@@ -158,12 +158,7 @@ impl KeyCountsExec {
     pub fn decode(bytes: &[u8], inputs: &[Arc<dyn ExecutionPlan>]) -> Result<Self> {
         let encoded: Encoded =
             serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let [input] = inputs else {
-            return Err(DataFusionError::Internal(format!(
-                "KeyCountsExec has one input, not {}",
-                inputs.len()
-            )));
-        };
+        let input = crate::single_input("KeyCountsExec", inputs)?;
         Self::try_new(
             input.clone(),
             ObjectStoreUrl::parse(&encoded.store)?,
@@ -213,12 +208,7 @@ impl ExecutionPlan for KeyCountsExec {
         self: Arc<Self>,
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let [input] = children.as_slice() else {
-            return Err(DataFusionError::Internal(format!(
-                "KeyCountsExec has one input, not {}",
-                children.len()
-            )));
-        };
+        let input = crate::single_input("KeyCountsExec", &children)?;
         Ok(Arc::new(Self::try_new(
             input.clone(),
             self.store.clone(),
