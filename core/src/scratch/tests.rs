@@ -43,6 +43,19 @@ fn partitions(sizes: &[usize]) -> Vec<Vec<RecordBatch>> {
         .collect()
 }
 
+/// The insert of `input`'s rows into `sink`, as `DataFrame::write_table` plans it.
+fn insert(input: &DataFrame, sink: ScratchSink) -> datafusion::logical_expr::LogicalPlan {
+    LogicalPlanBuilder::insert_into(
+        input.logical_plan().clone(),
+        "scratch",
+        provider_as_source(Arc::new(sink)),
+        InsertOp::Append,
+    )
+    .unwrap()
+    .build()
+    .unwrap()
+}
+
 fn dir_url(dir: &tempfile::TempDir) -> String {
     format!("file://{}/", dir.path().display())
 }
@@ -95,15 +108,7 @@ async fn every_partition_writes_its_own_file() {
     let source = MemTable::try_new(schema(), partitions(&sizes)).unwrap();
     let input = ctx.read_table(Arc::new(source)).unwrap();
     let sink = ScratchSink::try_new(&dir_url(&dir), schema()).unwrap();
-    let plan = LogicalPlanBuilder::insert_into(
-        input.logical_plan().clone(),
-        "scratch",
-        provider_as_source(Arc::new(sink)),
-        InsertOp::Append,
-    )
-    .unwrap()
-    .build()
-    .unwrap();
+    let plan = insert(&input, sink);
     let physical = DataFrame::new(ctx.state(), plan)
         .create_physical_plan()
         .await
@@ -213,15 +218,7 @@ async fn sink_and_writer_survive_the_codecs() {
         .sql("SELECT * FROM (VALUES ('a', 1), (NULL, 2), ('c', 3)) AS t(key, n)")
         .await
         .unwrap();
-    let plan = LogicalPlanBuilder::insert_into(
-        input.logical_plan().clone(),
-        "scratch",
-        provider_as_source(Arc::new(sink)),
-        InsertOp::Append,
-    )
-    .unwrap()
-    .build()
-    .unwrap();
+    let plan = insert(&input, sink);
     let bytes = logical_plan_to_bytes_with_extension_codec(&plan, &codec).unwrap();
     let plan =
         logical_plan_from_bytes_with_extension_codec(&bytes, &ctx.task_ctx(), &codec).unwrap();
