@@ -426,17 +426,17 @@ pub async fn write_summaries(
         let schema = Arc::new(df.schema().as_arrow().clone());
         (df, ScratchTable { dir, schema })
     });
-    let report_table = report.as_ref().map(|(_, table)| table.clone());
+    let write_report = async {
+        match &report {
+            Some((df, table)) => write(df.clone(), &table.dir, "the report").await,
+            None => Ok(0),
+        }
+    };
     let (counted, report_rows) =
-        futures::future::try_join(write(counts, &counts_dir, "summaries"), async {
-            match report {
-                Some((df, table)) => write(df, &table.dir, "the report").await,
-                None => Ok(0),
-            }
-        })
-        .await?;
+        futures::future::try_join(write(counts, &counts_dir, "summaries"), write_report).await?;
+    let report = report.map(|(_, table)| table);
     let report_dir = match how.sources {
-        Sources::ByInterval => report_table.as_ref().map(|report| report.dir.clone()),
+        Sources::ByInterval => report.as_ref().map(|table| table.dir.clone()),
         Sources::Whole => None,
     };
     let mut counts_dirs = vec![counts_dir];
@@ -451,7 +451,7 @@ pub async fn write_summaries(
         counts_schema,
         report_dir,
         lines: match how.command_lines {
-            CommandLines::ReportGroups => report_table,
+            CommandLines::ReportGroups => report,
             CommandLines::Anomalies => None,
         },
     })
