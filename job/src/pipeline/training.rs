@@ -3,7 +3,7 @@
 
 use arrow::{
     array::{Array, AsArray, RecordBatch},
-    compute::cast,
+    compute::{SortColumn, SortOptions, cast, lexsort_to_indices, take_record_batch},
     datatypes::{DataType, Float64Type},
 };
 use datafusion::prelude::{DataFrame, SessionContext, lit};
@@ -39,40 +39,69 @@ pub const TRAINING_ROWS: &str = "training_rows";
 
 /// The training sample's summary rows, collected to the driver: the `rows` rows of the
 /// registered `summaries` (`groups` rows) with the smallest `sample_key(seed, interval,
-/// keys…)` (ties by the key parts). The choice depends on no partitioning (each partition
-/// keeps its smallest, then they are merged) and needs no category index, so it runs
-/// beside the census; the features are then computed for these rows alone.
+/// keys…)` (ties by the key parts), in that order. The choice depends on no partitioning
+/// and needs no category index, so it runs beside the census; the features are then
+/// computed for these rows alone.
 ///
-/// The keys are uniform hashes, so the sample is almost always among the rows whose key is
-/// at most twice the expected quantile plus a margin: only those are sorted (sorting every
-/// summary row by its key parts cost far more); in the rare case they are too few, every
-/// row is.
+/// The keys are uniform hashes: the cluster keeps the rows whose key is below the quantile
+/// expected to hold `rows` rows plus six standard deviations (too few is then a chance of
+/// about 1e-10), and the driver sorts those few. Sorting on the cluster (a top-k heap of
+/// `rows` rows) cost more than the scan. When too few rows pass anyway, the cluster picks
+/// the smallest of every row.
 pub async fn sample_rows(
     ctx: &SessionContext,
     seed: u64,
     rows: usize,
     groups: u64,
 ) -> Result<Vec<RecordBatch>> {
-    let fraction = (2.0 * rows as f64 + 64.0) / groups.max(1) as f64;
-    if fraction < 1.0 {
-        let bound = (fraction * u64::MAX as f64) as u64;
-        let batches = smallest_summaries(ctx, seed, rows, Some(bound)).await?;
-        let found: usize = batches.iter().map(RecordBatch::num_rows).sum();
-        if found == rows {
-            return Ok(batches);
-        }
-        tracing::info!("the sample's prefilter kept too few rows; sampling all summaries");
+    let expected = rows as f64 + 6.0 * (rows as f64).sqrt() + 64.0;
+    let fraction = expected / groups.max(1) as f64;
+    let bound = (fraction < 1.0).then_some((fraction * u64::MAX as f64) as u64);
+    let candidates = keyed_summaries(ctx, seed, bound).await?;
+    let found: usize = candidates.iter().map(RecordBatch::num_rows).sum();
+    if bound.is_none() || found >= rows {
+        let smallest = smallest_by_key(&candidates, rows)?;
+        return smallest.into_iter().map(without_sample_key).collect();
     }
-    smallest_summaries(ctx, seed, rows, None).await
+    tracing::info!("the sample's prefilter kept too few rows; sampling all summaries");
+    smallest_summaries(ctx, seed, rows).await
 }
 
-/// The `rows` summary rows with the smallest sample keys, among those whose key is at most
-/// `bound`.
+/// The summary rows whose sample key is at most `bound` (every row for `None`), with their
+/// key as column [`SAMPLE_KEY`].
+async fn keyed_summaries(
+    ctx: &SessionContext,
+    seed: u64,
+    bound: Option<u64>,
+) -> Result<Vec<RecordBatch>> {
+    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
+    let mut summaries = ctx
+        .table(SUMMARIES)
+        .await
+        .runtime("planning the training sample")?;
+    if let Some(bound) = bound {
+        summaries = summaries
+            .filter(key.clone().lt_eq(lit(bound)))
+            .runtime("planning the training sample")?;
+    }
+    let columns: Vec<_> = key_parts()
+        .into_iter()
+        .chain([column(summaries::COUNT), key.alias(SAMPLE_KEY)])
+        .collect();
+    summaries
+        .select(columns)
+        .runtime("planning the training sample")?
+        .collect()
+        .await
+        .runtime("choosing the training sample")
+}
+
+/// The `rows` summary rows with the smallest sample keys among all of them, chosen on the
+/// cluster (each partition keeps its smallest, then they are merged).
 async fn smallest_summaries(
     ctx: &SessionContext,
     seed: u64,
     rows: usize,
-    bound: Option<u64>,
 ) -> Result<Vec<RecordBatch>> {
     // Sorted by the key as a column, not as a call: Ballista's adaptive planner ships an
     // exchange's sort order without procforest's codec, so a cluster executor cannot
@@ -87,19 +116,11 @@ async fn smallest_summaries(
     let with_key: Vec<_> = summary_columns
         .iter()
         .cloned()
-        .chain([key.clone().alias(SAMPLE_KEY)])
+        .chain([key.alias(SAMPLE_KEY)])
         .collect();
-    let mut summaries = ctx
-        .table(SUMMARIES)
+    ctx.table(SUMMARIES)
         .await
-        .runtime("planning the training sample")?;
-    if let Some(bound) = bound {
-        summaries = summaries
-            .filter(key.lt_eq(lit(bound)))
-            .runtime("planning the training sample")?;
-    }
-    summaries
-        .select(with_key)
+        .and_then(|df| df.select(with_key))
         .and_then(|df| df.sort(order))
         .and_then(|df| df.limit(0, Some(rows)))
         .and_then(|df| df.select(summary_columns))
@@ -109,17 +130,68 @@ async fn smallest_summaries(
         .runtime("choosing the training sample")
 }
 
+/// The batch without its [`SAMPLE_KEY`] column.
+fn without_sample_key(batch: RecordBatch) -> Result<RecordBatch> {
+    let keep: Vec<usize> = (0..batch.num_columns())
+        .filter(|&i| batch.schema().field(i).name() != SAMPLE_KEY)
+        .collect();
+    batch
+        .project(&keep)
+        .runtime("gathering the training sample")
+}
+
+/// The `rows` rows of `batches` (one schema, with columns [`SAMPLE_KEY`] and the key parts)
+/// with the smallest sample keys, ties by the key parts, all ascending with nulls last (the
+/// order of [`smallest_summaries`]); sorted on the driver.
+fn smallest_by_key(batches: &[RecordBatch], rows: usize) -> Result<Option<RecordBatch>> {
+    let Some(first) = batches.first() else {
+        return Ok(None);
+    };
+    let all = arrow::compute::concat_batches(&first.schema(), batches)
+        .runtime("gathering the training sample")?;
+    let order = std::iter::once(SAMPLE_KEY)
+        .chain(std::iter::once(INTERVAL))
+        .chain(GROUP_KEYS.iter().copied())
+        .map(|name| {
+            let values = all
+                .column_by_name(name)
+                .ok_or_else(|| JobError::runtime(format!("the sample has no column {name}")))?;
+            Ok(SortColumn {
+                values: values.clone(),
+                options: Some(SortOptions {
+                    descending: false,
+                    nulls_first: false,
+                }),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let indices = lexsort_to_indices(&order, Some(rows)).runtime("sorting the training sample")?;
+    take_record_batch(&all, &indices)
+        .map(Some)
+        .runtime("sorting the training sample")
+}
+
 /// Gathers `rows` training rows from `features` (the features of a table of summary rows
-/// holding the sample: [`TRAINING_ROWS`] or all summaries): those with the smallest
-/// `sample_key(seed, interval, keys…)`, in that order.
+/// holding the sample, [`TRAINING_ROWS`]): those with the smallest `sample_key(seed,
+/// interval, keys…)`, in that order.
 pub async fn gather(
     features: DataFrame,
     names: &[&str],
     seed: u64,
     rows: usize,
 ) -> Result<TrainingSample> {
-    let batches = smallest_keys(features, names, seed, rows).await?;
-    to_sample(&batches, names, rows)
+    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
+    let mut select: Vec<_> = names.iter().map(|f| column(f)).collect();
+    select.push(key.alias(SAMPLE_KEY));
+    select.extend(key_parts());
+    let batches = features
+        .select(select)
+        .runtime("planning the training sample")?
+        .collect()
+        .await
+        .runtime("gathering the training sample")?;
+    let smallest = smallest_by_key(&batches, rows)?;
+    to_sample(smallest.as_slice(), names, rows)
 }
 
 /// The interval and the four keys.
@@ -127,29 +199,6 @@ fn key_parts() -> Vec<datafusion::prelude::Expr> {
     std::iter::once(column(INTERVAL))
         .chain(GROUP_KEYS.iter().map(|k| column(k)))
         .collect()
-}
-
-/// The `rows` rows of `features` with the smallest sample keys (ties by key parts).
-async fn smallest_keys(
-    features: DataFrame,
-    names: &[&str],
-    seed: u64,
-    rows: usize,
-) -> Result<Vec<RecordBatch>> {
-    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
-    let mut select: Vec<_> = names.iter().map(|f| column(f)).collect();
-    select.push(key.alias(SAMPLE_KEY));
-    select.extend(key_parts());
-    let mut order = vec![column(SAMPLE_KEY).sort(true, false)];
-    order.extend(key_parts().into_iter().map(|k| k.sort(true, false)));
-    features
-        .select(select)
-        .and_then(|df| df.sort(order))
-        .and_then(|df| df.limit(0, Some(rows)))
-        .runtime("planning the training sample")?
-        .collect()
-        .await
-        .runtime("gathering the training sample")
 }
 
 /// The feature columns of the gathered rows.
@@ -266,13 +315,14 @@ mod tests {
         shown.lines().map(String::from).collect()
     }
 
-    /// The prefiltered choice equals sorting every row, and holds `rows` rows; with fewer
-    /// summary rows than asked for, every row is taken.
+    /// The prefiltered choice, sorted on the driver, equals sorting every row on the
+    /// cluster, and holds `rows` rows; with fewer summary rows than asked for, every row is
+    /// taken.
     #[tokio::test]
     async fn sample_rows_are_the_smallest_keys_of_all_rows() {
         let ctx = summaries_of(3000);
         let chosen = sample_rows(&ctx, 42, 100, 3000).await.unwrap();
-        let all_sorted = smallest_summaries(&ctx, 42, 100, None).await.unwrap();
+        let all_sorted = smallest_summaries(&ctx, 42, 100).await.unwrap();
         assert_eq!(chosen.iter().map(RecordBatch::num_rows).sum::<usize>(), 100);
         assert_eq!(rows_of(&chosen), rows_of(&all_sorted));
         let other_seed = sample_rows(&ctx, 43, 100, 3000).await.unwrap();
@@ -281,13 +331,69 @@ mod tests {
             rows_of(&other_seed),
             "the seed picks the rows"
         );
-        // A bound too small to hold the sample: the fallback sorts every row.
-        let too_few = smallest_summaries(&ctx, 42, 100, Some(u64::MAX / 1000))
+        // A bound too small to hold the sample (the case the fallback is for).
+        let too_few = keyed_summaries(&ctx, 42, Some(u64::MAX / 1000))
             .await
             .unwrap();
         assert!(too_few.iter().map(RecordBatch::num_rows).sum::<usize>() < 100);
         let small = summaries_of(50);
         let every = sample_rows(&small, 42, 100, 50).await.unwrap();
         assert_eq!(every.iter().map(RecordBatch::num_rows).sum::<usize>(), 50);
+        let small_sorted = smallest_summaries(&small, 42, 100).await.unwrap();
+        assert_eq!(rows_of(&every), rows_of(&small_sorted));
+    }
+
+    /// The driver's sort orders like DataFusion's `ORDER BY sample_key, interval, keys…`
+    /// (ascending, nulls last), ties and null keys included.
+    #[tokio::test]
+    async fn driver_sort_matches_datafusion_on_ties_and_nulls() {
+        let n = 40;
+        let day = 86_400_000_000;
+        let maybe = |f: &dyn Fn(usize) -> Option<String>| {
+            Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>())) as ArrayRef
+        };
+        let batch = RecordBatch::try_from_iter([
+            (
+                SAMPLE_KEY,
+                Arc::new(arrow::array::UInt64Array::from_iter_values(
+                    (0..n as u64).map(|i| i % 4),
+                )) as ArrayRef,
+            ),
+            (
+                INTERVAL,
+                Arc::new(
+                    TimestampMicrosecondArray::from_iter_values(
+                        (0..n).map(|i| (i % 2) as i64 * day),
+                    )
+                    .with_timezone("UTC"),
+                ) as ArrayRef,
+            ),
+            (
+                GROUP_KEYS[0],
+                maybe(&|i| (i % 3 != 0).then(|| format!("h{}", i % 5))),
+            ),
+            (GROUP_KEYS[1], maybe(&|i| Some(format!("a{}", i % 7)))),
+            (GROUP_KEYS[2], maybe(&|i| (i % 5 != 0).then(String::new))),
+            (GROUP_KEYS[3], maybe(&|i| Some(format!("p{i}")))),
+        ])
+        .unwrap();
+        let ours = smallest_by_key(&[batch.slice(0, 15), batch.slice(15, n - 15)], 25)
+            .unwrap()
+            .unwrap();
+        let ctx = SessionContext::new();
+        let mut order = vec![column(SAMPLE_KEY).sort(true, false)];
+        order.extend(key_parts().into_iter().map(|k| k.sort(true, false)));
+        let theirs = ctx
+            .read_batch(batch)
+            .unwrap()
+            .sort(order)
+            .unwrap()
+            .limit(0, Some(25))
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(ours.num_rows(), 25);
+        assert_eq!(rows_of(&[ours]), rows_of(&theirs));
     }
 }
