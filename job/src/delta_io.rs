@@ -3,7 +3,7 @@
 
 use arrow::record_batch::RecordBatch;
 use deltalake::{
-    DeltaTable, DeltaTableBuilder,
+    DeltaTable, DeltaTableBuilder, TableProperty,
     kernel::{StructType, engine::arrow_conversion::TryIntoKernel},
     parquet::{arrow::ArrowWriter, file::properties::WriterProperties},
     protocol::SaveMode,
@@ -13,6 +13,12 @@ use object_store::{ObjectStoreExt, PutPayload, path::Path};
 use procforest_core::events::{EVENT_DATE, event_schema};
 
 use crate::error::{Context, JobError, Result};
+
+/// Commits between checkpoints of a generated table: Spark's default for Delta tables, so
+/// that the log looks like that of a table written daily by Databricks (a checkpoint and
+/// at most nine commits to replay), not 30 commits without one (delta-rs's default is
+/// 100). delta-rs writes the checkpoints after the commits.
+pub const CHECKPOINT_INTERVAL: &str = "10";
 
 /// Resolves a table location given as a path or URL; local folders are created.
 pub fn table_url_for_write(location: &str) -> Result<url::Url> {
@@ -41,6 +47,10 @@ impl EventTableWriter {
             .create()
             .with_columns(schema.fields().cloned())
             .with_partition_columns([EVENT_DATE])
+            .with_configuration_property(
+                TableProperty::CheckpointInterval,
+                Some(CHECKPOINT_INTERVAL),
+            )
             .with_save_mode(SaveMode::ErrorIfExists)
             .await
             .map_err(|e| {

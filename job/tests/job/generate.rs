@@ -154,6 +154,42 @@ fn the_table_opens_with_deltalake_and_plain_parquet_with_partitions_and_statisti
     }
 }
 
+/// Like a table written daily by Spark, a generated table has a checkpoint every ten
+/// commits, and its snapshot read through one keeps every file and its statistics.
+#[test]
+fn the_log_has_checkpoints_that_keep_files_and_statistics() {
+    let dir = scratch();
+    let table = dir.path().join("t");
+    let summary = generate_json(&table, 24_000, 12, 10, 1, 0.0);
+    assert_eq!(summary["version"], 12);
+    let log = table.join("_delta_log");
+    assert!(
+        log.join("00000000000000000009.checkpoint.parquet")
+            .is_file()
+    );
+    assert!(log.join("_last_checkpoint").is_file());
+    runtime().block_on(async {
+        let url = url::Url::from_directory_path(&table).unwrap();
+        let state = deltalake::open_table(url)
+            .await
+            .unwrap()
+            .snapshot()
+            .unwrap()
+            .clone();
+        let actions = state.add_actions_table(true).unwrap();
+        assert_eq!(actions.num_rows(), 12, "one file per day");
+        let rows = actions
+            .column_by_name("num_records")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        assert_eq!(rows.values().iter().sum::<i64>(), 24_000);
+        for stat in ["min.TimeGenerated", "max.TimeGenerated"] {
+            let column = actions.column_by_name(stat).unwrap();
+            assert_eq!(column.null_count(), 0, "{stat} of every file");
+        }
+    });
+}
+
 #[test]
 fn labels_match_the_injected_groups() {
     let dir = scratch();
