@@ -126,6 +126,15 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         ..Default::default()
     };
     procforest_executor::configure(&mut executor, work_dir);
+    // Sized here as Ballista would size it: its own detection scans every process of the
+    // host (sysinfo's `System::new_all`), 7 ms of CPU at each start (perf).
+    let limits = MemoryLimits {
+        meminfo: std::fs::read_to_string("/proc/meminfo").ok(),
+        cgroup_max: std::fs::read_to_string("/sys/fs/cgroup/memory.max").ok(),
+    };
+    if let Some(bytes) = limits.pool_bytes(executor.memory_pool_fraction) {
+        executor.memory_pool_size = Some(bytes);
+    }
     tokio::spawn(async move {
         if let Err(e) = start_executor_process(Arc::new(executor)).await {
             tracing::error!("Ballista standalone's executor stopped: {e}");
@@ -167,5 +176,74 @@ async fn probe_scheduler(url: &str) -> Result<()> {
         Err(_) => Err(JobError::runtime(format!(
             "cannot reach the Ballista scheduler at {url}: no answer within 10 s"
         ))),
+    }
+}
+
+/// What bounds standalone's memory: the host's `/proc/meminfo` and the cgroup's
+/// `memory.max` (v2), as read.
+struct MemoryLimits {
+    meminfo: Option<String>,
+    cgroup_max: Option<String>,
+}
+
+impl MemoryLimits {
+    /// The executor's memory pool, like Ballista's automatic size: `fraction` of the
+    /// host's memory or of the cgroup's limit if lower. `None` when the host's memory is
+    /// unknown (Ballista then detects it itself).
+    fn pool_bytes(&self, fraction: f64) -> Option<u64> {
+        let kib: u64 = self
+            .meminfo
+            .as_deref()?
+            .lines()
+            .find_map(|line| line.strip_prefix("MemTotal:"))?
+            .trim()
+            .strip_suffix("kB")?
+            .trim()
+            .parse()
+            .ok()?;
+        let host = kib.checked_mul(1024)?;
+        let cgroup = self
+            .cgroup_max
+            .as_deref()
+            .and_then(|max| max.trim().parse::<u64>().ok());
+        let base = cgroup.map_or(host, |limit| limit.min(host));
+        Some((base as f64 * fraction) as u64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::MemoryLimits;
+
+    const MEMINFO: &str = "MemTotal:       24576000 kB\nMemFree:         1000 kB\n";
+
+    fn limits(meminfo: Option<&str>, cgroup_max: Option<&str>) -> MemoryLimits {
+        MemoryLimits {
+            meminfo: meminfo.map(String::from),
+            cgroup_max: cgroup_max.map(String::from),
+        }
+    }
+
+    #[test]
+    fn pool_is_a_fraction_of_host_or_cgroup_memory() {
+        let host = 24_576_000 * 1024;
+        assert_eq!(limits(Some(MEMINFO), None).pool_bytes(0.5), Some(host / 2));
+        assert_eq!(
+            limits(Some(MEMINFO), Some("max\n")).pool_bytes(0.5),
+            Some(host / 2),
+            "no cgroup limit"
+        );
+        assert_eq!(
+            limits(Some(MEMINFO), Some("2000000000\n")).pool_bytes(0.5),
+            Some(1_000_000_000),
+            "a lower cgroup limit"
+        );
+        assert_eq!(
+            limits(Some(MEMINFO), Some("999999999999999\n")).pool_bytes(0.5),
+            Some(host / 2),
+            "a cgroup limit above the host's memory"
+        );
+        assert_eq!(limits(None, Some("2000000000")).pool_bytes(0.5), None);
+        assert_eq!(limits(Some("MemFree: 1 kB\n"), None).pool_bytes(0.5), None);
     }
 }
