@@ -116,6 +116,24 @@ pub struct ScratchTable {
     pub schema: SchemaRef,
 }
 
+impl ScratchTable {
+    /// The size of its files, in bytes.
+    pub async fn bytes(&self, ctx: &SessionContext) -> Result<u64> {
+        let (store_url, prefix) =
+            procforest_core::scan::store_and_path(&self.dir).runtime("scratch URL")?;
+        let store = ctx
+            .runtime_env()
+            .object_store(&store_url)
+            .runtime("scratch store")?;
+        let mut listing = store.list(Some(&prefix));
+        let mut bytes = 0;
+        while let Some(meta) = listing.next().await {
+            bytes += meta.runtime("listing scratch")?.size;
+        }
+        Ok(bytes)
+    }
+}
+
 /// Registers the Parquet files of scratch folders `dirs` as table `name` with `schema`
 /// (which also makes the report's files read as counts alone, and serves when a folder
 /// holds no file).
