@@ -3,8 +3,9 @@
 //!
 //! Events are produced a day at a time: the day's event skeletons (time, host, account,
 //! process) are drawn and sorted by time, then turned into Arrow batches of bounded size
-//! and streamed into the Delta table, one commit per day. Memory stays bounded by one
-//! day's skeletons (24 bytes an event) plus one batch.
+//! and streamed into the Delta table, one commit per day (and a checkpoint every ten, see
+//! [`crate::delta_io::CHECKPOINT_INTERVAL`]). Memory stays bounded by one day's skeletons
+//! (24 bytes an event) plus one batch.
 
 mod attacks;
 mod catalog;
