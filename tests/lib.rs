@@ -394,6 +394,32 @@ impl Azurite {
             "creating container {name}: {response}"
         );
     }
+
+    /// The names of the blobs in a container (the first page of a listing, up to 5000).
+    pub fn list_blobs(&self, container: &str) -> Vec<String> {
+        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
+        let date = httpdate_now();
+        let path = format!("/{AZURITE_ACCOUNT}/{container}?comp=list&restype=container");
+        let signature = shared_key_signature("GET", &date, &path);
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-date: {date}\r\nx-ms-version: 2021-08-06\r\n\
+             Authorization: SharedKey {AZURITE_ACCOUNT}:{signature}\r\nConnection: close\r\n\r\n",
+            self.port
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "listing container {container}: {response}"
+        );
+        response
+            .split("<Name>")
+            .skip(1)
+            .filter_map(|rest| rest.split_once("</Name>").map(|(name, _)| name.to_string()))
+            .collect()
+    }
 }
 
 fn dirs_home() -> Option<PathBuf> {

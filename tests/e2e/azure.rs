@@ -26,6 +26,44 @@ fn executors_read_a_delta_table_from_azurite() {
         got == expected,
         "the table read from Azurite gives other results"
     );
+
+    // Scratch in Blob storage, as a cluster on AKS keeps it: the executors write the
+    // summaries there, the driver reads them back, and the run removes its folder.
+    azurite.create_container("scratch");
+    let scratch = ["--scheduler", &url, "--scratch", "az://scratch/procforest"];
+    let got = run(remote, dir.path(), "azure-scratch", &scratch, &env);
+    assert!(got == expected, "a scratch in Azurite gives other results");
+    let table_blobs = azurite.list_blobs("events");
+    assert!(
+        table_blobs.contains(&"securityevent/_delta_log/00000000000000000000.json".to_string()),
+        "the listing sees blobs: {table_blobs:?}"
+    );
+    assert_eq!(
+        azurite.list_blobs("scratch"),
+        Vec::<String>::new(),
+        "the run's scratch is removed"
+    );
+    // A scratch that cannot be written fails the run: the scratch above was used.
+    let o = procforest(
+        &[
+            "run",
+            "--table",
+            remote,
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--scheduler",
+            &url,
+            "--scratch",
+            "az://no-such-container/procforest",
+        ],
+        &env,
+    );
+    assert!(
+        !o.status.success(),
+        "{}",
+        String::from_utf8_lossy(&o.stdout)
+    );
 }
 
 #[test]
