@@ -38,7 +38,7 @@ struct Payload {
 pub struct CategoryIndexUdf {
     name: String,
     key: String,
-    lookup: HashMap<String, f64>,
+    lookup: HashMap<String, f64, foldhash::fast::FixedState>,
     null_index: Option<f64>,
     payload: Arc<[u8]>,
     signature: Signature,
@@ -72,7 +72,8 @@ impl CategoryIndexUdf {
         let Payload { key, values } = serde_json::from_slice(payload).map_err(|e| {
             DataFusionError::Execution(format!("cannot decode a category index in the plan: {e}"))
         })?;
-        let mut lookup = HashMap::with_capacity(values.len());
+        let mut lookup =
+            HashMap::with_capacity_and_hasher(values.len(), foldhash::fast::FixedState::default());
         let mut null_index = None;
         for (index, value) in values.into_iter().enumerate() {
             match value {
