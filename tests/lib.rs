@@ -374,21 +374,28 @@ impl Azurite {
         ]
     }
 
-    /// Creates a container (delta-rs does not).
-    pub fn create_container(&self, name: &str) {
+    /// Sends a bodiless request signed with the account's shared key; returns the whole
+    /// response.
+    fn signed_request(&self, verb: &str, path_and_query: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let date = httpdate_now();
-        let path = format!("/{AZURITE_ACCOUNT}/{name}?restype=container");
-        let signature = shared_key_signature("PUT", &date, &path);
+        let path = format!("/{AZURITE_ACCOUNT}/{path_and_query}");
+        let signature = shared_key_signature(verb, &date, &path);
         write!(
             stream,
-            "PUT {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-date: {date}\r\nx-ms-version: 2021-08-06\r\n\
+            "{verb} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-date: {date}\r\nx-ms-version: 2021-08-06\r\n\
              Authorization: SharedKey {AZURITE_ACCOUNT}:{signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
         )
         .unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    /// Creates a container (delta-rs does not).
+    pub fn create_container(&self, name: &str) {
+        let response = self.signed_request("PUT", &format!("{name}?restype=container"));
         assert!(
             response.starts_with("HTTP/1.1 201"),
             "creating container {name}: {response}"
@@ -397,19 +404,8 @@ impl Azurite {
 
     /// The names of the blobs in a container (the first page of a listing, up to 5000).
     pub fn list_blobs(&self, container: &str) -> Vec<String> {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        let date = httpdate_now();
-        let path = format!("/{AZURITE_ACCOUNT}/{container}?comp=list&restype=container");
-        let signature = shared_key_signature("GET", &date, &path);
-        write!(
-            stream,
-            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-date: {date}\r\nx-ms-version: 2021-08-06\r\n\
-             Authorization: SharedKey {AZURITE_ACCOUNT}:{signature}\r\nConnection: close\r\n\r\n",
-            self.port
-        )
-        .unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
+        let response =
+            self.signed_request("GET", &format!("{container}?comp=list&restype=container"));
         assert!(
             response.starts_with("HTTP/1.1 200"),
             "listing container {container}: {response}"

@@ -89,13 +89,22 @@ fn folder_url(path: &std::path::Path) -> String {
         .unwrap_or_else(|()| format!("file://{}/", path.display()))
 }
 
-/// Deletes every object under a URL prefix.
-async fn remove_prefix(ctx: &SessionContext, base: &str) -> Result<()> {
-    let (store_url, prefix) = procforest_core::scan::store_and_path(base).runtime("scratch URL")?;
+/// The object store holding a scratch URL, and the URL's path in it.
+fn store_of(
+    ctx: &SessionContext,
+    url: &str,
+) -> Result<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)> {
+    let (store_url, prefix) = procforest_core::scan::store_and_path(url).runtime("scratch URL")?;
     let store = ctx
         .runtime_env()
         .object_store(&store_url)
         .runtime("scratch store")?;
+    Ok((store, prefix))
+}
+
+/// Deletes every object under a URL prefix.
+async fn remove_prefix(ctx: &SessionContext, base: &str) -> Result<()> {
+    let (store, prefix) = store_of(ctx, base)?;
     let mut listing = store.list(Some(&prefix));
     while let Some(meta) = listing.next().await {
         let meta = meta.runtime("listing scratch")?;
@@ -119,12 +128,7 @@ pub struct ScratchTable {
 impl ScratchTable {
     /// The size of its files, in bytes.
     pub async fn bytes(&self, ctx: &SessionContext) -> Result<u64> {
-        let (store_url, prefix) =
-            procforest_core::scan::store_and_path(&self.dir).runtime("scratch URL")?;
-        let store = ctx
-            .runtime_env()
-            .object_store(&store_url)
-            .runtime("scratch store")?;
+        let (store, prefix) = store_of(ctx, &self.dir)?;
         let mut listing = store.list(Some(&prefix));
         let mut bytes = 0;
         while let Some(meta) = listing.next().await {
