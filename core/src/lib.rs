@@ -6,7 +6,8 @@
 //! - [`key_counts`]: the summaries' counts read straight from interval-aligned files, the
 //!   keys as Parquet dictionary indices (a table provider and its execution plan).
 //! - [`scratch`]: a write-only table whose inserts write every partition's rows to its
-//!   own Parquet file (the job's intermediate results).
+//!   own Parquet file (the job's intermediate results), and may digest them as they go
+//!   (category tallies and training-sample candidates for the driver).
 //! - [`udf`]: the scoring UDF that carries the trained model inside the plan, and the
 //!   seeded sample-key hash.
 //! - [`codec`]: logical and physical codecs that encode those and delegate everything

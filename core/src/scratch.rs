@@ -13,6 +13,10 @@
 //! number 0, so the partition alone does not name a file uniquely. A partition with no
 //! rows writes no file. Object stores make a file visible only once complete, so readers
 //! never see one half written.
+//!
+//! A write of summary rows can also be digested ([`ScratchSink::with_digest`], [`digest`]):
+//! each partition then tallies its rows' categories and keeps its training-sample
+//! candidates as it writes, for the driver to read instead of running another job.
 
 use std::{fmt, sync::Arc};
 
@@ -39,6 +43,10 @@ use futures::StreamExt;
 use parquet::{arrow::AsyncArrowWriter, basic::Compression, file::properties::WriterProperties};
 
 use crate::scan::store_and_path;
+
+pub mod digest;
+
+use digest::{Digest, DigestSpec};
 
 /// Rows per row group of scratch files.
 pub const ROW_GROUP_ROWS: usize = 64 * 1024;
@@ -71,6 +79,7 @@ pub struct ScratchSink {
     /// Names this write's files.
     write_id: String,
     schema: SchemaRef,
+    digest: Option<DigestSpec>,
 }
 
 /// What the plan carries of a sink and of its writer.
@@ -78,6 +87,8 @@ pub struct ScratchSink {
 struct Encoded {
     dir: String,
     write_id: String,
+    #[serde(default)]
+    digest: Option<DigestSpec>,
 }
 
 impl ScratchSink {
@@ -93,6 +104,22 @@ impl ScratchSink {
             dir: dir.to_string(),
             write_id: format!("{:016x}", rand::random::<u64>()),
             schema,
+            digest: None,
+        })
+    }
+
+    /// The same sink, each partition also writing its [`digest`] as `spec` says.
+    pub fn with_digest(self, spec: DigestSpec) -> Result<Self> {
+        if !spec.dir.ends_with('/') {
+            return Err(DataFusionError::Plan(format!(
+                "digest folder {} does not end with /",
+                spec.dir
+            )));
+        }
+        store_and_path(&spec.dir)?;
+        Ok(Self {
+            digest: Some(spec),
+            ..self
         })
     }
 
@@ -101,18 +128,23 @@ impl ScratchSink {
         serde_json::to_vec(&Encoded {
             dir: self.dir.clone(),
             write_id: self.write_id.clone(),
+            digest: self.digest.clone(),
         })
         .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 
     /// Rebuilds the sink from [`Self::encode`]'s bytes and its schema.
     pub fn decode(bytes: &[u8], schema: SchemaRef) -> Result<Self> {
-        let Encoded { dir, write_id } =
-            serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Encoded {
+            dir,
+            write_id,
+            digest,
+        } = serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Self {
             dir,
             write_id,
             schema,
+            digest,
         })
     }
 }
@@ -151,11 +183,10 @@ impl TableProvider for ScratchSink {
         }
         self.schema
             .logically_equivalent_names_and_types(&input.schema())?;
-        Ok(Arc::new(ParquetWriterExec::try_new(
-            input,
-            self.dir.clone(),
-            self.write_id.clone(),
-        )?))
+        Ok(Arc::new(
+            ParquetWriterExec::try_new(input, self.dir.clone(), self.write_id.clone())?
+                .with_digest(self.digest.clone()),
+        ))
     }
 }
 
@@ -166,6 +197,7 @@ pub struct ParquetWriterExec {
     input: Arc<dyn ExecutionPlan>,
     dir: String,
     write_id: String,
+    digest: Option<DigestSpec>,
     properties: Arc<PlanProperties>,
 }
 
@@ -184,8 +216,18 @@ impl ParquetWriterExec {
             input,
             dir,
             write_id,
+            digest: None,
             properties: Arc::new(properties),
         })
+    }
+
+    /// The same node, each partition also writing its [`digest`] as `spec` says (none
+    /// for `None`).
+    pub fn with_digest(self, spec: Option<DigestSpec>) -> Self {
+        Self {
+            digest: spec,
+            ..self
+        }
     }
 
     /// Serialises the node (its input travels as its child).
@@ -193,22 +235,30 @@ impl ParquetWriterExec {
         serde_json::to_vec(&Encoded {
             dir: self.dir.clone(),
             write_id: self.write_id.clone(),
+            digest: self.digest.clone(),
         })
         .map_err(|e| DataFusionError::External(Box::new(e)))
     }
 
     /// Rebuilds the node from [`Self::encode`]'s bytes and its decoded input.
     pub fn decode(bytes: &[u8], inputs: &[Arc<dyn ExecutionPlan>]) -> Result<Self> {
-        let Encoded { dir, write_id } =
-            serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
+        let Encoded {
+            dir,
+            write_id,
+            digest,
+        } = serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let input = crate::single_input("ParquetWriterExec", inputs)?;
-        Self::try_new(input.clone(), dir, write_id)
+        Ok(Self::try_new(input.clone(), dir, write_id)?.with_digest(digest))
     }
 }
 
 impl DisplayAs for ParquetWriterExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
-        write!(f, "ParquetWriterExec: dir={}", self.dir)
+        write!(f, "ParquetWriterExec: dir={}", self.dir)?;
+        match &self.digest {
+            Some(spec) => write!(f, ", digest={}", spec.dir),
+            None => Ok(()),
+        }
     }
 }
 
@@ -242,11 +292,10 @@ impl ExecutionPlan for ParquetWriterExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = crate::single_input("ParquetWriterExec", &children)?;
-        Ok(Arc::new(Self::try_new(
-            input.clone(),
-            self.dir.clone(),
-            self.write_id.clone(),
-        )?))
+        Ok(Arc::new(
+            Self::try_new(input.clone(), self.dir.clone(), self.write_id.clone())?
+                .with_digest(self.digest.clone()),
+        ))
     }
 
     fn execute(
@@ -258,13 +307,25 @@ impl ExecutionPlan for ParquetWriterExec {
         let (store_url, _) = store_and_path(&self.dir)?;
         let store = context.runtime_env().object_store(&store_url)?;
         let name = format!(
-            "{}-{partition}-{:016x}.parquet",
+            "{}-{partition}-{:016x}",
             self.write_id,
             rand::random::<u64>()
         );
-        let (_, path) = store_and_path(&format!("{}{name}", self.dir))?;
+        let (_, path) = store_and_path(&format!("{}{name}.parquet", self.dir))?;
+        let digest = match &self.digest {
+            Some(spec) => {
+                let (digest_store, _) = store_and_path(&spec.dir)?;
+                let digest_store = context.runtime_env().object_store(&digest_store)?;
+                Some((Digest::new(spec.clone()), digest_store))
+            }
+            None => None,
+        };
         let written = futures::stream::once(async move {
-            let rows = write_partition(input, store, path).await?;
+            let (digest, digest_store) = digest.unzip();
+            let (rows, digest) = write_partition(input, store, path, digest).await?;
+            if let (Some(digest), Some(digest_store)) = (digest, digest_store) {
+                digest.write(digest_store.as_ref(), &name).await?;
+            }
             let batch = RecordBatch::try_new(
                 count_schema(),
                 vec![Arc::new(UInt64Array::from(vec![rows]))],
@@ -279,12 +340,14 @@ impl ExecutionPlan for ParquetWriterExec {
 }
 
 /// Writes `input` to a Parquet file at `path` of `store`, opened on the first non-empty
-/// batch (an empty partition writes nothing); returns the rows written.
+/// batch (an empty partition writes nothing), taking each batch into `digest` too;
+/// returns the rows written and the digest.
 async fn write_partition(
     mut input: SendableRecordBatchStream,
     store: Arc<dyn object_store::ObjectStore>,
     path: object_store::path::Path,
-) -> Result<u64> {
+    mut digest: Option<Digest>,
+) -> Result<(u64, Option<Digest>)> {
     let schema = input.schema();
     let mut writer = None;
     let mut rows = 0;
@@ -304,12 +367,15 @@ async fn write_partition(
         if let Some(writer) = writer.as_mut() {
             writer.write(&batch).await?;
         }
+        if let Some(digest) = digest.as_mut() {
+            digest.add(&batch)?;
+        }
         rows += batch.num_rows() as u64;
     }
     if let Some(writer) = writer {
         writer.close().await?;
     }
-    Ok(rows)
+    Ok((rows, digest))
 }
 
 #[cfg(test)]

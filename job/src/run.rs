@@ -1,10 +1,11 @@
 //! `procforest run`: Delta events → daily summaries → isolation forest → anomalies.
 //!
 //! Phases, each timed in the manifest: `snapshot` (open and resolve the table; Ballista
-//! starts meanwhile), `summaries` (scan and aggregate on Ballista, written to scratch),
-//! `indexing` (category indices and totals, and beside them the training sample's rows),
-//! `sample` (their features), `fit` (on the driver), `score` (on the executors) and
-//! `outputs`. Nothing is written to the user's outputs before every phase succeeded.
+//! starts meanwhile), `summaries` (scan and aggregate on Ballista, written to scratch and
+//! digested as written), `indexing` (category indices and totals, and the training
+//! sample's rows, from those digests on the driver), `sample` (their features), `fit` (on
+//! the driver), `score` (on the executors) and `outputs`. Nothing is written to the user's
+//! outputs before every phase succeeded.
 
 use std::{
     collections::{BTreeMap, HashMap},
@@ -33,13 +34,13 @@ use crate::{
         features::SUMMARIES,
         scoring::{self, ScoredRow, Selection, sort_report},
         summaries::{
-            self, CommandLines, HistoryCounts, Interval, Sources, SummaryPlan, SummaryWindow,
-            WrittenSummaries, anomalies_command_lines, write_summaries,
+            self, CommandLines, HistoryCounts, Interval, SampleChoice, Sources, SummaryPlan,
+            SummaryWindow, WrittenSummaries, anomalies_command_lines, write_summaries,
         },
         training,
     },
     report::{check_labels, format_interval},
-    scratch::{Scratch, ScratchTable, register_parquet},
+    scratch::{Scratch, ScratchTable, read_digests, register_parquet},
     sinks::{
         self,
         manifest::{KeyGaps, Manifest, ModelInfo, ReportWindow},
@@ -417,7 +418,12 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         report_start_us,
         interval: config.interval,
     };
-    let written = write_summaries(&ctx, plan, window, scratch)
+    let sample_size = config.model.trees * config.model.max_samples;
+    let sample_choice = SampleChoice {
+        seed: config.model.seed,
+        rows: sample_size,
+    };
+    let written = write_summaries(&ctx, plan, window, sample_choice, scratch)
         .await
         .map_err(|e| scan_error(e, &resolved))?;
     let groups = written.groups;
@@ -436,16 +442,13 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         &written.counts_schema,
     )?;
 
-    // Category indices and totals, and beside them the training sample's rows.
+    // Category indices and totals, and the training sample's rows, from the digests the
+    // summaries' writers left.
     phases.start("indexing");
-    let sample_size = config.model.trees * config.model.max_samples;
-    // The sample first: its job (a hash per summary row) is the longest, and Ballista
-    // gives the executors' task slots to jobs in the order they arrive.
-    let (sample_rows, census) = futures::future::try_join(
-        training::sample_rows(&ctx, config.model.seed, sample_size, groups),
-        categories::count(&ctx, report_start_us, as_of_us),
-    )
-    .await?;
+    let digests = read_digests(&ctx, &written.digest_dirs).await?;
+    let census = categories::Census::from_digests(&digests)?;
+    let sample_rows = training::sample_rows(&digests, sample_size, &written.counts_schema)?;
+    drop(digests);
     let indices = categories::register(
         &ctx,
         &census,

@@ -7,6 +7,7 @@ use arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
+use procforest_core::scratch::digest::Digests;
 
 use crate::error::{Context, Result};
 
@@ -114,6 +115,22 @@ async fn remove_prefix(ctx: &SessionContext, base: &str) -> Result<()> {
             .runtime("deleting scratch")?;
     }
     Ok(())
+}
+
+/// The digests written beside the summaries in scratch folders `dirs`
+/// ([`procforest_core::scratch::digest`]), read by the driver.
+pub async fn read_digests(ctx: &SessionContext, dirs: &[String]) -> Result<Digests> {
+    let reads = dirs.iter().map(|dir| async move {
+        let (store, prefix) = store_of(ctx, dir)?;
+        procforest_core::scratch::digest::read(store.as_ref(), &prefix)
+            .await
+            .runtime(format!("reading the summaries' digests in {dir}"))
+    });
+    let mut all = Digests::default();
+    for digests in futures::future::try_join_all(reads).await? {
+        all.extend(digests);
+    }
+    Ok(all)
 }
 
 /// A scratch folder of Parquet files and their schema (a folder may hold no file).

@@ -11,6 +11,6 @@ pub use category_index::{
     CATEGORY_INDEX_PREFIX, CategoryIndexUdf, name_for as category_index_name,
 };
 pub use group_set::{GROUP_SET_NAME, Group, GroupSetUdf};
-pub use sample_key::{SAMPLE_KEY_NAME, SampleKeyUdf, sample_key};
+pub use sample_key::{SAMPLE_KEY_NAME, SampleKeyUdf, sample_key, sample_keys};
 pub use score::{SCORE_NAME, ScoreUdf, cached_models};
 pub use sorted_distinct::{SORTED_DISTINCT_NAME, SortedDistinctUdf, sorted_distinct};

@@ -105,24 +105,29 @@ impl ScalarUDFImpl for SampleKeyUdf {
         Ok(DataType::UInt64)
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
-        let rows = args.number_rows;
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        // Every part as text: strings stay as they are, timestamps and numbers print
-        // canonically, so the key does not depend on the column's physical type.
-        let texts: Vec<Texts> = arrays
-            .iter()
-            .map(Texts::new)
-            .collect::<std::result::Result<_, _>>()?;
-        let mut parts: Vec<Option<&[u8]>> = Vec::with_capacity(texts.len());
-        let keys: UInt64Array = (0..rows)
-            .map(|r| {
-                parts.clear();
-                parts.extend(texts.iter().map(|t| t.get(r)));
-                Some(sample_key(self.seed, &parts))
-            })
-            .collect();
+        let keys = sample_keys(self.seed, &arrays, args.number_rows)?;
         Ok(ColumnarValue::Array(Arc::new(keys)))
     }
+}
+
+/// The keys of `rows` rows whose parts are the columns `parts` (what the function computes,
+/// for callers holding the columns).
+pub fn sample_keys(seed: u64, parts: &[ArrayRef], rows: usize) -> Result<UInt64Array> {
+    // Every part as text: strings stay as they are, timestamps and numbers print
+    // canonically, so the key does not depend on the column's physical type.
+    let texts: Vec<Texts> = parts
+        .iter()
+        .map(Texts::new)
+        .collect::<std::result::Result<_, _>>()?;
+    let mut row_parts: Vec<Option<&[u8]>> = Vec::with_capacity(texts.len());
+    Ok((0..rows)
+        .map(|r| {
+            row_parts.clear();
+            row_parts.extend(texts.iter().map(|t| t.get(r)));
+            Some(sample_key(seed, &row_parts))
+        })
+        .collect())
 }
 
 /// A column's values as text, per row.

@@ -3,30 +3,20 @@
 //! `StringIndexer` with `frequencyDesc`); a null is a value of its own, after the others
 //! on ties.
 //!
-//! The frequencies are counted on the cluster in one job, beside the summaries' totals
-//! ([`count`]: a `GROUPING SETS` aggregation with a set per key column and the grand
-//! total; a `UNION ALL` of four aggregations would hit apache/datafusion-ballista#2067 and
-//! #2184), and collected to the driver, which numbers them (one row per category). When
+//! The frequencies are tallied by the summaries' writers as they write
+//! ([`procforest_core::scratch::digest`]: each partition its own categories' summary
+//! rows), and the driver adds them up and numbers them ([`Census::from_digests`]). When
 //! they are small, the driver registers a lookup function per column that carries its
 //! index in the plan, so that features need no join; larger indices are written to
 //! scratch and joined as tables ([`register`]).
 
-use arrow::{
-    array::{Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringArray},
-    compute::cast,
-    datatypes::{DataType, Int32Type, Int64Type},
-};
+use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
-use procforest_core::events::GROUP_KEYS;
+use procforest_core::{events::GROUP_KEYS, scratch::digest::Digests};
 use std::sync::Arc;
 
-use super::{
-    features::SUMMARIES,
-    quote,
-    summaries::{self, COUNT, INTERVAL},
-    timestamp_sql,
-};
-use crate::error::{Context, JobError, Result};
+use super::summaries;
+use crate::error::{Context, Result};
 
 /// The category value.
 pub const VALUE: &str = "value";
@@ -98,101 +88,27 @@ pub struct Census {
     pub report_groups: u64,
 }
 
-/// The grouping-set bitmask of the grand total (every key aggregated away).
-const TOTAL: i32 = (1 << GROUP_KEYS.len()) - 1;
-
-/// SQL of the census of the registered `summaries`: a row per category of each key
-/// column and one for the grand total, told apart by `grouping(keys…)` (of four keys, bit
-/// `3 - i` clear when the row is a category of key `i`).
-fn census_sql(report_start_us: i64, report_end_us: i64) -> String {
-    let keys: Vec<String> = GROUP_KEYS.iter().map(|k| quote(k)).collect();
-    let sets: Vec<String> = keys.iter().map(|k| format!("({k})")).collect();
-    format!(
-        "SELECT CAST(grouping({keys}) AS INT) AS grouping_set, {keys}, \
-         count(*) AS {groups}, CAST(sum({count}) AS BIGINT) AS events, \
-         CAST(sum(CASE WHEN {interval} >= {start} AND {interval} <= {end} THEN 1 ELSE 0 END) \
-         AS BIGINT) AS report_groups \
-         FROM {SUMMARIES} GROUP BY GROUPING SETS ({sets}, ())",
-        keys = keys.join(", "),
-        sets = sets.join(", "),
-        groups = quote(GROUPS),
-        count = quote(COUNT),
-        interval = quote(INTERVAL),
-        start = timestamp_sql(report_start_us),
-        end = timestamp_sql(report_end_us),
-    )
-}
-
-/// Counts the registered `summaries` by category of each key column (one job on the
-/// cluster) and numbers the categories; the report window is `[report_start_us,
-/// report_end_us]`.
-pub async fn count(
-    ctx: &SessionContext,
-    report_start_us: i64,
-    report_end_us: i64,
-) -> Result<Census> {
-    let batches = ctx
-        .sql(&census_sql(report_start_us, report_end_us))
-        .await
-        .runtime("planning the category indices")?
-        .collect()
-        .await
-        .runtime("computing the category indices")?;
-    let mut counts: Vec<Vec<(Option<String>, u64)>> = vec![Vec::new(); GROUP_KEYS.len()];
-    let (mut events, mut report_groups) = (0, 0);
-    for batch in &batches {
-        let column_as = |name: &str, data_type: &DataType| -> Result<ArrayRef> {
-            let column = batch
-                .column_by_name(name)
-                .ok_or_else(|| JobError::runtime(format!("category counts without {name}")))?;
-            cast(column, data_type).runtime("reading the category counts")
-        };
-        let sets = column_as("grouping_set", &DataType::Int32)?;
-        let sets = sets.as_primitive::<Int32Type>();
-        let groups = column_as(GROUPS, &DataType::Int64)?;
-        let groups = groups.as_primitive::<Int64Type>();
-        let keys = GROUP_KEYS
+impl Census {
+    /// The census of the summaries whose digests are `digests`: each key column's
+    /// categories numbered, and the totals.
+    pub fn from_digests(digests: &Digests) -> Result<Self> {
+        let tallies = digests
+            .tallies()
+            .runtime("reading the summaries' category counts")?;
+        let indices = GROUP_KEYS
             .iter()
-            .map(|k| column_as(k, &DataType::Utf8))
-            .collect::<Result<Vec<_>>>()?;
-        for row in 0..batch.num_rows() {
-            let set = sets.value(row);
-            if set == TOTAL {
-                let total = |name| -> Result<u64> {
-                    let column = column_as(name, &DataType::Int64)?;
-                    let column = column.as_primitive::<Int64Type>();
-                    Ok(if column.is_valid(row) {
-                        column.value(row) as u64
-                    } else {
-                        0
-                    })
-                };
-                events = total("events")?;
-                report_groups = total("report_groups")?;
-                continue;
-            }
-            let Some(i) =
-                (0..GROUP_KEYS.len()).find(|i| set == TOTAL & !(1 << (GROUP_KEYS.len() - 1 - i)))
-            else {
-                return Err(JobError::runtime(format!(
-                    "category counts: unexpected grouping set {set}"
-                )));
-            };
-            let values = keys[i].as_string::<i32>();
-            let value = values.is_valid(row).then(|| values.value(row).to_string());
-            counts[i].push((value, groups.value(row) as u64));
-        }
+            .zip(tallies.categories)
+            .map(|(key, values)| {
+                let rows = values.into_iter().map(|(v, t)| (v, t.groups)).collect();
+                CategoryIndex::new(key, rows)
+            })
+            .collect();
+        Ok(Self {
+            indices,
+            events: tallies.total.events,
+            report_groups: tallies.total.report_groups,
+        })
     }
-    let indices = GROUP_KEYS
-        .iter()
-        .zip(counts)
-        .map(|(key, values)| CategoryIndex::new(key, values))
-        .collect();
-    Ok(Census {
-        indices,
-        events,
-        report_groups,
-    })
 }
 
 /// Most bytes of category values the plan may carry as lookups (see [`register`]);
@@ -262,7 +178,18 @@ pub fn copy_lookups(from: &SessionContext, to: &SessionContext) -> Result<()> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use arrow::array::TimestampMicrosecondArray;
+    use arrow::{
+        array::{Array, AsArray, TimestampMicrosecondArray},
+        compute::cast,
+        datatypes::{DataType, Int64Type},
+    };
+    use procforest_core::scratch::digest::DigestSpec;
+
+    use crate::pipeline::{
+        features::SUMMARIES,
+        quote,
+        summaries::{COUNT, INTERVAL},
+    };
 
     use super::*;
 
@@ -323,17 +250,46 @@ pub(crate) mod tests {
             ),
         ])
         .unwrap();
-        ctx.register_batch(SUMMARIES, batch).unwrap();
+        // Two partitions, as the summaries' writers digest them apart.
+        let parts = vec![vec![batch.slice(0, 3)], vec![batch.slice(3, 4)]];
+        let table = datafusion::datasource::MemTable::try_new(batch.schema(), parts).unwrap();
+        ctx.register_table(SUMMARIES, Arc::new(table)).unwrap();
         ctx
     }
 
-    /// The indices equal Spark's `frequencyDesc` numbering computed by DataFusion's window
-    /// function over each column apart (ties by value, null last), and the totals equal
-    /// plain sums.
+    /// The census of the registered `summaries` with the report window `[start, end]`, as
+    /// a run takes it: from the digests their writers leave.
+    pub(crate) async fn census_of(ctx: &SessionContext, start: i64, end: i64) -> Census {
+        let dir = tempfile::tempdir().unwrap();
+        let url = |name: &str| {
+            url::Url::from_directory_path(dir.path().join(name))
+                .unwrap()
+                .to_string()
+        };
+        let spec = DigestSpec {
+            dir: url("digest"),
+            seed: 42,
+            sample_rows: 3,
+            report_start_us: start,
+            report_end_us: end,
+        };
+        let rows = ctx.table(SUMMARIES).await.unwrap();
+        summaries::write_digested(rows, &url("rows"), "summaries", Some(spec))
+            .await
+            .unwrap();
+        let digests = crate::scratch::read_digests(ctx, &[url("digest")])
+            .await
+            .unwrap();
+        Census::from_digests(&digests).unwrap()
+    }
+
+    /// The indices numbered from the digests equal Spark's `frequencyDesc` numbering
+    /// computed by DataFusion over each column apart (ties by value, null last), and the
+    /// totals equal plain sums.
     #[tokio::test]
     async fn census_numbers_categories_as_a_window_over_each_column() {
         let ctx = summaries_with_gaps();
-        let census = count(&ctx, DAY, 2 * DAY - 1).await.unwrap();
+        let census = census_of(&ctx, DAY, 2 * DAY - 1).await;
         assert_eq!(census.events, 28);
         assert_eq!(census.report_groups, 4);
         for (index, key) in census.indices.iter().zip(GROUP_KEYS) {
@@ -368,7 +324,7 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn large_indices_are_written_as_tables() {
         let ctx = summaries_with_gaps();
-        let census = count(&ctx, 0, DAY - 1).await.unwrap();
+        let census = census_of(&ctx, 0, DAY - 1).await;
         let dir = tempfile::tempdir().unwrap();
         let dir = url::Url::from_directory_path(dir.path())
             .unwrap()

@@ -225,14 +225,17 @@ mod tests {
     use arrow::util::pretty::pretty_format_batches;
 
     use super::*;
-    use crate::pipeline::categories::{count, register, tests::summaries_with_gaps};
+    use crate::pipeline::categories::{
+        register,
+        tests::{census_of, summaries_with_gaps},
+    };
 
     /// The features are the same whether the indices are joined or looked up, nulls and
     /// empty values included.
     #[tokio::test]
     async fn lookups_give_the_features_joins_give() {
         let ctx = summaries_with_gaps();
-        let census = count(&ctx, 0, 1).await.unwrap();
+        let census = census_of(&ctx, 0, 1).await;
         let dir = tempfile::tempdir().unwrap();
         let dir = url::Url::from_directory_path(dir.path())
             .unwrap()

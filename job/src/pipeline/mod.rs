@@ -23,15 +23,6 @@ pub fn time_literal(micros: i64) -> datafusion::prelude::Expr {
     datafusion::prelude::lit(value)
 }
 
-/// A timestamp (microseconds, UTC) as an SQL literal.
-pub fn timestamp_sql(micros: i64) -> String {
-    let time = chrono::DateTime::from_timestamp_micros(micros).unwrap_or_default();
-    format!(
-        "TIMESTAMP '{}'",
-        time.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-    )
-}
-
 /// A column by its exact name (no parsing, no case folding).
 pub fn column(name: &str) -> datafusion::prelude::Expr {
     datafusion::prelude::Expr::Column(datafusion::common::Column::new_unqualified(name))

@@ -17,8 +17,12 @@
 //! whose keys or times are partition values.
 //!
 //! [`write_summaries`] computes and writes them to the run's scratch (each partition its
-//! own files); with a set contamination the report's command lines are not gathered then,
-//! but after scoring, for the anomalies alone ([`anomalies_command_lines`]).
+//! own files), and each partition's writer digests its rows as it writes them (their
+//! categories tallied, the training sample's candidates kept: see
+//! [`procforest_core::scratch::digest`]), so that the driver indexes the categories and
+//! picks the sample without another job. With a set contamination the report's command
+//! lines are not gathered then, but after scoring, for the anomalies alone
+//! ([`anomalies_command_lines`]).
 
 use std::sync::Arc;
 
@@ -35,7 +39,7 @@ use procforest_core::{
         time_type,
     },
     scan::file_interval_column,
-    scratch::ScratchSink,
+    scratch::{ScratchSink, digest::DigestSpec},
     udf::{Group, GroupSetUdf, SortedDistinctUdf},
 };
 
@@ -325,8 +329,23 @@ pub async fn command_lines(
 /// partition its own files where it was computed ([`procforest_core::scratch`]); returns
 /// the number of rows written.
 pub async fn write(df: DataFrame, dir: &str, what: &str) -> Result<u64> {
-    let sink = ScratchSink::try_new(dir, Arc::new(df.schema().as_arrow().clone()))
+    write_digested(df, dir, what, None).await
+}
+
+/// [`write`], each partition also writing its digest as `digest` says (when set).
+pub async fn write_digested(
+    df: DataFrame,
+    dir: &str,
+    what: &str,
+    digest: Option<DigestSpec>,
+) -> Result<u64> {
+    let mut sink = ScratchSink::try_new(dir, Arc::new(df.schema().as_arrow().clone()))
         .runtime(format!("writing {what} to {dir}"))?;
+    if let Some(spec) = digest {
+        sink = sink
+            .with_digest(spec)
+            .runtime(format!("digesting {what}"))?;
+    }
     let (state, plan) = df.into_parts();
     let insert = LogicalPlanBuilder::insert_into(
         plan,
@@ -369,12 +388,23 @@ pub struct SummaryPlan {
     pub report_key_counts: bool,
 }
 
+/// The training sample's choice, which the summaries' digests prepare.
+#[derive(Debug, Clone, Copy)]
+pub struct SampleChoice {
+    /// The sample key's seed.
+    pub seed: u64,
+    /// Rows in the sample.
+    pub rows: usize,
+}
+
 /// What [`write_summaries`] wrote to scratch.
 pub struct WrittenSummaries {
     /// Summary rows.
     pub groups: u64,
     /// Folders holding the counts: the report's folder too for [`Sources::ByInterval`].
     pub counts_dirs: Vec<String>,
+    /// The folders of the counts' digests.
+    pub digest_dirs: Vec<String>,
     /// Schema of the counts.
     pub counts_schema: SchemaRef,
     /// The folder of the report's own summary rows (for [`Sources::ByInterval`]).
@@ -385,13 +415,22 @@ pub struct WrittenSummaries {
 }
 
 /// Computes the summaries, and the report's command lines when every report group's are
-/// gathered, on the cluster (two independent jobs at once) and writes them to scratch.
+/// gathered, on the cluster (two independent jobs at once) and writes them to scratch,
+/// the counts digested for `sample`.
 pub async fn write_summaries(
     ctx: &SessionContext,
     how: SummaryPlan,
     window: SummaryWindow,
+    sample: SampleChoice,
     scratch: &Scratch,
 ) -> Result<WrittenSummaries> {
+    let digest = |name: &str| DigestSpec {
+        dir: scratch.path(&format!("{name}-digest")),
+        seed: sample.seed,
+        sample_rows: sample.rows,
+        report_start_us: window.report_start_us,
+        report_end_us: window.end_us,
+    };
     let (counts, counts_dir) = match (how.sources, how.history_counts) {
         (Sources::Whole, _) => (
             summaries(ctx, EVENTS, window).await?,
@@ -426,14 +465,28 @@ pub async fn write_summaries(
         let schema = Arc::new(df.schema().as_arrow().clone());
         (df, ScratchTable { dir, schema })
     });
+    // The report's rows are summaries too when the files are interval-aligned.
+    let report_digest = match how.sources {
+        Sources::ByInterval => Some(digest("report")),
+        Sources::Whole => None,
+    };
+    let counts_digest = digest(if how.sources == Sources::Whole {
+        "summaries"
+    } else {
+        "history"
+    });
+    let mut digest_dirs = vec![counts_digest.dir.clone()];
+    digest_dirs.extend(report_digest.as_ref().map(|d| d.dir.clone()));
     let write_report = async {
         match &report {
-            Some((df, table)) => write(df.clone(), &table.dir, "the report").await,
+            Some((df, table)) => {
+                write_digested(df.clone(), &table.dir, "the report", report_digest).await
+            }
             None => Ok(0),
         }
     };
-    let (counted, report_rows) =
-        futures::future::try_join(write(counts, &counts_dir, "summaries"), write_report).await?;
+    let write_counts = write_digested(counts, &counts_dir, "summaries", Some(counts_digest));
+    let (counted, report_rows) = futures::future::try_join(write_counts, write_report).await?;
     let report = report.map(|(_, table)| table);
     let report_dir = match how.sources {
         Sources::ByInterval => report.as_ref().map(|table| table.dir.clone()),
@@ -448,6 +501,7 @@ pub async fn write_summaries(
     Ok(WrittenSummaries {
         groups,
         counts_dirs,
+        digest_dirs,
         counts_schema,
         report_dir,
         lines: match how.command_lines {

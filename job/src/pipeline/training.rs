@@ -1,24 +1,21 @@
-//! Training: a sample chosen on the cluster independently of partitioning (the rows with the
-//! smallest seeded hash of their group key), gathered to the driver and fitted there.
+//! Training: a sample chosen independently of partitioning (the rows with the smallest
+//! seeded hash of their group key, among those the summaries' writers kept), its features
+//! gathered to the driver and fitted there.
 
 use arrow::{
     array::{Array, AsArray, RecordBatch},
     compute::{SortColumn, SortOptions, cast, lexsort_to_indices, take_record_batch},
-    datatypes::{DataType, Float64Type},
+    datatypes::{DataType, Float64Type, SchemaRef},
 };
-use datafusion::prelude::{DataFrame, SessionContext, lit};
+use datafusion::prelude::DataFrame;
 use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
-use procforest_core::{events::GROUP_KEYS, udf::SampleKeyUdf};
+use procforest_core::{events::GROUP_KEYS, scratch::digest::Digests, udf::SampleKeyUdf};
 
-use super::{
-    column,
-    features::SUMMARIES,
-    summaries::{self, INTERVAL},
-};
+use super::{column, summaries::INTERVAL};
 use crate::error::{Context, JobError, Result};
 
 /// Name of the sample-key column.
-pub const SAMPLE_KEY: &str = "sample_key";
+pub use procforest_core::scratch::digest::SAMPLE_KEY;
 
 /// The training rows, one column per feature.
 #[derive(Debug, Clone, PartialEq)]
@@ -37,112 +34,40 @@ impl TrainingSample {
 /// The registered table of the training sample's summary rows (see [`sample_rows`]).
 pub const TRAINING_ROWS: &str = "training_rows";
 
-/// The training sample's summary rows, collected to the driver: the `rows` rows of the
-/// registered `summaries` (`groups` rows) with the smallest `sample_key(seed, interval,
-/// keys…)` (ties by the key parts), in that order. The choice depends on no partitioning
-/// and needs no category index, so it runs beside the census; the features are then
-/// computed for these rows alone.
-///
-/// The keys are uniform hashes: the cluster keeps the rows whose key is below the quantile
-/// expected to hold `rows` rows plus six standard deviations (too few is then a chance of
-/// about 1e-10), and the driver sorts those few. Sorting on the cluster (a top-k heap of
-/// `rows` rows) cost more than the scan. When too few rows pass anyway, the cluster picks
-/// the smallest of every row.
-pub async fn sample_rows(
-    ctx: &SessionContext,
-    seed: u64,
-    rows: usize,
-    groups: u64,
-) -> Result<Vec<RecordBatch>> {
-    let expected = rows as f64 + 6.0 * (rows as f64).sqrt() + 64.0;
-    let fraction = expected / groups.max(1) as f64;
-    let bound = (fraction < 1.0).then_some((fraction * u64::MAX as f64) as u64);
-    let candidates = keyed_summaries(ctx, seed, bound).await?;
-    let found: usize = candidates.iter().map(RecordBatch::num_rows).sum();
-    if bound.is_none() || found >= rows {
-        let smallest = smallest_by_key(&candidates, rows)?;
-        return smallest.into_iter().map(without_sample_key).collect();
-    }
-    tracing::info!("the sample's prefilter kept too few rows; sampling all summaries");
-    smallest_summaries(ctx, seed, rows).await
-}
-
-/// The summary rows whose sample key is at most `bound` (every row for `None`), with their
-/// key as column [`SAMPLE_KEY`].
-async fn keyed_summaries(
-    ctx: &SessionContext,
-    seed: u64,
-    bound: Option<u64>,
-) -> Result<Vec<RecordBatch>> {
-    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
-    let mut summaries = ctx
-        .table(SUMMARIES)
-        .await
-        .runtime("planning the training sample")?;
-    if let Some(bound) = bound {
-        summaries = summaries
-            .filter(key.clone().lt_eq(lit(bound)))
-            .runtime("planning the training sample")?;
-    }
-    let columns: Vec<_> = key_parts()
+/// The training sample's summary rows: the `rows` rows of all summaries with the smallest
+/// `sample_key(seed, interval, keys…)` (ties by the key parts), in that order, as `schema`
+/// (the summaries' counts). The summaries' writers kept each partition's smallest
+/// ([`Digests::candidates`]), among which the driver picks them: the choice depends on no
+/// partitioning and needs no category index. Sorting on the cluster (a top-k heap) cost
+/// more than the scan.
+pub fn sample_rows(digests: &Digests, rows: usize, schema: &SchemaRef) -> Result<Vec<RecordBatch>> {
+    let candidates = digests
+        .candidates(rows)
+        .runtime("gathering the training sample")?;
+    let smallest = smallest_by_key(&candidates, rows)?;
+    smallest
         .into_iter()
-        .chain([column(summaries::COUNT), key.alias(SAMPLE_KEY)])
-        .collect();
-    summaries
-        .select(columns)
-        .runtime("planning the training sample")?
+        .map(|batch| as_summaries(&batch, schema))
         .collect()
-        .await
-        .runtime("choosing the training sample")
 }
 
-/// The `rows` summary rows with the smallest sample keys among all of them, chosen on the
-/// cluster (each partition keeps its smallest, then they are merged).
-async fn smallest_summaries(
-    ctx: &SessionContext,
-    seed: u64,
-    rows: usize,
-) -> Result<Vec<RecordBatch>> {
-    // Sorted by the key as a column, not as a call: Ballista's adaptive planner ships an
-    // exchange's sort order without procforest's codec, so a cluster executor cannot
-    // decode a sort on our function.
-    let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
-    let mut order = vec![column(SAMPLE_KEY).sort(true, false)];
-    order.extend(key_parts().into_iter().map(|k| k.sort(true, false)));
-    let summary_columns: Vec<_> = key_parts()
-        .into_iter()
-        .chain([column(summaries::COUNT)])
-        .collect();
-    let with_key: Vec<_> = summary_columns
+/// The batch's columns of `schema`, as `schema`.
+fn as_summaries(batch: &RecordBatch, schema: &SchemaRef) -> Result<RecordBatch> {
+    let columns = schema
+        .fields()
         .iter()
-        .cloned()
-        .chain([key.alias(SAMPLE_KEY)])
-        .collect();
-    ctx.table(SUMMARIES)
-        .await
-        .and_then(|df| df.select(with_key))
-        .and_then(|df| df.sort(order))
-        .and_then(|df| df.limit(0, Some(rows)))
-        .and_then(|df| df.select(summary_columns))
-        .runtime("planning the training sample")?
-        .collect()
-        .await
-        .runtime("choosing the training sample")
-}
-
-/// The batch without its [`SAMPLE_KEY`] column.
-fn without_sample_key(batch: RecordBatch) -> Result<RecordBatch> {
-    let keep: Vec<usize> = (0..batch.num_columns())
-        .filter(|&i| batch.schema().field(i).name() != SAMPLE_KEY)
-        .collect();
-    batch
-        .project(&keep)
-        .runtime("gathering the training sample")
+        .map(|field| {
+            batch.column_by_name(field.name()).cloned().ok_or_else(|| {
+                JobError::runtime(format!("the sample has no column {}", field.name()))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    RecordBatch::try_new(schema.clone(), columns).runtime("gathering the training sample")
 }
 
 /// The `rows` rows of `batches` (one schema, with columns [`SAMPLE_KEY`] and the key parts)
-/// with the smallest sample keys, ties by the key parts, all ascending with nulls last (the
-/// order of [`smallest_summaries`]); sorted on the driver.
+/// with the smallest sample keys, ties by the key parts, all ascending with nulls last (as
+/// DataFusion's `ORDER BY` sorts them); sorted on the driver.
 fn smallest_by_key(batches: &[RecordBatch], rows: usize) -> Result<Option<RecordBatch>> {
     let Some(first) = batches.first() else {
         return Ok(None);
@@ -263,8 +188,11 @@ mod tests {
     use std::sync::Arc;
 
     use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+    use datafusion::prelude::SessionContext;
+    use procforest_core::scratch::digest::DigestSpec;
 
     use super::*;
+    use crate::pipeline::{features::SUMMARIES, summaries};
 
     /// `n` distinct summary rows registered as `summaries`, in two partitions.
     fn summaries_of(n: usize) -> SessionContext {
@@ -315,31 +243,69 @@ mod tests {
         shown.lines().map(String::from).collect()
     }
 
-    /// The prefiltered choice, sorted on the driver, equals sorting every row on the
-    /// cluster, and holds `rows` rows; with fewer summary rows than asked for, every row is
-    /// taken.
+    /// The training sample as a run picks it: the registered `summaries` written with
+    /// digests for `rows` rows, read back, the smallest chosen.
+    async fn sample_of(ctx: &SessionContext, seed: u64, rows: usize) -> Vec<RecordBatch> {
+        let dir = tempfile::tempdir().unwrap();
+        let url = |name: &str| {
+            url::Url::from_directory_path(dir.path().join(name))
+                .unwrap()
+                .to_string()
+        };
+        let spec = DigestSpec {
+            dir: url("digest"),
+            seed,
+            sample_rows: rows,
+            report_start_us: 0,
+            report_end_us: 0,
+        };
+        let summaries = ctx.table(SUMMARIES).await.unwrap();
+        let schema = Arc::new(summaries.schema().as_arrow().clone());
+        summaries::write_digested(summaries, &url("rows"), "summaries", Some(spec))
+            .await
+            .unwrap();
+        let digests = crate::scratch::read_digests(ctx, &[url("digest")])
+            .await
+            .unwrap();
+        sample_rows(&digests, rows, &schema).unwrap()
+    }
+
+    /// The `rows` summary rows with the smallest keys, sorted by DataFusion over all rows.
+    async fn smallest_summaries(ctx: &SessionContext, seed: u64, rows: usize) -> Vec<RecordBatch> {
+        let key = SampleKeyUdf::new(seed).into_udf().call(key_parts());
+        let mut order = vec![key.sort(true, false)];
+        order.extend(key_parts().into_iter().map(|k| k.sort(true, false)));
+        ctx.table(SUMMARIES)
+            .await
+            .unwrap()
+            .sort(order)
+            .unwrap()
+            .limit(0, Some(rows))
+            .unwrap()
+            .collect()
+            .await
+            .unwrap()
+    }
+
+    /// The sample picked from the writers' digests equals sorting every row, and holds
+    /// `rows` rows; with fewer summary rows than asked for, every row is taken.
     #[tokio::test]
     async fn sample_rows_are_the_smallest_keys_of_all_rows() {
         let ctx = summaries_of(3000);
-        let chosen = sample_rows(&ctx, 42, 100, 3000).await.unwrap();
-        let all_sorted = smallest_summaries(&ctx, 42, 100).await.unwrap();
+        let chosen = sample_of(&ctx, 42, 100).await;
+        let all_sorted = smallest_summaries(&ctx, 42, 100).await;
         assert_eq!(chosen.iter().map(RecordBatch::num_rows).sum::<usize>(), 100);
         assert_eq!(rows_of(&chosen), rows_of(&all_sorted));
-        let other_seed = sample_rows(&ctx, 43, 100, 3000).await.unwrap();
+        let other_seed = sample_of(&ctx, 43, 100).await;
         assert_ne!(
             rows_of(&chosen),
             rows_of(&other_seed),
             "the seed picks the rows"
         );
-        // A bound too small to hold the sample (the case the fallback is for).
-        let too_few = keyed_summaries(&ctx, 42, Some(u64::MAX / 1000))
-            .await
-            .unwrap();
-        assert!(too_few.iter().map(RecordBatch::num_rows).sum::<usize>() < 100);
         let small = summaries_of(50);
-        let every = sample_rows(&small, 42, 100, 50).await.unwrap();
+        let every = sample_of(&small, 42, 100).await;
         assert_eq!(every.iter().map(RecordBatch::num_rows).sum::<usize>(), 50);
-        let small_sorted = smallest_summaries(&small, 42, 100).await.unwrap();
+        let small_sorted = smallest_summaries(&small, 42, 100).await;
         assert_eq!(rows_of(&every), rows_of(&small_sorted));
     }
 
