@@ -457,10 +457,6 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     )
     .await?;
     let names = config.features.names();
-    let features = ctx
-        .sql(&config.features.sql(indices))
-        .await
-        .runtime("planning features")?;
 
     // The training sample's features, and the fit.
     phases.start("sample");
@@ -513,7 +509,10 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         (Selection::Report { .. }, Some(report_dir)) => {
             features_of(&ctx, config, indices, REPORT_ROWS, report_dir, &written).await?
         }
-        _ => features,
+        _ => ctx
+            .sql(&config.features.sql(indices))
+            .await
+            .runtime("planning features")?,
     };
     // The report groups' command lines do not depend on the scores: when small they are
     // read while the executors score.

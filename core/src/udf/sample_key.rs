@@ -81,17 +81,25 @@ fn mix(mut z: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The state a key's hash starts from.
+fn start(seed: u64) -> u64 {
+    mix(seed ^ 0xcbf2_9ce4_8422_2325)
+}
+
+/// Absorbs one part (`None` = null).
+fn absorb_part(state: u64, part: Option<&[u8]>) -> u64 {
+    match part {
+        // No length is u64::MAX: a null differs from every string.
+        None => absorb(state, u64::MAX),
+        Some(bytes) => absorb_bytes(absorb(state, bytes.len() as u64), bytes),
+    }
+}
+
 /// The key of one row given as its parts (`None` = null), for tests and the driver.
 pub fn sample_key(seed: u64, parts: &[Option<&[u8]>]) -> u64 {
-    let mut state = mix(seed ^ 0xcbf2_9ce4_8422_2325);
-    for part in parts {
-        state = match part {
-            // No length is u64::MAX: a null differs from every string.
-            None => absorb(state, u64::MAX),
-            Some(bytes) => absorb_bytes(absorb(state, bytes.len() as u64), bytes),
-        };
-    }
-    mix(state)
+    mix(parts
+        .iter()
+        .fold(start(seed), |state, part| absorb_part(state, *part)))
 }
 
 impl ScalarUDFImpl for SampleKeyUdf {
@@ -120,14 +128,34 @@ pub fn sample_keys(seed: u64, parts: &[ArrayRef], rows: usize) -> Result<UInt64A
         .iter()
         .map(Texts::new)
         .collect::<std::result::Result<_, _>>()?;
-    let mut row_parts: Vec<Option<&[u8]>> = Vec::with_capacity(texts.len());
-    Ok((0..rows)
-        .map(|r| {
-            row_parts.clear();
-            row_parts.extend(texts.iter().map(|t| t.get(r)));
-            Some(sample_key(seed, &row_parts))
-        })
-        .collect())
+    // A first part with few distinct values (the interval) is absorbed once per value.
+    let first_states: Option<(&[u32], Vec<u64>)> = match texts.first() {
+        Some(Texts::Distinct { index, texts }) => Some((
+            index,
+            (0..texts.len())
+                .map(|i| {
+                    absorb_part(
+                        start(seed),
+                        texts.is_valid(i).then(|| texts.value(i).as_bytes()),
+                    )
+                })
+                .collect(),
+        )),
+        _ => None,
+    };
+    let keys = (0..rows).map(|r| {
+        let (state, rest) = match &first_states {
+            Some((index, states)) => match index[r] {
+                u32::MAX => (absorb_part(start(seed), None), &texts[1..]),
+                i => (states[i as usize], &texts[1..]),
+            },
+            None => (start(seed), &texts[..]),
+        };
+        mix(rest
+            .iter()
+            .fold(state, |state, t| absorb_part(state, t.get(r))))
+    });
+    Ok(UInt64Array::from_iter_values(keys))
 }
 
 /// A column's values as text, per row.
