@@ -260,26 +260,14 @@ pub(crate) mod tests {
     /// The census of the registered `summaries` with the report window `[start, end]`, as
     /// a run takes it: from the digests their writers leave.
     pub(crate) async fn census_of(ctx: &SessionContext, start: i64, end: i64) -> Census {
-        let dir = tempfile::tempdir().unwrap();
-        let url = |name: &str| {
-            url::Url::from_directory_path(dir.path().join(name))
-                .unwrap()
-                .to_string()
-        };
         let spec = DigestSpec {
-            dir: url("digest"),
+            dir: String::new(),
             seed: 42,
             sample_rows: 3,
             report_start_us: start,
             report_end_us: end,
         };
-        let rows = ctx.table(SUMMARIES).await.unwrap();
-        summaries::write_digested(rows, &url("rows"), "summaries", Some(spec))
-            .await
-            .unwrap();
-        let digests = crate::scratch::read_digests(ctx, &[url("digest")])
-            .await
-            .unwrap();
+        let digests = summaries::digests_of_registered(ctx, spec).await;
         Census::from_digests(&digests).unwrap()
     }
 

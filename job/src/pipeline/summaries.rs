@@ -542,6 +542,33 @@ pub async fn anomalies_command_lines(
     Ok(table)
 }
 
+/// The digests of the registered `summaries` (the features' input table) as a run
+/// takes them: written to a temporary scratch folder with digests as `spec` says (its
+/// folder set there), then read back.
+#[cfg(test)]
+pub(crate) async fn digests_of_registered(
+    ctx: &SessionContext,
+    spec: DigestSpec,
+) -> procforest_core::scratch::digest::Digests {
+    let dir = tempfile::tempdir().unwrap();
+    let url = |name: &str| {
+        url::Url::from_directory_path(dir.path().join(name))
+            .unwrap()
+            .to_string()
+    };
+    let spec = DigestSpec {
+        dir: url("digest"),
+        ..spec
+    };
+    let rows = ctx.table(super::features::SUMMARIES).await.unwrap();
+    write_digested(rows, &url("rows"), "summaries", Some(spec))
+        .await
+        .unwrap();
+    crate::scratch::read_digests(ctx, &[url("digest")])
+        .await
+        .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -246,27 +246,16 @@ mod tests {
     /// The training sample as a run picks it: the registered `summaries` written with
     /// digests for `rows` rows, read back, the smallest chosen.
     async fn sample_of(ctx: &SessionContext, seed: u64, rows: usize) -> Vec<RecordBatch> {
-        let dir = tempfile::tempdir().unwrap();
-        let url = |name: &str| {
-            url::Url::from_directory_path(dir.path().join(name))
-                .unwrap()
-                .to_string()
-        };
         let spec = DigestSpec {
-            dir: url("digest"),
+            dir: String::new(),
             seed,
             sample_rows: rows,
             report_start_us: 0,
             report_end_us: 0,
         };
-        let summaries = ctx.table(SUMMARIES).await.unwrap();
-        let schema = Arc::new(summaries.schema().as_arrow().clone());
-        summaries::write_digested(summaries, &url("rows"), "summaries", Some(spec))
-            .await
-            .unwrap();
-        let digests = crate::scratch::read_digests(ctx, &[url("digest")])
-            .await
-            .unwrap();
+        let table = ctx.table(SUMMARIES).await.unwrap();
+        let schema = Arc::new(table.schema().as_arrow().clone());
+        let digests = summaries::digests_of_registered(ctx, spec).await;
         sample_rows(&digests, rows, &schema).unwrap()
     }
 
