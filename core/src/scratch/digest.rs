@@ -9,7 +9,9 @@
 //! and each lies in one partition, so the tallies add up to the category counts and totals
 //! of all summaries, and the training sample (the rows with the smallest keys of all) is
 //! among the rows the partitions kept — a partition drops a row only when it holds
-//! `sample_rows` rows with smaller keys.
+//! `sample_rows` rows with smaller keys. The driver so receives up to `sample_rows` rows
+//! per partition (10,000 by default; the most a model allows, 500,000, over 64 partitions
+//! would be 32 M rows: keep `--partitions` modest with very large models).
 
 use std::{collections::HashMap, sync::Arc};
 
