@@ -424,8 +424,9 @@ pub async fn write_summaries(
     sample: SampleChoice,
     scratch: &Scratch,
 ) -> Result<WrittenSummaries> {
-    let digest = |name: &str| DigestSpec {
-        dir: scratch.path(&format!("{name}-digest")),
+    // A folder's digests go to the folder beside it, `<folder>-digest/`.
+    let digest = |dir: &str| DigestSpec {
+        dir: format!("{}-digest/", dir.trim_end_matches('/')),
         seed: sample.seed,
         sample_rows: sample.rows,
         report_start_us: window.report_start_us,
@@ -466,15 +467,11 @@ pub async fn write_summaries(
         (df, ScratchTable { dir, schema })
     });
     // The report's rows are summaries too when the files are interval-aligned.
-    let report_digest = match how.sources {
-        Sources::ByInterval => Some(digest("report")),
-        Sources::Whole => None,
+    let report_digest = match (how.sources, &report) {
+        (Sources::ByInterval, Some((_, table))) => Some(digest(&table.dir)),
+        _ => None,
     };
-    let counts_digest = digest(if how.sources == Sources::Whole {
-        "summaries"
-    } else {
-        "history"
-    });
+    let counts_digest = digest(&counts_dir);
     let mut digest_dirs = vec![counts_digest.dir.clone()];
     digest_dirs.extend(report_digest.as_ref().map(|d| d.dir.clone()));
     let write_report = async {
