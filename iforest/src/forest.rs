@@ -111,6 +111,12 @@ impl IsolationForest {
         self.flat.get_or_init(|| FlatForest::new(self))
     }
 
+    /// Builds now what scoring and explaining otherwise build on first use (the flat
+    /// forest and each leaf's path shares), e.g. on an idle thread while rows are coming.
+    pub fn prepare(&self) {
+        self.flat().prepare_explanations();
+    }
+
     /// `T · c(max_samples)`: the normaliser of the summed path lengths.
     pub(crate) fn denominator(&self) -> f64 {
         self.trees.len() as f64 * average_path_length(self.max_samples as f64)

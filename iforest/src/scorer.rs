@@ -42,6 +42,8 @@ pub struct FlatForest {
     denominator: f64,
     /// The trees themselves, for forests too deep to pad.
     fallback: Option<Vec<crate::Tree>>,
+    /// Each padded leaf's path shares, for explanations (built on first use).
+    leaf_paths: std::sync::OnceLock<LeafPathShares>,
 }
 
 impl std::fmt::Debug for FlatForest {
@@ -74,6 +76,7 @@ impl FlatForest {
             leaf_levels: Vec::new(),
             denominator: model.denominator(),
             fallback: None,
+            leaf_paths: std::sync::OnceLock::new(),
         };
         if depth > MAX_FLAT_DEPTH {
             flat.fallback = Some(model.trees.clone());
@@ -222,8 +225,22 @@ impl FlatForest {
 impl FlatForest {
     /// Each padded leaf's path as (feature, share of the path's splits) pairs, in the order
     /// of the features' first split from the root: what a walk of the tree adds for a row
-    /// ending there, computed once per leaf instead of once per row.
-    fn leaf_path_shares(&self) -> LeafPathShares {
+    /// ending there, computed once per leaf instead of once per row, and once per forest:
+    /// every explaining thread reads the same table.
+    fn leaf_path_shares(&self) -> &LeafPathShares {
+        self.leaf_paths
+            .get_or_init(|| self.build_leaf_path_shares())
+    }
+
+    /// Builds the explanations' table now, unless the forest is explained by walking trees.
+    pub(crate) fn prepare_explanations(&self) {
+        if self.fallback.is_none() {
+            self.leaf_path_shares();
+        }
+    }
+
+    /// Builds [`Self::leaf_path_shares`]' table.
+    fn build_leaf_path_shares(&self) -> LeafPathShares {
         let nf = self.n_features;
         let depth = self.depth;
         let n_internal = (1usize << depth) - 1;
@@ -421,6 +438,7 @@ fn descend_with_nan(
 
 /// Per padded leaf of every tree (tree-major), the (feature, share) pairs of its path:
 /// leaf `k`'s are `pairs[start[k]..start[k + 1]]`.
+#[derive(Clone)]
 struct LeafPathShares {
     start: Vec<usize>,
     pairs: Vec<(u32, f64)>,

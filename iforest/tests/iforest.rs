@@ -123,13 +123,22 @@ fn fast_scorer_equals_recursive_walk_bit_for_bit() {
             );
             assert_eq!(fast[r].to_bits(), parallel[r].to_bits(), "case {i} row {r}");
         }
-        // Explanations: the flat forest's leaf positions against the walk of every tree.
+        // Explanations: the flat forest's leaf positions against the walk of every tree,
+        // with the explanation tables built on first use and built ahead.
+        let prepared = model.clone();
+        prepared.prepare();
         let explained = model.explain(&probe).unwrap();
+        let explained_prepared = prepared.explain(&probe).unwrap();
         let walked = model.explain_reference(&probe).unwrap();
         assert_eq!(explained.len(), probe[0].len());
         for (r, (e, w)) in explained.iter().zip(&walked).enumerate() {
             let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(e), bits(w), "case {i} row {r} explanation");
+            assert_eq!(
+                bits(&explained_prepared[r]),
+                bits(w),
+                "case {i} row {r} prepared explanation"
+            );
         }
         assert!(
             walked.iter().any(|w| w.iter().sum::<f64>() > 0.99),

@@ -476,7 +476,14 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         tracing::warn!("{w}");
     }
     let offset = model.offset();
-    let udf = ScoreUdf::new(model.clone());
+    let udf = ScoreUdf::new(model);
+    // The model the plans score with, whose flattened form and explanation tables are
+    // built on an idle core while the scoring job is planned and sent.
+    let model = udf.shared_model();
+    tokio::task::spawn_blocking({
+        let model = Arc::clone(&model);
+        move || model.prepare()
+    });
     let model_info = ModelInfo {
         hash: udf.model_hash().to_string(),
         trees: model.trees().len(),
@@ -544,7 +551,7 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         let columns: Vec<Vec<f64>> = (0..names.len())
             .map(|j| anomalies.iter().map(|r| r.features[j]).collect())
             .collect();
-        let model = model.clone();
+        let model = Arc::clone(&model);
         tokio::task::spawn_blocking(move || model.explain(&columns))
     });
     let lines = match (prefetched, &written.lines) {

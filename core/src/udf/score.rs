@@ -40,6 +40,33 @@ pub fn cached_models() -> usize {
     CACHE.lock().map(|c| c.len()).unwrap_or(0)
 }
 
+/// The model's content hash: SHA-256 of its bytes, hex (as
+/// [`IsolationForest::content_hash`]).
+fn content_hash(payload: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(payload)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The cache's model with `hash`, or `model` added to the cache as that (dropping the
+/// oldest beyond [`CACHE_SIZE`]): one copy per content, whoever made it first.
+fn remember(
+    cache: &mut ModelCache,
+    hash: &str,
+    model: Arc<IsolationForest>,
+) -> Arc<IsolationForest> {
+    if let Some((_, cached)) = cache.iter().find(|(h, _)| h == hash) {
+        return Arc::clone(cached);
+    }
+    cache.push_back((hash.to_string(), Arc::clone(&model)));
+    if cache.len() > CACHE_SIZE {
+        cache.pop_front();
+    }
+    model
+}
+
 /// The scoring UDF; see the module documentation.
 #[derive(Debug)]
 pub struct ScoreUdf {
@@ -62,18 +89,28 @@ impl Hash for ScoreUdf {
 }
 
 impl ScoreUdf {
-    /// Wraps a trained model.
+    /// Wraps a trained model. The model joins this process's decoded models (or, if one
+    /// with the same content is there, the UDF takes that one), so that a plan carrying
+    /// it into this same process (Ballista standalone's scheduler and executor) reuses
+    /// it, with its flattened form, instead of decoding a copy.
     pub fn new(model: IsolationForest) -> Self {
         let payload: Arc<[u8]> = model.to_bytes().into();
-        let hash = model.content_hash();
-        Self::from_parts(Arc::new(model), payload, hash)
+        let hash = content_hash(&payload);
+        let mut model = Arc::new(model);
+        if let Ok(mut cache) = CACHE.lock() {
+            model = remember(&mut cache, &hash, model);
+        }
+        Self::from_parts(model, payload, hash)
     }
 
     fn from_parts(model: Arc<IsolationForest>, payload: Arc<[u8]>, hash: String) -> Self {
+        // Volatile only so that DataFusion never copies the call: an immutable one is
+        // inlined into a filter on the score pushed below the projection that computes
+        // it, which scored every flagged row twice. The score of a row never changes.
         let signature = Signature::uniform(
             model.n_features(),
             vec![DataType::Float64],
-            Volatility::Immutable,
+            Volatility::Volatile,
         );
         Self {
             model,
@@ -86,14 +123,7 @@ impl ScoreUdf {
     /// Rebuilds the UDF from the bytes a codec wrote, reusing an already decoded model
     /// with the same content.
     pub fn decode(payload: &[u8]) -> Result<Self> {
-        let hash = {
-            use sha2::Digest;
-            let digest = sha2::Sha256::digest(payload);
-            digest
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect::<String>()
-        };
+        let hash = content_hash(payload);
         let mut cache = CACHE
             .lock()
             .map_err(|_| DataFusionError::Internal("model cache poisoned".into()))?;
@@ -103,10 +133,7 @@ impl ScoreUdf {
         let model = Arc::new(IsolationForest::from_bytes(payload).map_err(|e| {
             DataFusionError::Execution(format!("cannot decode the model in the plan: {e}"))
         })?);
-        cache.push_back((hash.clone(), model.clone()));
-        if cache.len() > CACHE_SIZE {
-            cache.pop_front();
-        }
+        let model = remember(&mut cache, &hash, model);
         Ok(Self::from_parts(model, payload.into(), hash))
     }
 
@@ -123,6 +150,11 @@ impl ScoreUdf {
     /// The model.
     pub fn model(&self) -> &IsolationForest {
         &self.model
+    }
+
+    /// The model, shared: the same one this process's plans score with.
+    pub fn shared_model(&self) -> Arc<IsolationForest> {
+        Arc::clone(&self.model)
     }
 
     /// As a DataFusion `ScalarUDF`.
@@ -179,5 +211,92 @@ impl ScoreUdf {
     /// Downcasts a `ScalarUDF` to this type.
     pub fn from_udf(udf: &ScalarUDF) -> Option<&Self> {
         (udf.inner().as_ref() as &dyn Any).downcast_ref::<Self>()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::{
+        datatypes::{Field, Schema},
+        record_batch::RecordBatch,
+    };
+    use datafusion::{
+        datasource::MemTable,
+        physical_plan::displayable,
+        prelude::{SessionContext, col, lit},
+    };
+    use iforest::IsolationForestParams;
+
+    use super::*;
+
+    fn model() -> IsolationForest {
+        let x: Vec<Vec<f64>> = (0..2)
+            .map(|f| (0..300).map(|r| ((r * (f + 3)) % 17) as f64).collect())
+            .collect();
+        IsolationForestParams::default()
+            .n_estimators(10)
+            .seed(7)
+            .fit(&x)
+            .unwrap()
+    }
+
+    #[test]
+    fn a_plan_decoded_in_the_process_that_wrapped_the_model_scores_with_it() {
+        let udf = ScoreUdf::new(model());
+        assert_eq!(udf.model_hash(), udf.model().content_hash());
+        let decoded = ScoreUdf::decode(udf.payload()).unwrap();
+        assert!(Arc::ptr_eq(&decoded.shared_model(), &udf.shared_model()));
+        assert!(ScoreUdf::decode(&udf.payload()[1..]).is_err());
+    }
+
+    #[tokio::test]
+    async fn a_filter_on_the_score_does_not_score_again() {
+        let a = vec![1.0, 50.0, 3.0, 40.0];
+        let b = vec![2.0, 2.0, 90.0, 1.0];
+        let model = model();
+        let threshold = -0.45;
+        let expected = model
+            .score_samples(&[&a, &b])
+            .unwrap()
+            .iter()
+            .filter(|s| **s < threshold)
+            .count();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Float64, false),
+            Field::new("b", DataType::Float64, false),
+        ]));
+        let batch = RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                Arc::new(Float64Array::from(a)) as ArrayRef,
+                Arc::new(Float64Array::from(b)),
+            ],
+        )
+        .unwrap();
+        let ctx = SessionContext::new();
+        let table = MemTable::try_new(schema, vec![vec![batch]]).unwrap();
+        ctx.register_table("features", Arc::new(table)).unwrap();
+        let score = ScoreUdf::new(model)
+            .into_udf()
+            .call(vec![col("a"), col("b")]);
+        let df = ctx
+            .table("features")
+            .await
+            .unwrap()
+            .select(vec![col("a"), score.alias("score")])
+            .unwrap()
+            .filter(col("score").lt(lit(threshold)))
+            .unwrap();
+        let plan = df.clone().create_physical_plan().await.unwrap();
+        let shown = displayable(plan.as_ref()).indent(true).to_string();
+        assert_eq!(shown.matches(SCORE_NAME).count(), 1, "{shown}");
+        let rows: usize = df
+            .collect()
+            .await
+            .unwrap()
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, expected);
     }
 }
