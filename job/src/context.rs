@@ -24,7 +24,16 @@ pub struct Session {
     /// The session.
     pub ctx: SessionContext,
     /// Standalone's work folder.
-    _work_dir: Option<tempfile::TempDir>,
+    work_dir: Option<tempfile::TempDir>,
+}
+
+impl Session {
+    /// Removes standalone's work folder (its shuffle files) on a blocking thread, so that
+    /// the caller can remove other files meanwhile; the session must run no more jobs.
+    pub fn remove_work_dir(&mut self) -> Option<tokio::task::JoinHandle<()>> {
+        let dir = self.work_dir.take()?;
+        Some(tokio::task::spawn_blocking(move || drop(dir)))
+    }
 }
 
 /// Connects to `scheduler` (`df://host:port`), or starts Ballista standalone when `None`.
@@ -75,10 +84,7 @@ pub async fn connect(
     let ctx = SessionContext::remote_with_state(&url, state)
         .await
         .runtime(format!("connecting to the scheduler at {url}"))?;
-    Ok(Session {
-        ctx,
-        _work_dir: work_dir,
-    })
+    Ok(Session { ctx, work_dir })
 }
 
 /// A free TCP port on 127.0.0.1.

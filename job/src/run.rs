@@ -269,7 +269,13 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         snapshot,
     };
     let outcome = compute(setup, ctx, &scratch).await;
-    scratch.cleanup(Some(ctx)).await;
+    // The scratch folder and standalone's work folder are removed side by side.
+    let mut session = session;
+    let removing_work_dir = session.remove_work_dir();
+    scratch.cleanup(Some(&session.ctx)).await;
+    if let Some(removing) = removing_work_dir {
+        let _ = removing.await;
+    }
     outcome
 }
 
