@@ -1,13 +1,16 @@
 #!/usr/bin/env python3
 """procforest's end-to-end benchmark (issue 7).
 
-For each table size: generate the table once (release binary), then in one run time (each
-the fastest of PROCFOREST_BENCH_REPEAT runs, default 3)
-  - the job standalone (per phase, from its manifest; wall time and peak RSS from /usr/bin/time),
-  - the job on a loopback cluster (a scheduler and two executors, separate processes),
-  - a bare DataFusion GROUP BY of the same columns over the same files (job/examples/bare_aggregation.rs),
-and print a Markdown table with rows/s and the ratio job / bare aggregation; then time the
-scorer alone (iforest/examples/score_speed.rs, one thread).
+For each table size: generate the table once (release binary), then in one run time
+  - the job standalone (per phase, from its manifest; wall time and peak RSS from
+    /usr/bin/time) and a bare DataFusion GROUP BY of the same columns over the same files
+    (job/examples/bare_aggregation.rs), alternating, PROCFOREST_BENCH_ROUNDS times each
+    (default 15 up to 5 M events, else 5): their medians give the ratio job / bare
+    aggregation (and their fastest runs a second one);
+  - the job on a loopback cluster (a scheduler and two executors, separate processes) and
+    variants of the bare query, each the fastest of PROCFOREST_BENCH_REPEAT runs (default 3),
+and print a Markdown table with rows/s and the ratios; then time the scorer alone
+(iforest/examples/score_speed.rs, one thread).
 
     cargo build --release -p procforest -p procforest-scheduler -p procforest-executor --bins \
         --example bare_aggregation
@@ -50,6 +53,30 @@ REPEAT = int(os.environ.get("PROCFOREST_BENCH_REPEAT", "3"))
 def best(run):
     """The fastest of REPEAT calls of run() (wall times on a shared VM vary by ±20 %)."""
     return min((run() for _ in range(REPEAT)), key=lambda r: r[1])
+
+
+def alternating(runs, rounds):
+    """Calls each of `runs` (name -> function returning (.., wall, ..)) in turn, `rounds`
+    times, so that the VM's drift over minutes falls on all of them alike; returns per
+    name the results sorted by wall time (the ratio of the job to the bare query is only
+    meaningful within such a batch: their absolute times drift by 10-20 % between
+    batches)."""
+    results = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            results[name].append(run())
+    return {name: sorted(r, key=lambda x: x[1]) for name, r in results.items()}
+
+
+def median(results):
+    """The median result by wall time of a sorted list (the lower one of an even count)."""
+    return results[(len(results) - 1) // 2]
+
+
+def rounds_for(events):
+    """Rounds of alternating runs: many for the small tables, where a run takes a tenth of
+    a second and the VM's noise is a large part of it."""
+    return int(os.environ.get("PROCFOREST_BENCH_ROUNDS", 15 if events <= 5_000_000 else 5))
 
 
 def timed(cmd, env=None):
@@ -114,15 +141,21 @@ def main():
     rows = []
     for n in sizes:
         path = table(n)
-        bare_out, bare_wall, bare_rss = best(lambda: timed([BARE, path, 2]))
+        # The job and the bare GROUP BY alternate; their medians make the headline ratio.
+        paired = alternating({
+            "bare": lambda: timed([BARE, path, 2]),
+            "job": lambda: job(path, ["--partitions", "2"]),
+        }, rounds_for(n))
+        bare_out, bare_wall, bare_rss = median(paired["bare"])
         bare = json.loads(bare_out)
+        s_rss, s_wall, s_m = median(paired["job"])
+        bare_min, job_min = paired["bare"][0][1], paired["job"][0][1]
         # The same GROUP BY written the obvious way, with DataFusion's date_trunc.
         _, trunc_wall, _ = best(lambda: timed([BARE, path, 2], env={"BARE_SQL": DATE_TRUNC_SQL}))
         _, day_wall, _ = best(lambda: timed([BARE, path, 2], env={
             "BARE_SQL": DAY_SCAN_SQL, "BARE_FILE_INTERVALS": "1"}))
         # The keys read as the table's plain strings instead of string views.
         _, plain_wall, _ = best(lambda: timed([BARE, path, 2], env={"BARE_PLAIN_STRINGS": "1"}))
-        s_rss, s_wall, s_m = best(lambda: job(path, ["--partitions", "2"]))
         cluster = Cluster()
         try:
             c_rss, c_wall, c_m = best(lambda: job(
@@ -130,12 +163,12 @@ def main():
         finally:
             cluster.close()
         rows.append((n, bare, bare_wall, bare_rss, s_wall, s_rss, s_m, c_wall, c_rss, c_m, trunc_wall,
-                     day_wall, plain_wall))
-    print("| events | groups | bare GROUP BY | bare with date_trunc | bare on the job's day scan | bare, keys as plain strings | job standalone | job / bare | job / bare with date_trunc | job / bare on the day scan | standalone phases (s) | peak RSS standalone | job on 2 executors | events/s standalone |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
-    for n, bare, bw, brss, sw, srss, sm, cw, crss, cm, tw, dw, pw in rows:
-        phases = ", ".join(f"{k} {v:.2f}" for k, v in sm["phases"].items())
-        print(f"| {n:,} | {sm['groups']:,} | {bw:.2f} s ({brss:.0f} MiB) | {tw:.2f} s | {dw:.2f} s | {pw:.2f} s | {sw:.2f} s | {sw / bw:.2f}× | {sw / tw:.2f}× | {sw / dw:.2f}× | {phases} | "
+                     day_wall, plain_wall, bare_min, job_min, len(paired["job"])))
+    print("| events | groups | bare GROUP BY (median) | bare with date_trunc | bare on the job's day scan | bare, keys as plain strings | job standalone (median) | job / bare (medians) | job / bare (fastest) | job / bare with date_trunc | job / bare on the day scan | standalone phases (s) | peak RSS standalone | job on 2 executors | events/s standalone |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+    for n, bare, bw, brss, sw, srss, sm, cw, crss, cm, tw, dw, pw, bmin, jmin, rounds in rows:
+        phases = ", ".join(f"{k} {v:.3f}" for k, v in sm["phases"].items())
+        print(f"| {n:,} | {sm['groups']:,} | {bw:.3f} s ({brss:.0f} MiB) | {tw:.2f} s | {dw:.2f} s | {pw:.2f} s | {sw:.3f} s | {sw / bw:.2f}× ({rounds} rounds) | {jmin / bmin:.2f}× | {sw / tw:.2f}× | {sw / dw:.2f}× | {phases} | "
               f"{srss:.0f} MiB | {cw:.2f} s (driver {crss:.0f} MiB) | {n / sw:,.0f} |")
     print()
     scorer_out, _, _ = timed([SCORER, 1_000_000])
@@ -144,7 +177,8 @@ def main():
           f"{scorer['rows_per_second'] / 1e6:.2f} M rows/s")
     print()
     print(json.dumps([{"events": r[0], "bare_s": r[2], "bare_day_scan_s": r[11], "bare_plain_strings_s": r[12],
-                       "standalone_s": r[4], "cluster_s": r[7],
+                       "standalone_s": r[4], "cluster_s": r[7], "bare_fastest_s": r[13],
+                       "standalone_fastest_s": r[14], "rounds": r[15],
                        "standalone_phases": r[6]["phases"], "cluster_phases": r[9]["phases"],
                        "standalone_rss_mib": r[5]} for r in rows], indent=1))
 
