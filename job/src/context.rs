@@ -25,9 +25,28 @@ pub struct Session {
     pub ctx: SessionContext,
     /// Standalone's work folder.
     work_dir: Option<tempfile::TempDir>,
+    /// Why standalone's scheduler or executor stopped, once one has.
+    standalone_stopped: Option<Stopped>,
 }
 
+/// Set, with the reason, when Ballista standalone's scheduler or executor stops.
+type Stopped = tokio::sync::watch::Receiver<Option<String>>;
+
 impl Session {
+    /// Resolves, with the reason, if Ballista standalone's scheduler or executor stops
+    /// while the session is in use (a job would otherwise wait for them forever); never
+    /// for a cluster's.
+    pub async fn standalone_stopped(&self) -> String {
+        let Some(stopped) = &self.standalone_stopped else {
+            return std::future::pending().await;
+        };
+        let mut stopped = stopped.clone();
+        match stopped.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            Err(_) => "Ballista standalone stopped".to_string(),
+        }
+    }
+
     /// Removes standalone's work folder (its shuffle files) on a blocking thread, so that
     /// the caller can remove other files meanwhile; the session must run no more jobs.
     pub fn remove_work_dir(&mut self) -> Option<tokio::task::JoinHandle<()>> {
@@ -61,14 +80,18 @@ pub async fn connect(
         .with_optimizer_rules(Vec::new())
         .build();
     let mut work_dir = None;
+    let mut standalone_stopped = None;
     let url = match scheduler {
         None => {
             let dir = tempfile::Builder::new()
                 .prefix("procforest-standalone-")
                 .tempdir()
                 .runtime("creating Ballista standalone's work folder")?;
-            let url = start_standalone(partitions, &dir.path().display().to_string()).await?;
+            let ports = (free_port()?, free_port()?);
+            let (url, stopped) =
+                start_standalone(partitions, &dir.path().display().to_string(), ports).await?;
             work_dir = Some(dir);
+            standalone_stopped = Some(stopped);
             url
         }
         Some(url) => {
@@ -84,7 +107,11 @@ pub async fn connect(
     let ctx = SessionContext::remote_with_state(&url, state)
         .await
         .runtime(format!("connecting to the scheduler at {url}"))?;
-    Ok(Session { ctx, work_dir })
+    Ok(Session {
+        ctx,
+        work_dir,
+        standalone_stopped,
+    })
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -96,9 +123,15 @@ fn free_port() -> Result<u16> {
 }
 
 /// Starts a scheduler and an executor (with two task slots per partition: the job runs
-/// small independent jobs side by side) in this process; returns the scheduler's URL.
-/// They stop with the process.
-async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
+/// small independent jobs side by side) in this process, the executor on `ports` (its
+/// Flight and gRPC ports); returns the scheduler's URL and what reports either stopping
+/// (they otherwise stop with the process).
+async fn start_standalone(
+    partitions: usize,
+    work_dir: &str,
+    ports: (u16, u16),
+) -> Result<(String, Stopped)> {
+    let (stop, stopped) = tokio::sync::watch::channel(None);
     // Bound here, so that the executor can connect as soon as it starts.
     let listener = procforest_scheduler::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
         .and_then(|l| Ok((l.local_addr()?.port(), l)))
@@ -115,17 +148,17 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         .await
         .runtime("starting Ballista standalone's scheduler")?;
     let cluster_state = cluster.cluster_state();
+    let stop_scheduler = stop.clone();
     tokio::spawn(async move {
-        if let Err(e) = procforest_scheduler::serve(listener, cluster, Arc::new(scheduler)).await {
-            tracing::error!("Ballista standalone's scheduler stopped: {e}");
-        }
+        let served = procforest_scheduler::serve(listener, cluster, Arc::new(scheduler)).await;
+        report_stop(&stop_scheduler, "scheduler", served.err());
     });
 
     let mut executor = ExecutorProcessConfig {
         bind_host: "127.0.0.1".into(),
         external_host: Some("127.0.0.1".into()),
-        port: free_port()?,
-        grpc_port: free_port()?,
+        port: ports.0,
+        grpc_port: ports.1,
         scheduler_host: "127.0.0.1".into(),
         scheduler_port,
         scheduler_connect_timeout_seconds: 10,
@@ -145,9 +178,8 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         executor.memory_pool_size = Some(bytes);
     }
     tokio::spawn(async move {
-        if let Err(e) = start_executor_process(Arc::new(executor)).await {
-            tracing::error!("Ballista standalone's executor stopped: {e}");
-        }
+        let ran = start_executor_process(Arc::new(executor)).await;
+        report_stop(&stop, "executor", ran.err());
     });
     // Jobs submitted before the executor registers would wait for it (with warnings).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -156,6 +188,9 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         .await
         .is_empty()
     {
+        if let Some(reason) = stopped.borrow().clone() {
+            return Err(JobError::runtime(reason));
+        }
         if tokio::time::Instant::now() >= deadline {
             return Err(JobError::runtime(
                 "Ballista standalone's executor did not register within 10 s",
@@ -163,7 +198,21 @@ async fn start_standalone(partitions: usize, work_dir: &str) -> Result<String> {
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    Ok(format!("df://127.0.0.1:{scheduler_port}"))
+    Ok((format!("df://127.0.0.1:{scheduler_port}"), stopped))
+}
+
+/// Logs that standalone's `part` stopped (with `error`, if any) and tells the session.
+fn report_stop(
+    stop: &tokio::sync::watch::Sender<Option<String>>,
+    part: &str,
+    error: Option<impl std::fmt::Display>,
+) {
+    let reason = match error {
+        Some(e) => format!("Ballista standalone's {part} stopped: {e}"),
+        None => format!("Ballista standalone's {part} stopped"),
+    };
+    tracing::error!("{reason}");
+    stop.send_replace(Some(reason));
 }
 
 /// Checks that the scheduler accepts connections, within 10 seconds: Ballista connects
@@ -222,7 +271,29 @@ impl MemoryLimits {
 
 #[cfg(test)]
 mod tests {
-    use super::MemoryLimits;
+    use super::{MemoryLimits, free_port, start_standalone};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_executor_that_stops_is_reported_not_waited_for() {
+        // The executor's Flight port is taken: it registers, then fails to serve.
+        let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let ports = (taken.local_addr().unwrap().port(), free_port().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let started = start_standalone(1, &dir.path().display().to_string(), ports).await;
+        let reason = match started {
+            Err(e) => e.to_string(),
+            Ok((_, mut stopped)) => {
+                let waited = tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    stopped.wait_for(Option::is_some),
+                )
+                .await
+                .expect("the executor's stop is reported");
+                waited.unwrap().clone().unwrap()
+            }
+        };
+        assert!(reason.contains("standalone's executor stopped"), "{reason}");
+    }
 
     const MEMINFO: &str = "MemTotal:       24576000 kB\nMemFree:         1000 kB\n";
 

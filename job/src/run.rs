@@ -268,7 +268,12 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         },
         snapshot,
     };
-    let outcome = compute(setup, ctx, &scratch).await;
+    // A standalone scheduler or executor that stops ends the run: its jobs would wait
+    // for it forever.
+    let outcome = tokio::select! {
+        outcome = compute(setup, ctx, &scratch) => outcome,
+        reason = session.standalone_stopped() => Err(JobError::runtime(reason)),
+    };
     // The scratch folder and standalone's work folder are removed side by side.
     let mut session = session;
     let removing_work_dir = session.remove_work_dir();
