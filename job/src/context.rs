@@ -12,7 +12,10 @@ use std::{collections::HashMap, sync::Arc, time::Duration};
 use ballista::prelude::SessionContextExt;
 use ballista_core::config::TaskSchedulingPolicy;
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
-use ballista_scheduler::{cluster::BallistaCluster, config::SchedulerConfig};
+use ballista_scheduler::{
+    cluster::{BallistaCluster, ClusterState},
+    config::SchedulerConfig,
+};
 use datafusion::{execution::SessionStateBuilder, prelude::SessionContext};
 use procforest_core::session::{runtime_env, session_config};
 
@@ -87,9 +90,22 @@ pub async fn connect(
                 .prefix("procforest-standalone-")
                 .tempdir()
                 .runtime("creating Ballista standalone's work folder")?;
-            let ports = (free_port()?, free_port()?);
-            let (url, stopped) =
-                start_standalone(partitions, &dir.path().display().to_string(), ports).await?;
+            // The executor's ports are found free and bound later by Ballista, so another
+            // socket can take one meanwhile: the executor then stops, and standalone starts
+            // again on other ports (twice at most).
+            let folder = dir.path().display().to_string();
+            let mut attempt = 1;
+            let (url, stopped) = loop {
+                let ports = (free_port()?, free_port()?);
+                match start_standalone(partitions, &folder, ports).await {
+                    Ok(started) => break started,
+                    Err(e) if attempt < 3 => {
+                        tracing::warn!("{e}; starting Ballista standalone again");
+                        attempt += 1;
+                    }
+                    Err(e) => return Err(e),
+                }
+            };
             work_dir = Some(dir);
             standalone_stopped = Some(stopped);
             url
@@ -149,7 +165,7 @@ async fn start_standalone(
         .runtime("starting Ballista standalone's scheduler")?;
     let cluster_state = cluster.cluster_state();
     let stop_scheduler = stop.clone();
-    tokio::spawn(async move {
+    let scheduler_task = tokio::spawn(async move {
         let served = procforest_scheduler::serve(listener, cluster, Arc::new(scheduler)).await;
         report_stop(&stop_scheduler, "scheduler", served.err());
     });
@@ -181,24 +197,44 @@ async fn start_standalone(
         let ran = start_executor_process(Arc::new(executor)).await;
         report_stop(&stop, "executor", ran.err());
     });
-    // Jobs submitted before the executor registers would wait for it (with warnings).
+    if let Err(e) = executor_ready(&cluster_state, ports.0, &stopped).await {
+        scheduler_task.abort();
+        return Err(e);
+    }
+    Ok((format!("df://127.0.0.1:{scheduler_port}"), stopped))
+}
+
+/// Waits, 10 s at most, until standalone's executor has registered with the scheduler
+/// (jobs submitted before would wait for it, with warnings) and serves Flight on
+/// `flight_port` (it binds that port only after registering), or has stopped.
+async fn executor_ready(
+    cluster: &Arc<dyn ClusterState>,
+    flight_port: u16,
+    stopped: &Stopped,
+) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while cluster_state
-        .registered_executor_metadata()
-        .await
-        .is_empty()
-    {
+    let mut registered = false;
+    loop {
         if let Some(reason) = stopped.borrow().clone() {
             return Err(JobError::runtime(reason));
         }
+        if !registered {
+            registered = !cluster.registered_executor_metadata().await.is_empty();
+        }
+        if registered
+            && tokio::net::TcpStream::connect(("127.0.0.1", flight_port))
+                .await
+                .is_ok()
+        {
+            return Ok(());
+        }
         if tokio::time::Instant::now() >= deadline {
             return Err(JobError::runtime(
-                "Ballista standalone's executor did not register within 10 s",
+                "Ballista standalone's executor did not start within 10 s",
             ));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
-    Ok((format!("df://127.0.0.1:{scheduler_port}"), stopped))
 }
 
 /// Logs that standalone's `part` stopped (with `error`, if any) and tells the session.
@@ -272,6 +308,24 @@ impl MemoryLimits {
 #[cfg(test)]
 mod tests {
     use super::{MemoryLimits, free_port, start_standalone};
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_flight_port_lost_to_a_connection_fails_the_start() {
+        // The race the start guards against: a connection's own port (not a listener)
+        // is the port picked for the executor's Flight server.
+        let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
+        let ports = (client.local_addr().unwrap().port(), free_port().unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let started = start_standalone(1, &dir.path().display().to_string(), ports).await;
+        let Err(e) = started else {
+            panic!("the executor cannot serve Flight, yet standalone started");
+        };
+        assert!(
+            e.to_string().contains("standalone's executor stopped"),
+            "{e}"
+        );
+    }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_executor_that_stops_is_reported_not_waited_for() {
