@@ -35,7 +35,7 @@ use crate::{
         scoring::{self, ScoredRow, Selection, sort_report},
         summaries::{
             self, CommandLines, HistoryCounts, Interval, SampleChoice, Sources, SummaryPlan,
-            SummaryWindow, WrittenSummaries, anomalies_command_lines, write_summaries,
+            SummaryWindow, anomalies_command_lines, write_summaries,
         },
         training,
     },
@@ -434,6 +434,12 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         seed: config.model.seed,
         rows: sample_size,
     };
+    // The driver's own session (for the training sample's features), built on an idle
+    // core while the cluster summarises.
+    let driver_session = tokio::task::spawn_blocking({
+        let ctx = ctx.clone();
+        move || crate::pipeline::driver_session(&ctx)
+    });
     let written = write_summaries(&ctx, plan, window, sample_choice, scratch)
         .await
         .map_err(|e| scan_error(e, &resolved))?;
@@ -468,11 +474,31 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
     )
     .await?;
     let names = config.features.names();
+    // The report rows' features, planned on another core while the driver samples and
+    // fits (they do not depend on the model). The report's rows have their own folder
+    // when the files are interval-aligned: scoring then reads them alone, not every
+    // summary row (the features' category indices and rarity still come from all of
+    // them). With every score written out, all rows are scored instead.
+    let report_features = match (&config.outputs.scores_out, &written.report_dir) {
+        (None, Some(report_dir)) => Some(tokio::spawn(features_of(
+            ctx.clone(),
+            config.features,
+            indices,
+            REPORT_ROWS,
+            report_dir.clone(),
+            written.counts_schema.clone(),
+        ))),
+        _ => None,
+    };
 
     // The training sample's features, and the fit.
     phases.start("sample");
+    let driver_session = driver_session
+        .await
+        .runtime("building the driver's session")?;
     let sample_features = training_features(
         &ctx,
+        &driver_session,
         config,
         indices,
         sample_rows,
@@ -520,14 +546,9 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         Some(path) => Some(ScoresWriter::create(path, &names, offset)?),
         None => None,
     };
-    // The report's rows have their own folder when the files are interval-aligned: the
-    // scoring then reads them alone, not every summary row (the features' category
-    // indices and rarity still come from all of them).
-    let scored = match (selection, &written.report_dir) {
-        (Selection::Report { .. }, Some(report_dir)) => {
-            features_of(&ctx, config, indices, REPORT_ROWS, report_dir, &written).await?
-        }
-        _ => ctx
+    let scored = match report_features {
+        Some(planned) => planned.await.runtime("planning the report's features")??,
+        None => ctx
             .sql(&config.features.sql(indices))
             .await
             .runtime("planning features")?,
@@ -822,38 +843,38 @@ fn scan_error(error: JobError, resolved: &procforest_core::scan::ResolvedTable) 
     error
 }
 
-/// The features of the summary rows in scratch folder `dir` (a subset of the summaries),
-/// registered as table `name`.
+/// The features (`features`) of the summary rows in scratch folder `dir` (a subset of the
+/// summaries, of `schema`), registered as table `name`.
 async fn features_of(
-    ctx: &SessionContext,
-    config: &RunConfig,
+    ctx: SessionContext,
+    features: crate::pipeline::features::FeatureSet,
     indices: categories::Indices,
-    name: &str,
-    dir: &str,
-    written: &WrittenSummaries,
+    name: &'static str,
+    dir: String,
+    schema: SchemaRef,
 ) -> Result<datafusion::prelude::DataFrame> {
-    register_parquet(ctx, name, &[dir.to_string()], &written.counts_schema)?;
-    ctx.sql(&config.features.sql_over(name, indices))
+    register_parquet(&ctx, name, &[dir], &schema)?;
+    ctx.sql(&features.sql_over(name, indices))
         .await
         .runtime("planning features")
 }
 
 /// The features of the training sample's rows (see [`training::sample_rows`]): computed on
-/// the driver when they need nothing but the rows and the category lookups (the seed
+/// the driver (in `local`, its own session) when they need nothing but the rows and the category lookups (the seed
 /// features), otherwise on the cluster from the rows written to scratch folder `dir` (the
 /// rarity features aggregate over all summaries; large indices are joined as tables).
 async fn training_features(
     ctx: &SessionContext,
+    local: &SessionContext,
     config: &RunConfig,
     indices: categories::Indices,
     rows: Vec<arrow::record_batch::RecordBatch>,
     schema: &SchemaRef,
     dir: &str,
 ) -> Result<datafusion::prelude::DataFrame> {
-    let local = crate::pipeline::driver_session(ctx);
     let name = training::TRAINING_ROWS;
     if !config.features.aggregates_summaries() && indices == categories::Indices::Lookups {
-        categories::copy_lookups(ctx, &local)?;
+        categories::copy_lookups(ctx, local)?;
         let table = datafusion::datasource::MemTable::try_new(schema.clone(), vec![rows])
             .runtime("holding the training sample")?;
         local
