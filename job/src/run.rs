@@ -860,9 +860,10 @@ async fn features_of(
 }
 
 /// The features of the training sample's rows (see [`training::sample_rows`]): computed on
-/// the driver (in `local`, its own session) when they need nothing but the rows and the category lookups (the seed
-/// features), otherwise on the cluster from the rows written to scratch folder `dir` (the
-/// rarity features aggregate over all summaries; large indices are joined as tables).
+/// the driver (in `local`, its own session) when they need nothing but the rows and the
+/// category lookups (the seed features), otherwise on the cluster from the rows written to
+/// scratch folder `dir` (the rarity features aggregate over all summaries; large indices
+/// are joined as tables).
 async fn training_features(
     ctx: &SessionContext,
     local: &SessionContext,
