@@ -230,8 +230,9 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         Some(_) => CommandLines::Anomalies,
         None => CommandLines::ReportGroups,
     };
-    let report_key_counts = command_lines == CommandLines::Anomalies
-        && history_counts == Some(HistoryCounts::KeyCounts)
+    // The report's rows are key counts too where the history's are, with every group's
+    // command lines when those are gathered now.
+    let report_key_counts = history_counts == Some(HistoryCounts::KeyCounts)
         && KeyCountsTable::can_read(report_files, interval_us);
     if report_key_counts {
         let window = TimeWindow {
@@ -240,6 +241,10 @@ pub async fn run(config: &RunConfig) -> Result<RunOutcome> {
         };
         let counts = KeyCountsTable::try_new(report_files.clone(), interval_us, window)
             .runtime("building the report's key counts")?;
+        let counts = match command_lines {
+            CommandLines::ReportGroups => counts.with_command_lines(),
+            CommandLines::Anomalies => counts,
+        };
         ctx.register_table(summaries::REPORT_COUNTS, Arc::new(counts))
             .runtime("registering the report's key counts")?;
     }

@@ -1,11 +1,16 @@
 //! Counting one interval's files: the keys read as dictionary indices, numbered, and the
-//! groups counted in a hash table keyed by the four numbers.
+//! groups counted in a hash table keyed by the four numbers; with command lines, each
+//! group's distinct command lines kept as (group, line number) pairs in a hash set.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use arrow::{
     array::{
-        Array, ArrayRef, AsArray, Int64Array, RecordBatch, StringBuilder, TimestampMicrosecondArray,
+        Array, ArrayRef, AsArray, Int64Array, ListBuilder, RecordBatch, StringBuilder,
+        TimestampMicrosecondArray,
     },
     compute::cast,
     datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType},
@@ -26,11 +31,27 @@ use parquet::arrow::{
     async_reader::AsyncFileReader,
 };
 
-use super::{CountedFile, TimeWindow, value_ids::ValueIds};
-use crate::events::{GROUP_KEYS, TIME_GENERATED};
+use super::{
+    CountedFile, TimeWindow,
+    line_ids::LineIds,
+    output_schema,
+    value_ids::{NULL_ID, ValueIds},
+};
+use crate::events::{COMMAND_LINE, GROUP_KEYS, TIME_GENERATED};
 
 /// Group counts of one interval, keyed by the four value numbers (`Computer` highest).
 type Counts = HashMap<u128, u64, foldhash::fast::FixedState>;
+
+/// The distinct command lines of one interval's groups: (group key, line number) pairs.
+type LinePairs = HashSet<(u128, u32), foldhash::fast::FixedState>;
+
+/// One interval's tallies.
+#[derive(Default)]
+struct Tally {
+    counts: Counts,
+    /// Empty unless command lines are collected.
+    lines: LinePairs,
+}
 
 /// Counts the groups of a partition's intervals, one interval at a time. The value
 /// numbers live as long as the partition, so a value is numbered once however many
@@ -46,6 +67,8 @@ pub(super) struct IntervalCounter {
     batch_size: usize,
     schema: SchemaRef,
     ids: [ValueIds; 4],
+    /// The command lines' numbers, when they are collected.
+    lines: Option<LineIds>,
 }
 
 impl IntervalCounter {
@@ -56,7 +79,7 @@ impl IntervalCounter {
         store_url: String,
         window: TimeWindow,
         batch_size: usize,
-        schema: SchemaRef,
+        command_lines: bool,
     ) -> Self {
         Self {
             readers: DefaultParquetFileReaderFactory::new(store),
@@ -65,8 +88,9 @@ impl IntervalCounter {
             store_url,
             window,
             batch_size: batch_size.max(1),
-            schema,
+            schema: output_schema(command_lines),
             ids: Default::default(),
+            lines: command_lines.then(LineIds::default),
         }
     }
 
@@ -76,19 +100,19 @@ impl IntervalCounter {
         interval_us: i64,
         files: &[CountedFile],
     ) -> Result<Vec<RecordBatch>> {
-        let mut counts = Counts::default();
+        let mut tally = Tally::default();
         for file in files {
-            self.count_file(file, &mut counts).await.map_err(|e| {
+            self.count_file(file, &mut tally).await.map_err(|e| {
                 DataFusionError::Execution(format!(
                     "reading Parquet file {}{}: {e}",
                     self.store_url, file.path
                 ))
             })?;
         }
-        self.batches(interval_us, counts)
+        self.batches(interval_us, tally)
     }
 
-    async fn count_file(&mut self, file: &CountedFile, counts: &mut Counts) -> Result<()> {
+    async fn count_file(&mut self, file: &CountedFile, tally: &mut Tally) -> Result<()> {
         let mut reader: Box<dyn AsyncFileReader> = self.readers.create_reader(
             self.partition,
             PartitionedFile::new(file.path.clone(), file.size),
@@ -106,6 +130,11 @@ impl IntervalCounter {
             true => file_schema.index_of(TIME_GENERATED).ok(),
             false => None,
         };
+        // A file without command lines has none to collect.
+        let line = match self.lines {
+            Some(_) => file_schema.index_of(COMMAND_LINE).ok(),
+            None => None,
+        };
         // A file without the time column has no event in the window.
         if file.check_time && time.is_none() {
             return Ok(());
@@ -115,7 +144,7 @@ impl IntervalCounter {
             .iter()
             .enumerate()
             .map(|(i, field)| {
-                if !keys.contains(&Some(i)) {
+                if !keys.contains(&Some(i)) && line != Some(i) {
                     return Ok(field.clone());
                 }
                 if !is_string(field.data_type()) {
@@ -139,13 +168,14 @@ impl IntervalCounter {
             ArrowReaderOptions::new().with_schema(hinted),
         )?;
         let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
-        let roots = keys.iter().flatten().copied().chain(time);
+        let roots = keys.iter().flatten().copied().chain(time).chain(line);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         let mut batches = builder
             .with_projection(mask)
             .with_batch_size(self.batch_size)
             .build()?;
         let mut row_keys: Vec<u128> = Vec::with_capacity(self.batch_size);
+        let mut row_lines: Vec<u32> = Vec::with_capacity(self.batch_size);
         while let Some(batch) = batches.try_next().await? {
             row_keys.clear();
             row_keys.resize(batch.num_rows(), 0);
@@ -156,18 +186,45 @@ impl IntervalCounter {
                     None => row_keys.iter_mut().for_each(|k| *k <<= 32),
                 }
             }
-            match batch.column_by_name(TIME_GENERATED) {
-                Some(time) => {
-                    let micros = micros(time)?;
+            let lines = match (&mut self.lines, batch.column_by_name(COMMAND_LINE)) {
+                (Some(ids), Some(column)) => {
+                    ids.ids_into(column, &mut row_lines)?;
+                    Some(row_lines.as_slice())
+                }
+                _ => None,
+            };
+            let times = batch
+                .column_by_name(TIME_GENERATED)
+                .map(micros)
+                .transpose()?;
+            let window = self.window;
+            let counted = |i: usize| {
+                times
+                    .as_ref()
+                    .is_none_or(|t| t.is_valid(i) && window.contains(t.value(i)))
+            };
+            let counts = &mut tally.counts;
+            match (&times, lines) {
+                (Some(times), None) => {
                     for (i, key) in row_keys.iter().enumerate() {
-                        if micros.is_valid(i) && self.window.contains(micros.value(i)) {
+                        if times.is_valid(i) && window.contains(times.value(i)) {
                             *counts.entry(*key).or_default() += 1;
                         }
                     }
                 }
-                None => {
+                (None, None) => {
                     for key in &row_keys {
                         *counts.entry(*key).or_default() += 1;
+                    }
+                }
+                (_, Some(lines)) => {
+                    for (i, (key, &line)) in row_keys.iter().zip(lines).enumerate() {
+                        if counted(i) {
+                            *counts.entry(*key).or_default() += 1;
+                            if line != NULL_ID {
+                                tally.lines.insert((*key, line));
+                            }
+                        }
                     }
                 }
             }
@@ -175,13 +232,29 @@ impl IntervalCounter {
         Ok(())
     }
 
-    /// The counted groups as summary rows, in batches of at most `batch_size` rows.
-    fn batches(&self, interval_us: i64, counts: Counts) -> Result<Vec<RecordBatch>> {
-        let groups: Vec<(u128, u64)> = counts.into_iter().collect();
+    /// The counted groups as summary rows, in batches of at most `batch_size` rows; with
+    /// command lines, in group key order, each group's distinct lines sorted bytewise
+    /// (null when it has none).
+    fn batches(&self, interval_us: i64, tally: Tally) -> Result<Vec<RecordBatch>> {
+        let mut groups: Vec<(u128, u64)> = tally.counts.into_iter().collect();
+        // Each group's lines, in the groups' order: a run of the sorted pairs.
+        let mut pairs: Vec<(u128, u32)> = Vec::new();
+        if let Some(lines) = &self.lines {
+            groups.sort_unstable_by_key(|(key, _)| *key);
+            pairs = tally.lines.into_iter().collect();
+            // By group, then each group's lines by string: sorting all pairs by (group,
+            // string) at once would compare strings across many more pairs (command lines
+            // share long prefixes).
+            pairs.sort_unstable_by_key(|(key, _)| *key);
+            for run in pairs.chunk_by_mut(|a, b| a.0 == b.0) {
+                run.sort_unstable_by(|a, b| lines.bytes(a.1).cmp(lines.bytes(b.1)));
+            }
+        }
+        let mut pairs = pairs.as_slice();
         groups
             .chunks(self.batch_size)
             .map(|chunk| {
-                let mut columns: Vec<ArrayRef> = Vec::with_capacity(6);
+                let mut columns: Vec<ArrayRef> = Vec::with_capacity(7);
                 let interval = TimestampMicrosecondArray::from(vec![interval_us; chunk.len()])
                     .with_timezone("UTC");
                 columns.push(Arc::new(interval));
@@ -195,6 +268,18 @@ impl IntervalCounter {
                 }
                 let count: Int64Array = chunk.iter().map(|(_, n)| *n as i64).collect();
                 columns.push(Arc::new(count));
+                if let Some(lines) = &self.lines {
+                    let mut list = ListBuilder::new(StringBuilder::new());
+                    for (key, _) in chunk {
+                        let run = pairs.partition_point(|(k, _)| k == key);
+                        for (_, line) in &pairs[..run] {
+                            list.values().append_option(lines.value(*line));
+                        }
+                        list.append(run > 0);
+                        pairs = &pairs[run..];
+                    }
+                    columns.push(Arc::new(list.finish()));
+                }
                 Ok(RecordBatch::try_new(self.schema.clone(), columns)?)
             })
             .collect()

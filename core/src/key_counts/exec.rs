@@ -29,7 +29,7 @@ use datafusion::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use super::{CountedFile, TimeWindow, count::IntervalCounter, schema};
+use super::{CountedFile, TimeWindow, count::IntervalCounter, output_schema};
 
 /// The work list's schema: one row per file.
 fn work_list_schema() -> SchemaRef {
@@ -97,8 +97,10 @@ pub struct KeyCountsExec {
     input: Arc<dyn ExecutionPlan>,
     store: ObjectStoreUrl,
     window: TimeWindow,
-    /// Output columns, as indices into [`schema`] (`None` = all).
+    /// Output columns, as indices into the full output schema (`None` = all).
     projection: Option<Vec<usize>>,
+    /// Whether each group's command lines are collected too.
+    command_lines: bool,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -108,15 +110,19 @@ struct Encoded {
     store: String,
     window: TimeWindow,
     projection: Option<Vec<usize>>,
+    command_lines: bool,
 }
 
 impl KeyCountsExec {
-    /// Counts the files that `input` (a [`work_list`]) lists, read from `store`.
+    /// Counts the files that `input` (a [`work_list`]) lists, read from `store`, each
+    /// group with its command lines when `command_lines`; the output is
+    /// [`super::schema`] (or [`super::schema_with_command_lines`]), `projection` applied.
     pub fn try_new(
         input: Arc<dyn ExecutionPlan>,
         store: ObjectStoreUrl,
         window: TimeWindow,
         projection: Option<Vec<usize>>,
+        command_lines: bool,
     ) -> Result<Self> {
         if input.schema().fields() != work_list_schema().fields() {
             return Err(DataFusionError::Internal(format!(
@@ -124,9 +130,10 @@ impl KeyCountsExec {
                 input.schema()
             )));
         }
+        let full = output_schema(command_lines);
         let schema = match &projection {
-            Some(indices) => Arc::new(schema().project(indices)?),
-            None => schema(),
+            Some(indices) => Arc::new(full.project(indices)?),
+            None => full,
         };
         let properties = PlanProperties::new(
             EquivalenceProperties::new(schema),
@@ -139,6 +146,7 @@ impl KeyCountsExec {
             store,
             window,
             projection,
+            command_lines,
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
         })
@@ -150,6 +158,7 @@ impl KeyCountsExec {
             store: self.store.as_str().to_string(),
             window: self.window,
             projection: self.projection.clone(),
+            command_lines: self.command_lines,
         };
         serde_json::to_vec(&encoded).map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -164,6 +173,7 @@ impl KeyCountsExec {
             ObjectStoreUrl::parse(&encoded.store)?,
             encoded.window,
             encoded.projection,
+            encoded.command_lines,
         )
     }
 }
@@ -172,9 +182,14 @@ impl DisplayAs for KeyCountsExec {
     fn fmt_as(&self, _: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         write!(
             f,
-            "KeyCountsExec: store={}, window={:?}",
+            "KeyCountsExec: store={}, window={:?}{}",
             self.store.as_str(),
-            self.window
+            self.window,
+            if self.command_lines {
+                ", with command lines"
+            } else {
+                ""
+            }
         )
     }
 }
@@ -214,6 +229,7 @@ impl ExecutionPlan for KeyCountsExec {
             self.store.clone(),
             self.window,
             self.projection.clone(),
+            self.command_lines,
         )?))
     }
 
@@ -235,7 +251,7 @@ impl ExecutionPlan for KeyCountsExec {
             self.store.as_str().to_string(),
             self.window,
             context.session_config().batch_size(),
-            schema(),
+            self.command_lines,
         );
         let projection = self.projection.clone();
         let project = move |batch: RecordBatch| match &projection {

@@ -10,6 +10,12 @@
 //! looked up again only for the output rows. On the generator's 20 M events this takes
 //! about a third of the CPU of DataFusion's `GROUP BY` over the same files (BENCHMARKS.md).
 //!
+//! For the report's rows, [`KeyCountsTable::with_command_lines`] also gathers each group's
+//! distinct command lines: the `CommandLine` column read as string views into the pages,
+//! each line numbered by its hash ([`line_ids`]), each (group, line number) pair kept once
+//! in a hash set, and each group's lines sorted at the end — what `array_agg` followed by
+//! a distinct sort gives, without copying every row's string into an aggregate.
+//!
 //! [`KeyCountsTable`] is the table provider the driver registers (its file list travels in
 //! the logical plan through [`crate::codec`]); it plans a [`KeyCountsExec`] over a
 //! [`work_list`] of the files, one partition per task, which travel to the executors in
@@ -17,6 +23,7 @@
 
 mod count;
 mod exec;
+pub mod line_ids;
 pub mod value_ids;
 
 use std::{collections::BTreeMap, sync::Arc};
@@ -43,6 +50,8 @@ use crate::{
 pub const INTERVAL: &str = "interval";
 /// The event count column.
 pub const COUNT: &str = "count";
+/// The command lines column (with [`KeyCountsTable::with_command_lines`]).
+pub const COMMAND_LINES: &str = "command_lines";
 
 /// The schema of key counts: [`INTERVAL`], the four keys (plain strings, null where the
 /// event has none), [`COUNT`].
@@ -55,6 +64,28 @@ pub fn schema() -> SchemaRef {
     );
     fields.push(Field::new(COUNT, DataType::Int64, false));
     Arc::new(Schema::new(fields))
+}
+
+/// [`schema`] and [`COMMAND_LINES`]: each group's distinct non-null command lines sorted
+/// bytewise, null when it has none (DataFusion's `array_agg` of the non-null lines, then
+/// made distinct and sorted).
+pub fn schema_with_command_lines() -> SchemaRef {
+    let lines = DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true)));
+    let mut fields: Vec<Field> = schema()
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .collect();
+    fields.push(Field::new(COMMAND_LINES, lines, true));
+    Arc::new(Schema::new(fields))
+}
+
+/// The output schema: [`schema`], with [`COMMAND_LINES`] when they are collected.
+fn output_schema(command_lines: bool) -> SchemaRef {
+    match command_lines {
+        true => schema_with_command_lines(),
+        false => schema(),
+    }
 }
 
 /// Which events count: after `after_us` (exclusive, when set) up to `until_us` (inclusive),
@@ -105,6 +136,8 @@ pub struct KeyCountsTable {
     window: TimeWindow,
     store: ObjectStoreUrl,
     files: Vec<CountedFile>,
+    /// Whether each group's command lines are collected too.
+    command_lines: bool,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -112,6 +145,7 @@ struct Encoded {
     resolved: ResolvedTable,
     interval_us: i64,
     window: TimeWindow,
+    command_lines: bool,
 }
 
 impl KeyCountsTable {
@@ -167,7 +201,15 @@ impl KeyCountsTable {
             window,
             store,
             files,
+            command_lines: false,
         })
+    }
+
+    /// The same counts, each group with its distinct command lines
+    /// ([`schema_with_command_lines`]).
+    pub fn with_command_lines(mut self) -> Self {
+        self.command_lines = true;
+        self
     }
 
     /// Serialises the file list, the interval and the window.
@@ -176,6 +218,7 @@ impl KeyCountsTable {
             resolved: self.resolved.clone(),
             interval_us: self.interval_us,
             window: self.window,
+            command_lines: self.command_lines,
         };
         serde_json::to_vec(&encoded).map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -184,7 +227,11 @@ impl KeyCountsTable {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let encoded: Encoded =
             serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        Self::try_new(encoded.resolved, encoded.interval_us, encoded.window)
+        let table = Self::try_new(encoded.resolved, encoded.interval_us, encoded.window)?;
+        Ok(match encoded.command_lines {
+            true => table.with_command_lines(),
+            false => table,
+        })
     }
 
     /// The files split into at most `n` partitions of similar size, each interval's files
@@ -217,7 +264,7 @@ impl KeyCountsTable {
 #[async_trait]
 impl TableProvider for KeyCountsTable {
     fn schema(&self) -> SchemaRef {
-        schema()
+        output_schema(self.command_lines)
     }
 
     fn table_type(&self) -> TableType {
@@ -237,6 +284,7 @@ impl TableProvider for KeyCountsTable {
             self.store.clone(),
             self.window,
             projection.cloned(),
+            self.command_lines,
         )?))
     }
 }

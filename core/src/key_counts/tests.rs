@@ -61,6 +61,8 @@ struct Layout {
     millis: bool,
     /// Without the `Process` column.
     no_process: bool,
+    /// Without the `CommandLine` column.
+    no_lines: bool,
 }
 
 const USUAL: Layout = Layout {
@@ -68,7 +70,33 @@ const USUAL: Layout = Layout {
     plain: false,
     millis: false,
     no_process: false,
+    no_lines: false,
 };
+
+/// The command line of a file's row `i` (in every test file): repeated, empty, null,
+/// and not only ASCII.
+fn command_line(i: usize) -> Option<String> {
+    match i % 7 {
+        0 => None,
+        1 | 4 => Some("cmd.exe /c whoami".into()),
+        2 => Some(String::new()),
+        3 => Some(format!("powershell.exe -enc {}", i % 5)),
+        5 => Some("Ärger.exe \"C:\\x\"".into()),
+        _ => Some(format!("z{}", i % 3)),
+    }
+}
+
+/// A string column of `values`, `LargeUtf8` when `large`.
+fn strings(values: Vec<Option<&str>>, large: bool) -> (DataType, ArrayRef) {
+    if large {
+        (
+            DataType::LargeUtf8,
+            Arc::new(LargeStringArray::from(values)),
+        )
+    } else {
+        (DataType::Utf8, Arc::new(StringArray::from(values)))
+    }
+}
 
 /// Writes `events` as a Parquet file and describes it as the Delta log would.
 fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> ResolvedFile {
@@ -105,15 +133,15 @@ fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> Resol
             continue;
         }
         let values: Vec<Option<&str>> = events.iter().map(|e| e.1[k]).collect();
-        let (data_type, array): (DataType, ArrayRef) = if layout.large {
-            (
-                DataType::LargeUtf8,
-                Arc::new(LargeStringArray::from(values)),
-            )
-        } else {
-            (DataType::Utf8, Arc::new(StringArray::from(values)))
-        };
+        let (data_type, array) = strings(values, layout.large);
         fields.push(Field::new(*key, data_type, true));
+        columns.push(array);
+    }
+    if !layout.no_lines {
+        let lines: Vec<Option<String>> = (0..events.len()).map(command_line).collect();
+        let (data_type, array) =
+            strings(lines.iter().map(Option::as_deref).collect(), layout.large);
+        fields.push(Field::new(crate::events::COMMAND_LINE, data_type, true));
         columns.push(array);
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
@@ -407,6 +435,7 @@ fn the_plan_survives_encoding() {
         ObjectStoreUrl::parse("file://").unwrap(),
         window,
         Some(vec![0, 5]),
+        false,
     )
     .unwrap();
     assert_eq!(exec::files_of_partitions(&exec), partitions);
@@ -416,6 +445,19 @@ fn the_plan_survives_encoding() {
     assert_eq!(decoded.schema(), exec.schema());
     assert_eq!(exec.schema().fields().len(), 2);
     assert_eq!(exec.properties().output_partitioning().partition_count(), 2);
+    // With command lines, projected to the interval and the lines.
+    let exec = KeyCountsExec::try_new(
+        work_list(&partitions).unwrap(),
+        ObjectStoreUrl::parse("file://").unwrap(),
+        window,
+        Some(vec![0, 6]),
+        true,
+    )
+    .unwrap();
+    let decoded =
+        KeyCountsExec::decode(&exec.encode().unwrap(), &[work_list(&partitions).unwrap()]).unwrap();
+    assert_eq!(decoded.schema(), exec.schema());
+    assert_eq!(exec.schema().field(1).name(), COMMAND_LINES);
 }
 
 /// Ballista runs several partitions of a stage in one task by restricting the stage's plan
@@ -470,4 +512,131 @@ async fn no_files_count_nothing_in_one_partition() {
     let table = table(Vec::new(), window);
     assert_eq!(table.partitions(4), vec![Vec::new()]);
     assert!(key_counts(table, 4).await.is_empty());
+}
+
+/// Interval start and keys → count and distinct sorted command lines (`None`: none).
+type ExpectedLines = BTreeMap<(i64, [Option<String>; 4]), (i64, Option<Vec<String>>)>;
+
+/// What key counts with command lines should give for `files` (those with `has_lines`
+/// set hold the column).
+fn expected_lines(files: &[Vec<Event>], has_lines: &[bool], window: TimeWindow) -> ExpectedLines {
+    let mut tallies: BTreeMap<_, (i64, std::collections::BTreeSet<String>)> = BTreeMap::new();
+    for (events, has_lines) in files.iter().zip(has_lines) {
+        for (i, (time, keys)) in events.iter().enumerate() {
+            let Some(time) = *time else { continue };
+            if !window.contains(time) {
+                continue;
+            }
+            let keys = keys.map(|k| k.map(str::to_string));
+            let tally = tallies
+                .entry((time.div_euclid(DAY) * DAY, keys))
+                .or_default();
+            tally.0 += 1;
+            if let Some(line) = command_line(i).filter(|_| *has_lines) {
+                tally.1.insert(line);
+            }
+        }
+    }
+    tallies
+        .into_iter()
+        .map(|(group, (count, lines))| {
+            let lines = (!lines.is_empty()).then(|| lines.into_iter().collect());
+            (group, (count, lines))
+        })
+        .collect()
+}
+
+async fn key_counts_with_lines(table: KeyCountsTable, partitions: usize) -> ExpectedLines {
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_batch_size(50);
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("counts", Arc::new(table)).unwrap();
+    let batches = ctx.table("counts").await.unwrap().collect().await.unwrap();
+    let mut got = ExpectedLines::new();
+    for batch in batches {
+        assert_eq!(batch.schema(), schema_with_command_lines());
+        let interval = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+        let count = batch.column(5).as_primitive::<Int64Type>();
+        let lines = batch.column(6).as_list::<i32>();
+        for row in 0..batch.num_rows() {
+            let keys: [Option<String>; 4] = std::array::from_fn(|k| {
+                let column = batch.column(k + 1).as_string::<i32>();
+                column.is_valid(row).then(|| column.value(row).to_string())
+            });
+            let row_lines = lines.is_valid(row).then(|| {
+                let values = lines.value(row);
+                let values = values.as_string::<i32>();
+                assert_eq!(values.null_count(), 0, "no null line in a list");
+                values.iter().flatten().map(str::to_string).collect()
+            });
+            let previous = got.insert((interval.value(row), keys), (count.value(row), row_lines));
+            assert!(previous.is_none(), "a group came out twice");
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn command_lines_are_each_groups_distinct_lines_sorted() {
+    let dir = tempfile::tempdir().unwrap();
+    let days: Vec<Vec<Event>> = vec![
+        events(0, 300, true),
+        events(1, 250, true),
+        events(1, 120, false),
+        events(2, 500, false),
+        events(3, 90, false),
+    ];
+    let layouts = [
+        USUAL,
+        Layout {
+            large: true,
+            ..USUAL
+        },
+        Layout {
+            plain: true,
+            ..USUAL
+        },
+        Layout {
+            no_lines: true,
+            ..USUAL
+        },
+        USUAL,
+    ];
+    let has_lines: Vec<bool> = layouts.iter().map(|l| !l.no_lines).collect();
+    let files: Vec<ResolvedFile> = days
+        .iter()
+        .zip(layouts)
+        .enumerate()
+        .map(|(i, (events, layout))| {
+            write_file(dir.path(), &format!("f{i}.parquet"), events, layout)
+        })
+        .collect();
+    // The window cuts into day 1: its files' times are checked row by row.
+    let window = TimeWindow {
+        after_us: Some(START + DAY + 100_000_000),
+        until_us: START + 4 * DAY,
+    };
+    let plain = table(files, window);
+    let with_lines = plain.clone().with_command_lines();
+    let want = expected_lines(&days, &has_lines, window);
+    let several = want
+        .values()
+        .filter(|(_, l)| l.as_ref().is_some_and(|l| l.len() > 1));
+    assert!(several.count() > 20, "groups with several lines: {want:?}");
+    assert!(
+        want.values().any(|(_, l)| l.is_none()),
+        "groups without lines (the file without the column)"
+    );
+    for partitions in [1, 2, 3] {
+        let got = key_counts_with_lines(with_lines.clone(), partitions).await;
+        assert_eq!(got, want, "{partitions} partitions");
+    }
+    // The counts are those of key counts without command lines.
+    let counts: Expected = want.iter().map(|(g, (n, _))| (g.clone(), *n)).collect();
+    assert_eq!(key_counts(plain, 2).await, counts);
+    // The option survives the logical plan's encoding.
+    let decoded = KeyCountsTable::decode(&with_lines.encode().unwrap()).unwrap();
+    assert_eq!(decoded.schema(), schema_with_command_lines());
+    assert_eq!(key_counts_with_lines(decoded, 2).await, want);
 }

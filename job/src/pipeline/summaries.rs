@@ -78,7 +78,7 @@ pub const INTERVAL: &str = procforest_core::key_counts::INTERVAL;
 /// Events in the group.
 pub const COUNT: &str = procforest_core::key_counts::COUNT;
 /// Distinct command lines (report intervals only).
-pub const COMMAND_LINES: &str = "command_lines";
+pub const COMMAND_LINES: &str = procforest_core::key_counts::COMMAND_LINES;
 /// The registered table of the report window's event files.
 pub const REPORT_EVENTS: &str = "report_events";
 
@@ -165,8 +165,9 @@ pub enum HistoryCounts {
     GroupBy,
 }
 
-/// The registered table of the report's key counts, when its command lines are gathered
-/// apart ([`CommandLines::Anomalies`]) and its files can be read so.
+/// The registered table of the report's key counts, when its files can be read so: with
+/// each group's command lines ([`CommandLines::ReportGroups`]) or without them
+/// ([`CommandLines::Anomalies`], gathered apart after scoring).
 pub const REPORT_COUNTS: &str = "report_counts";
 
 /// Whose command lines the report gathers.
@@ -237,17 +238,23 @@ pub async fn report_counts(
     key_counts: bool,
 ) -> Result<DataFrame> {
     if key_counts {
-        return ctx
-            .table(REPORT_COUNTS)
-            .await
-            .runtime("reading the report's key counts");
+        return report_key_counts(ctx).await;
     }
     summaries(ctx, REPORT_EVENTS, window).await
 }
 
+/// The registered [`REPORT_COUNTS`]: the report's key counts, with each group's command
+/// lines when registered so ([`report_summaries`]' columns).
+async fn report_key_counts(ctx: &SessionContext) -> Result<DataFrame> {
+    ctx.table(REPORT_COUNTS)
+        .await
+        .runtime("reading the report's key counts")
+}
+
 /// The report's summaries with their command lines (interval, keys, `count`,
 /// `command_lines`) from the registered [`REPORT_EVENTS`], in one aggregation; for
-/// [`Sources::ByInterval`], where those files hold the report's intervals only.
+/// [`Sources::ByInterval`], where those files hold the report's intervals only, when key
+/// counts cannot read them.
 pub async fn report_summaries(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
     let (events, time) = event_time(ctx, REPORT_EVENTS).await?;
     let lines = array_agg(column(COMMAND_LINE))
@@ -384,7 +391,8 @@ pub struct SummaryPlan {
     pub history_counts: Option<HistoryCounts>,
     /// Whose command lines are gathered.
     pub command_lines: CommandLines,
-    /// The report counted by key counts ([`REPORT_COUNTS`]).
+    /// The report counted by key counts ([`REPORT_COUNTS`]), with its command lines when
+    /// [`CommandLines::ReportGroups`].
     pub report_key_counts: bool,
 }
 
@@ -449,7 +457,11 @@ pub async fn write_summaries(
     // otherwise the report's command lines alone, when gathered now.
     let report = match (how.sources, how.command_lines) {
         (Sources::ByInterval, CommandLines::ReportGroups) => {
-            Some((report_summaries(ctx, window).await?, scratch.path("report")))
+            let report = match how.report_key_counts {
+                true => report_key_counts(ctx).await?,
+                false => report_summaries(ctx, window).await?,
+            };
+            Some((report, scratch.path("report")))
         }
         (Sources::ByInterval, CommandLines::Anomalies) => Some((
             report_counts(ctx, window, how.report_key_counts).await?,
