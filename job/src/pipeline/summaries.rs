@@ -13,8 +13,9 @@
 //! The history's counts, most of the work, are then read by
 //! [`procforest_core::key_counts`] ([`HistoryCounts::KeyCounts`]): the keys as Parquet
 //! dictionary indices, counted as numbers — a third of the CPU of DataFusion's `GROUP BY`
-//! on strings, which remains for the report (it also gathers command lines) and for tables
-//! whose keys or times are partition values.
+//! on strings, which remains for tables whose keys or times are partition values. The
+//! report's rows are key counts too ([`REPORT_COUNTS`]), with each group's command lines
+//! gathered in the same pass.
 //!
 //! [`write_summaries`] computes and writes them to the run's scratch (each partition its
 //! own files), and each partition's writer digests its rows as it writes them (their
