@@ -65,7 +65,8 @@ fn losing_an_executor_mid_job_does_not_change_the_answer() {
     generate(&table_s, 400_000, 10, 40, 4, &[]);
     let expected = run(&table_s, dir.path(), "standalone", &[], &[]);
 
-    let mut cluster = Cluster::start(dir.path(), 2, &[]);
+    // The executors log each task they start (at Ballista's default level).
+    let mut cluster = Cluster::start(dir.path(), 2, &[("RUST_LOG".into(), "info".into())]);
     let url = cluster.url();
     let scores = dir.path().join("cluster.parquet");
     let json = dir.path().join("cluster.jsonl");
@@ -90,13 +91,23 @@ fn losing_an_executor_mid_job_does_not_change_the_answer() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Kill executor 1 as soon as the first job is running on the cluster.
+    // Kill executor 1 as soon as it runs a task of the first jobs: mid-job. (A fixed
+    // delay after the first job reached the scheduler once landed after a summaries job
+    // had finished, while the driver fetched its results from that executor: a loss
+    // Ballista 55's client does not recover from, see README's known upstream issues.)
     let deadline = Instant::now() + Duration::from_secs(120);
-    while cluster.jobs().is_empty() {
-        assert!(Instant::now() < deadline, "no job reached the scheduler");
-        std::thread::sleep(Duration::from_millis(20));
+    while !cluster.executors[1]
+        .process
+        .log_text()
+        .contains("Execute task")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no task reached executor 1: {}",
+            cluster.executors[1].process.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(2));
     }
-    std::thread::sleep(Duration::from_millis(150));
     assert!(
         driver.try_wait().unwrap().is_none(),
         "the run must still be going"
