@@ -192,27 +192,59 @@ fn expected(files: &[Vec<Event>], window: TimeWindow) -> Expected {
 }
 
 async fn key_counts(table: KeyCountsTable, partitions: usize) -> Expected {
+    groups(table, partitions)
+        .await
+        .into_iter()
+        .map(|(group, (count, _))| (group, count))
+        .collect()
+}
+
+/// Interval start and keys → count and distinct sorted command lines (`None`: none).
+type ExpectedLines = BTreeMap<(i64, [Option<String>; 4]), (i64, Option<Vec<String>>)>;
+
+/// The table's rows by group: their counts, and their command lines when it gathers them
+/// (`None` otherwise).
+async fn groups(table: KeyCountsTable, partitions: usize) -> ExpectedLines {
+    let schema = table.schema();
     let config = SessionConfig::new()
         .with_target_partitions(partitions)
         .with_batch_size(50);
     let ctx = SessionContext::new_with_config(config);
     ctx.register_table("counts", Arc::new(table)).unwrap();
     let batches = ctx.table("counts").await.unwrap().collect().await.unwrap();
-    let mut counts = Expected::new();
+    let mut got = ExpectedLines::new();
     for batch in batches {
-        assert_eq!(batch.schema(), schema());
+        assert_eq!(batch.schema(), schema);
         let interval = batch.column(0).as_primitive::<TimestampMicrosecondType>();
         let count = batch.column(5).as_primitive::<Int64Type>();
+        let lines = batch
+            .column_by_name(COMMAND_LINES)
+            .map(|c| c.as_list::<i32>());
         for row in 0..batch.num_rows() {
             let keys: [Option<String>; 4] = std::array::from_fn(|k| {
                 let column = batch.column(k + 1).as_string::<i32>();
                 column.is_valid(row).then(|| column.value(row).to_string())
             });
-            let previous = counts.insert((interval.value(row), keys), count.value(row));
+            let row_lines = lines.filter(|l| l.is_valid(row)).map(|lines| {
+                let values = lines.value(row);
+                let values = values.as_string::<i32>();
+                assert_eq!(values.null_count(), 0, "no null line in a list");
+                values.iter().flatten().map(str::to_string).collect()
+            });
+            let previous = got.insert((interval.value(row), keys), (count.value(row), row_lines));
             assert!(previous.is_none(), "a group came out twice");
         }
     }
-    counts
+    got
+}
+
+/// Writes each day's events as a file, in its layout.
+fn write_days(dir: &Path, days: &[Vec<Event>], layouts: &[Layout]) -> Vec<ResolvedFile> {
+    days.iter()
+        .zip(layouts)
+        .enumerate()
+        .map(|(i, (events, layout))| write_file(dir, &format!("f{i}.parquet"), events, *layout))
+        .collect()
 }
 
 fn table(files: Vec<ResolvedFile>, window: TimeWindow) -> KeyCountsTable {
@@ -252,14 +284,7 @@ async fn counts_equal_hand_counts_whatever_the_partitions() {
         },
         USUAL,
     ];
-    let files: Vec<ResolvedFile> = days
-        .iter()
-        .zip(layouts)
-        .enumerate()
-        .map(|(i, (events, layout))| {
-            write_file(dir.path(), &format!("f{i}.parquet"), events, layout)
-        })
-        .collect();
+    let files = write_days(dir.path(), &days, &layouts);
     // The window cuts into day 1 and day 3: their files' times are checked row by row.
     let window = TimeWindow {
         after_us: Some(START + DAY + 100_000_000),
@@ -514,9 +539,6 @@ async fn no_files_count_nothing_in_one_partition() {
     assert!(key_counts(table, 4).await.is_empty());
 }
 
-/// Interval start and keys → count and distinct sorted command lines (`None`: none).
-type ExpectedLines = BTreeMap<(i64, [Option<String>; 4]), (i64, Option<Vec<String>>)>;
-
 /// What key counts with command lines should give for `files` (those with `has_lines`
 /// set hold the column).
 fn expected_lines(files: &[Vec<Event>], has_lines: &[bool], window: TimeWindow) -> ExpectedLines {
@@ -546,37 +568,6 @@ fn expected_lines(files: &[Vec<Event>], has_lines: &[bool], window: TimeWindow) 
         .collect()
 }
 
-async fn key_counts_with_lines(table: KeyCountsTable, partitions: usize) -> ExpectedLines {
-    let config = SessionConfig::new()
-        .with_target_partitions(partitions)
-        .with_batch_size(50);
-    let ctx = SessionContext::new_with_config(config);
-    ctx.register_table("counts", Arc::new(table)).unwrap();
-    let batches = ctx.table("counts").await.unwrap().collect().await.unwrap();
-    let mut got = ExpectedLines::new();
-    for batch in batches {
-        assert_eq!(batch.schema(), schema_with_command_lines());
-        let interval = batch.column(0).as_primitive::<TimestampMicrosecondType>();
-        let count = batch.column(5).as_primitive::<Int64Type>();
-        let lines = batch.column(6).as_list::<i32>();
-        for row in 0..batch.num_rows() {
-            let keys: [Option<String>; 4] = std::array::from_fn(|k| {
-                let column = batch.column(k + 1).as_string::<i32>();
-                column.is_valid(row).then(|| column.value(row).to_string())
-            });
-            let row_lines = lines.is_valid(row).then(|| {
-                let values = lines.value(row);
-                let values = values.as_string::<i32>();
-                assert_eq!(values.null_count(), 0, "no null line in a list");
-                values.iter().flatten().map(str::to_string).collect()
-            });
-            let previous = got.insert((interval.value(row), keys), (count.value(row), row_lines));
-            assert!(previous.is_none(), "a group came out twice");
-        }
-    }
-    got
-}
-
 #[tokio::test]
 async fn command_lines_are_each_groups_distinct_lines_sorted() {
     let dir = tempfile::tempdir().unwrap();
@@ -604,14 +595,7 @@ async fn command_lines_are_each_groups_distinct_lines_sorted() {
         USUAL,
     ];
     let has_lines: Vec<bool> = layouts.iter().map(|l| !l.no_lines).collect();
-    let files: Vec<ResolvedFile> = days
-        .iter()
-        .zip(layouts)
-        .enumerate()
-        .map(|(i, (events, layout))| {
-            write_file(dir.path(), &format!("f{i}.parquet"), events, layout)
-        })
-        .collect();
+    let files = write_days(dir.path(), &days, &layouts);
     // The window cuts into day 1: its files' times are checked row by row.
     let window = TimeWindow {
         after_us: Some(START + DAY + 100_000_000),
@@ -629,7 +613,7 @@ async fn command_lines_are_each_groups_distinct_lines_sorted() {
         "groups without lines (the file without the column)"
     );
     for partitions in [1, 2, 3] {
-        let got = key_counts_with_lines(with_lines.clone(), partitions).await;
+        let got = groups(with_lines.clone(), partitions).await;
         assert_eq!(got, want, "{partitions} partitions");
     }
     // The counts are those of key counts without command lines.
@@ -638,5 +622,5 @@ async fn command_lines_are_each_groups_distinct_lines_sorted() {
     // The option survives the logical plan's encoding.
     let decoded = KeyCountsTable::decode(&with_lines.encode().unwrap()).unwrap();
     assert_eq!(decoded.schema(), schema_with_command_lines());
-    assert_eq!(key_counts_with_lines(decoded, 2).await, want);
+    assert_eq!(groups(decoded, 2).await, want);
 }
