@@ -169,8 +169,14 @@ impl IsolationForest {
     /// A content hash of the model (SHA-256 of its binary form, hex): equal models,
     /// equal hashes.
     pub fn content_hash(&self) -> String {
+        Self::content_hash_of(&self.to_bytes())
+    }
+
+    /// [`Self::content_hash`] of a model's bytes ([`Self::to_bytes`]), without decoding
+    /// them: for those who hold the bytes already.
+    pub fn content_hash_of(bytes: &[u8]) -> String {
         use sha2::Digest;
-        let digest = sha2::Sha256::digest(self.to_bytes());
+        let digest = sha2::Sha256::digest(bytes);
         digest.iter().map(|b| format!("{b:02x}")).collect()
     }
 }

@@ -40,16 +40,6 @@ pub fn cached_models() -> usize {
     CACHE.lock().map(|c| c.len()).unwrap_or(0)
 }
 
-/// The model's content hash: SHA-256 of its bytes, hex (as
-/// [`IsolationForest::content_hash`]).
-fn content_hash(payload: &[u8]) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(payload)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 /// The cache's model with `hash`, or `model` added to the cache as that (dropping the
 /// oldest beyond [`CACHE_SIZE`]): one copy per content, whoever made it first.
 fn remember(
@@ -95,7 +85,7 @@ impl ScoreUdf {
     /// it, with its flattened form, instead of decoding a copy.
     pub fn new(model: IsolationForest) -> Self {
         let payload: Arc<[u8]> = model.to_bytes().into();
-        let hash = content_hash(&payload);
+        let hash = IsolationForest::content_hash_of(&payload);
         let mut model = Arc::new(model);
         if let Ok(mut cache) = CACHE.lock() {
             model = remember(&mut cache, &hash, model);
@@ -123,7 +113,7 @@ impl ScoreUdf {
     /// Rebuilds the UDF from the bytes a codec wrote, reusing an already decoded model
     /// with the same content.
     pub fn decode(payload: &[u8]) -> Result<Self> {
-        let hash = content_hash(payload);
+        let hash = IsolationForest::content_hash_of(payload);
         let mut cache = CACHE
             .lock()
             .map_err(|_| DataFusionError::Internal("model cache poisoned".into()))?;
