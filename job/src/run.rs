@@ -31,13 +31,13 @@ use crate::{
     generate::{LABELS_PATH, read_labels},
     pipeline::{
         categories,
-        features::SUMMARIES,
+        features::{FeatureSet, SUMMARIES},
         scoring::{self, ScoredRow, Selection, sort_report},
         summaries::{
             self, CommandLines, HistoryCounts, Interval, SampleChoice, Sources, SummaryPlan,
             SummaryWindow, anomalies_command_lines, write_summaries,
         },
-        training,
+        training::{self, TrainingSample},
     },
     report::{check_labels, format_interval},
     scratch::{Scratch, ScratchTable, read_digests, register_parquet},
@@ -439,8 +439,8 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         seed: config.model.seed,
         rows: sample_size,
     };
-    // The driver's own session (for the training sample's features), built on an idle
-    // core while the cluster summarises.
+    // The driver's own session (to write the training sample when its features are
+    // computed on the cluster), built on an idle core while the cluster summarises.
     let driver_session = tokio::task::spawn_blocking({
         let ctx = ctx.clone();
         move || crate::pipeline::driver_session(&ctx)
@@ -498,20 +498,31 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
 
     // The training sample's features, and the fit.
     phases.start("sample");
-    let driver_session = driver_session
-        .await
-        .runtime("building the driver's session")?;
-    let sample_features = training_features(
-        &ctx,
-        &driver_session,
-        config,
-        indices,
-        sample_rows,
-        &written.counts_schema,
-        &scratch.path("training-rows"),
-    )
-    .await?;
-    let sample = training::gather(sample_features, &names, config.model.seed, sample_size).await?;
+    let sample = match (config.features, indices) {
+        // The seed features with looked-up indices: computed on the driver directly.
+        (FeatureSet::Seed, categories::Indices::Lookups) => {
+            let lookups = categories::lookups(&ctx)?;
+            TrainingSample {
+                columns: crate::pipeline::features::seed_features(&sample_rows, &lookups)?,
+            }
+        }
+        _ => {
+            let driver_session = driver_session
+                .await
+                .runtime("building the driver's session")?;
+            let sample_features = training_features(
+                &ctx,
+                &driver_session,
+                config,
+                indices,
+                sample_rows,
+                &written.counts_schema,
+                &scratch.path("training-rows"),
+            )
+            .await?;
+            training::gather(sample_features, &names, config.model.seed, sample_size).await?
+        }
+    };
     phases.start("fit");
     let model = training::fit(&sample, &config.model)?;
     for w in model.warnings() {
@@ -864,11 +875,12 @@ async fn features_of(
         .runtime("planning features")
 }
 
-/// The features of the training sample's rows (see [`training::sample_rows`]): computed on
-/// the driver (in `local`, its own session) when they need nothing but the rows and the
-/// category lookups (the seed features), otherwise on the cluster from the rows written to
-/// scratch folder `dir` (the rarity features aggregate over all summaries; large indices
-/// are joined as tables).
+/// The features of the training sample's rows (see [`training::sample_rows`]) when they
+/// need more than the rows and the category lookups: computed on the cluster from the rows
+/// written (through `local`, the driver's own session) to scratch folder `dir` (the rarity
+/// features aggregate over all summaries; large indices are joined as tables). The seed
+/// features with looked-up indices are computed on the driver instead
+/// ([`crate::pipeline::features::seed_features`]).
 async fn training_features(
     ctx: &SessionContext,
     local: &SessionContext,
@@ -879,18 +891,6 @@ async fn training_features(
     dir: &str,
 ) -> Result<datafusion::prelude::DataFrame> {
     let name = training::TRAINING_ROWS;
-    if !config.features.aggregates_summaries() && indices == categories::Indices::Lookups {
-        categories::copy_lookups(ctx, local)?;
-        let table = datafusion::datasource::MemTable::try_new(schema.clone(), vec![rows])
-            .runtime("holding the training sample")?;
-        local
-            .register_table(name, Arc::new(table))
-            .runtime("holding the training sample")?;
-        return local
-            .sql(&config.features.sql_over(name, indices))
-            .await
-            .runtime("planning the training sample's features");
-    }
     let rows = local
         .read_batches(rows)
         .runtime("writing the training sample")?;

@@ -103,6 +103,29 @@ impl CategoryIndexUdf {
         ScalarUDF::new_from_impl(self)
     }
 
+    /// The index of every value of `values` (any string type), as the function computes
+    /// it in a plan; a value not in the index is an error naming it.
+    pub fn indices_of(&self, values: &dyn Array) -> Result<Float64Array> {
+        let values = cast(values, &DataType::Utf8)?;
+        let values = values.as_string::<i32>();
+        let indices = (0..values.len())
+            .map(|i| {
+                let found = match values.is_valid(i) {
+                    true => self.lookup.get(values.value(i)).copied(),
+                    false => self.null_index,
+                };
+                found.ok_or_else(|| {
+                    let shown = values.is_valid(i).then(|| values.value(i));
+                    DataFusionError::Execution(format!(
+                        "{} value {shown:?} is not in its category index",
+                        self.key
+                    ))
+                })
+            })
+            .collect::<Result<Vec<f64>>>()?;
+        Ok(Float64Array::from(indices))
+    }
+
     /// Downcasts a `ScalarUDF` to this type.
     pub fn from_udf(udf: &ScalarUDF) -> Option<&Self> {
         (udf.inner().as_ref() as &dyn Any).downcast_ref::<Self>()
@@ -128,24 +151,8 @@ impl ScalarUDFImpl for CategoryIndexUdf {
         let [value] = args.args.as_slice() else {
             return exec_err!("{} takes one argument", self.name);
         };
-        let values = cast(&value.to_array(args.number_rows)?, &DataType::Utf8)?;
-        let values = values.as_string::<i32>();
-        let indices = (0..values.len())
-            .map(|i| {
-                let found = match values.is_valid(i) {
-                    true => self.lookup.get(values.value(i)).copied(),
-                    false => self.null_index,
-                };
-                found.ok_or_else(|| {
-                    let shown = values.is_valid(i).then(|| values.value(i));
-                    DataFusionError::Execution(format!(
-                        "{} value {shown:?} is not in its category index",
-                        self.key
-                    ))
-                })
-            })
-            .collect::<Result<Vec<f64>>>()?;
-        Ok(ColumnarValue::Array(Arc::new(Float64Array::from(indices))))
+        let indices = self.indices_of(value.to_array(args.number_rows)?.as_ref())?;
+        Ok(ColumnarValue::Array(Arc::new(indices)))
     }
 }
 

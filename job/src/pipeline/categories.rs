@@ -164,16 +164,17 @@ pub async fn register(
     Ok(Indices::Tables)
 }
 
-/// Registers in `to` the lookup functions [`register`] registered in `from` (for a
-/// driver-side session computing features).
-pub fn copy_lookups(from: &SessionContext, to: &SessionContext) -> Result<()> {
+/// The four key columns' index lookups [`register`] registered in `ctx`, in
+/// [`GROUP_KEYS`] order (for features computed on the driver).
+pub fn lookups(ctx: &SessionContext) -> Result<Vec<Arc<datafusion::logical_expr::ScalarUDF>>> {
     use datafusion::execution::FunctionRegistry;
-    for key in GROUP_KEYS {
-        let name = procforest_core::udf::category_index_name(key);
-        let udf = from.udf(&name).runtime(format!("the {key} index lookup"))?;
-        to.register_udf(udf.as_ref().clone());
-    }
-    Ok(())
+    GROUP_KEYS
+        .iter()
+        .map(|key| {
+            let name = procforest_core::udf::category_index_name(key);
+            ctx.udf(&name).runtime(format!("the {key} index lookup"))
+        })
+        .collect()
 }
 
 #[cfg(test)]
