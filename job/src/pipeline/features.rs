@@ -280,15 +280,7 @@ pub fn seed_features(rows: &[RecordBatch], lookups: &[Arc<ScalarUDF>]) -> Result
         let count = cast(column(COUNT)?, &DataType::Float64).runtime("the sample's count")?;
         features.push(count.as_primitive::<Float64Type>().clone());
         for ((slot, values), name) in columns.iter_mut().zip(&features).zip(SEED_FEATURES) {
-            if values.null_count() > 0 {
-                return Err(JobError::runtime(format!("feature {name} has nulls")));
-            }
-            if let Some(bad) = values.values().iter().find(|v| !v.is_finite()) {
-                return Err(JobError::runtime(format!(
-                    "feature {name} has the value {bad}"
-                )));
-            }
-            slot.extend(values.values().iter());
+            super::training::push_feature(slot, name, values)?;
         }
     }
     Ok(columns)
@@ -304,16 +296,28 @@ mod tests {
         tests::{census_of, summaries_with_gaps},
     };
 
+    /// The test summaries, their census and a folder (kept while the tuple lives) for the
+    /// indices, as a URL.
+    async fn summaries_and_census() -> (
+        datafusion::prelude::SessionContext,
+        crate::pipeline::categories::Census,
+        tempfile::TempDir,
+        String,
+    ) {
+        let ctx = summaries_with_gaps();
+        let census = census_of(&ctx, 0, 1).await;
+        let folder = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(folder.path())
+            .unwrap()
+            .to_string();
+        (ctx, census, folder, url)
+    }
+
     /// The features are the same whether the indices are joined or looked up, nulls and
     /// empty values included.
     #[tokio::test]
     async fn lookups_give_the_features_joins_give() {
-        let ctx = summaries_with_gaps();
-        let census = census_of(&ctx, 0, 1).await;
-        let dir = tempfile::tempdir().unwrap();
-        let dir = url::Url::from_directory_path(dir.path())
-            .unwrap()
-            .to_string();
+        let (ctx, census, _dir, dir) = summaries_and_census().await;
         assert_eq!(
             register(&ctx, &census, &dir, 0).await.unwrap(),
             Indices::Tables
@@ -345,12 +349,7 @@ mod tests {
     /// and empty values included; a value missing from an index is an error naming it.
     #[tokio::test]
     async fn the_driver_computes_the_seed_features_the_sql_computes() {
-        let ctx = summaries_with_gaps();
-        let census = census_of(&ctx, 0, 1).await;
-        let dir = tempfile::tempdir().unwrap();
-        let dir = url::Url::from_directory_path(dir.path())
-            .unwrap()
-            .to_string();
+        let (ctx, census, _dir, dir) = summaries_and_census().await;
         register(&ctx, &census, &dir, usize::MAX).await.unwrap();
         let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
             .map(|c| format!("{} DESC NULLS FIRST", quote(c)))

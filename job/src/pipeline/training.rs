@@ -3,7 +3,7 @@
 //! gathered to the driver and fitted there.
 
 use arrow::{
-    array::{Array, AsArray, RecordBatch},
+    array::{Array, AsArray, Float64Array, RecordBatch},
     compute::{SortColumn, SortOptions, cast, lexsort_to_indices, take_record_batch},
     datatypes::{DataType, Float64Type, SchemaRef},
 };
@@ -135,19 +135,25 @@ fn to_sample(batches: &[RecordBatch], names: &[&str], rows: usize) -> Result<Tra
                 .column_by_name(name)
                 .ok_or_else(|| JobError::runtime(format!("sample has no column {name}")))?;
             let array = cast(array, &DataType::Float64).runtime("reading the sample")?;
-            let values = array.as_primitive::<Float64Type>();
-            if values.null_count() > 0 {
-                return Err(JobError::runtime(format!("feature {name} has nulls")));
-            }
-            if let Some(bad) = values.values().iter().find(|v| !v.is_finite()) {
-                return Err(JobError::runtime(format!(
-                    "feature {name} has the value {bad}"
-                )));
-            }
-            slot.extend(values.values().iter());
+            push_feature(slot, name, array.as_primitive::<Float64Type>())?;
         }
     }
     Ok(TrainingSample { columns })
+}
+
+/// Appends a feature's values to its column of the training sample; a null or non-finite
+/// value is an error naming the feature.
+pub fn push_feature(column: &mut Vec<f64>, name: &str, values: &Float64Array) -> Result<()> {
+    if values.null_count() > 0 {
+        return Err(JobError::runtime(format!("feature {name} has nulls")));
+    }
+    if let Some(bad) = values.values().iter().find(|v| !v.is_finite()) {
+        return Err(JobError::runtime(format!(
+            "feature {name} has the value {bad}"
+        )));
+    }
+    column.extend(values.values().iter());
+    Ok(())
 }
 
 /// Model settings.
