@@ -498,6 +498,13 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
 
     // The training sample's features, and the fit.
     phases.start("sample");
+    // The report groups' command lines, when small, read on the core the driver's
+    // single-threaded sample and fit leave idle: they do not depend on the model, and
+    // read while the executors score they slowed the scoring job.
+    let prefetching = tokio::spawn({
+        let (ctx, lines) = (ctx.clone(), written.lines.clone());
+        async move { prefetch_command_lines(&ctx, lines.as_ref(), PREFETCH_LINES_BYTES).await }
+    });
     let sample = match (config.features, indices) {
         // The seed features with looked-up indices: computed on the driver directly.
         (FeatureSet::Seed, categories::Indices::Lookups) => {
@@ -569,8 +576,6 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
             .await
             .runtime("planning features")?,
     };
-    // The report groups' command lines do not depend on the scores: when small they are
-    // read while the executors score.
     let scoring = async {
         let mut stream = scoring::score(scored, &names, udf, selection).await?;
         let mut anomalies = Vec::new();
@@ -587,11 +592,8 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         }
         Ok(anomalies)
     };
-    let (mut anomalies, prefetched) = futures::future::try_join(
-        scoring,
-        prefetch_command_lines(&ctx, written.lines.as_ref(), PREFETCH_LINES_BYTES),
-    )
-    .await?;
+    let prefetched = async { prefetching.await.runtime("reading command lines")? };
+    let (mut anomalies, prefetched) = futures::future::try_join(scoring, prefetched).await?;
     sort_report(&mut anomalies);
     // Which features isolated each reported group (a walk of every tree per row), on other
     // threads while the command lines are read.
@@ -901,14 +903,14 @@ async fn training_features(
         .runtime("planning the training sample's features")
 }
 
-/// Most bytes of command-line files read while the executors score (see
+/// Most bytes of command-line files read ahead of scoring (see
 /// [`prefetch_command_lines`]).
 const PREFETCH_LINES_BYTES: u64 = 16 << 20;
 
 /// The report groups' command lines read into memory, when they are gathered with the
 /// summaries and their files hold at most `max_bytes` ([`PREFETCH_LINES_BYTES`]): they are
-/// then read while the executors score (about 5 ms at 1 M events). Larger ones are streamed
-/// after scoring, keeping only the anomalies' lines.
+/// then read while the driver samples and fits (about 5 ms at 1 M events). Larger ones are
+/// streamed after scoring, keeping only the anomalies' lines.
 async fn prefetch_command_lines(
     ctx: &SessionContext,
     lines: Option<&ScratchTable>,
