@@ -96,8 +96,7 @@ pub async fn connect(
             let folder = dir.path().display().to_string();
             let mut attempt = 1;
             let (url, stopped) = loop {
-                let ports = (free_port()?, free_port()?);
-                match start_standalone(partitions, &folder, ports).await {
+                match start_standalone(partitions, &folder, None).await {
                     Ok(started) => break started,
                     Err(e) if attempt < 3 => {
                         tracing::warn!("{e}; starting Ballista standalone again");
@@ -130,22 +129,42 @@ pub async fn connect(
     })
 }
 
-/// A free TCP port on 127.0.0.1.
-fn free_port() -> Result<u16> {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .runtime("finding a free loopback port for Ballista standalone")
+/// Two free TCP ports on 127.0.0.1 for the executor, which binds them a moment later:
+/// taken below Linux's default ephemeral range (32768–60999), from which `bind(0)` and
+/// every outgoing connection draw their ports — the executor's own connection to the
+/// scheduler could otherwise take one first — and each checked free by binding it, both
+/// at once (so that they differ).
+fn free_ports() -> Result<(u16, u16)> {
+    // (The end-to-end tests' own processes take theirs from 20000–31999.)
+    const FIRST: u16 = 10_000;
+    const COUNT: u16 = 10_000;
+    let start = rand::random::<u16>() % COUNT;
+    let mut held = Vec::with_capacity(2);
+    for offset in 0..COUNT {
+        let port = FIRST + (start + offset) % COUNT;
+        if let Ok(listener) = std::net::TcpListener::bind(("127.0.0.1", port)) {
+            held.push((port, listener));
+            if let [(flight, _), (grpc, _)] = held.as_slice() {
+                return Ok((*flight, *grpc));
+            }
+        }
+    }
+    Err(JobError::runtime(format!(
+        "no two free loopback ports in {FIRST}–{} for Ballista standalone's executor",
+        FIRST + COUNT - 1
+    )))
 }
 
 /// Starts a scheduler and an executor (with two task slots per partition: the job runs
 /// small independent jobs side by side) in this process, the executor on `ports` (its
-/// Flight and gRPC ports); returns the scheduler's URL and what reports either stopping
+/// Flight and gRPC ports) if given, otherwise on two ports [`free_ports`] finds (a port
+/// someone else took would fail the executor's bind, or worse, answer the check that its
+/// Flight port is served); returns the scheduler's URL and what reports either stopping
 /// (they otherwise stop with the process).
 async fn start_standalone(
     partitions: usize,
     work_dir: &str,
-    ports: (u16, u16),
+    ports: Option<(u16, u16)>,
 ) -> Result<(String, Stopped)> {
     let (stop, stopped) = tokio::sync::watch::channel(None);
     // Bound here, so that the executor can connect as soon as it starts.
@@ -153,6 +172,10 @@ async fn start_standalone(
         .and_then(|l| Ok((l.local_addr()?.port(), l)))
         .runtime("binding Ballista standalone's scheduler to a loopback port");
     let (scheduler_port, listener) = listener?;
+    let ports = match ports {
+        Some(ports) => ports,
+        None => free_ports()?,
+    };
     let scheduler = procforest_scheduler::configure(SchedulerConfig {
         bind_host: "127.0.0.1".into(),
         external_host: "127.0.0.1".into(),
@@ -307,7 +330,7 @@ impl MemoryLimits {
 
 #[cfg(test)]
 mod tests {
-    use super::{MemoryLimits, free_port, start_standalone};
+    use super::{MemoryLimits, free_ports, start_standalone};
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_flight_port_lost_to_a_connection_fails_the_start() {
@@ -315,9 +338,9 @@ mod tests {
         // is the port picked for the executor's Flight server.
         let server = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(server.local_addr().unwrap()).unwrap();
-        let ports = (client.local_addr().unwrap().port(), free_port().unwrap());
+        let ports = (client.local_addr().unwrap().port(), free_ports().unwrap().1);
         let dir = tempfile::tempdir().unwrap();
-        let started = start_standalone(1, &dir.path().display().to_string(), ports).await;
+        let started = start_standalone(1, &dir.path().display().to_string(), Some(ports)).await;
         let Err(e) = started else {
             panic!("the executor cannot serve Flight, yet standalone started");
         };
@@ -331,9 +354,9 @@ mod tests {
     async fn an_executor_that_stops_is_reported_not_waited_for() {
         // The executor's Flight port is taken: it registers, then fails to serve.
         let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let ports = (taken.local_addr().unwrap().port(), free_port().unwrap());
+        let ports = (taken.local_addr().unwrap().port(), free_ports().unwrap().1);
         let dir = tempfile::tempdir().unwrap();
-        let started = start_standalone(1, &dir.path().display().to_string(), ports).await;
+        let started = start_standalone(1, &dir.path().display().to_string(), Some(ports)).await;
         let reason = match started {
             Err(e) => e.to_string(),
             Ok((_, mut stopped)) => {
@@ -347,6 +370,33 @@ mod tests {
             }
         };
         assert!(reason.contains("standalone's executor stopped"), "{reason}");
+    }
+
+    /// The executor's two ports differ, lie below the ephemeral range (where no outgoing
+    /// connection takes them) and are free.
+    #[test]
+    fn the_executors_ports_are_two_free_ports_below_the_ephemeral_range() {
+        for _ in 0..200 {
+            let (flight, grpc) = free_ports().unwrap();
+            assert_ne!(flight, grpc);
+            for port in [flight, grpc] {
+                assert!((10_000..20_000).contains(&port), "{port}");
+                std::net::TcpListener::bind(("127.0.0.1", port)).expect("the port is free");
+            }
+        }
+    }
+
+    /// Started with ports of its own choosing, standalone serves: the executor's ports
+    /// are not the scheduler's (whose listener is bound first).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn standalone_chooses_ports_that_work() {
+        let dir = tempfile::tempdir().unwrap();
+        for _ in 0..3 {
+            let started = start_standalone(1, &dir.path().display().to_string(), None).await;
+            let (url, stopped) = started.expect("standalone starts on ports it chose");
+            assert!(url.starts_with("df://127.0.0.1:"), "{url}");
+            assert!(stopped.borrow().is_none(), "{:?}", stopped.borrow());
+        }
     }
 
     const MEMINFO: &str = "MemTotal:       24576000 kB\nMemFree:         1000 kB\n";
