@@ -439,12 +439,6 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
         seed: config.model.seed,
         rows: sample_size,
     };
-    // The driver's own session (to write the training sample when its features are
-    // computed on the cluster), built on an idle core while the cluster summarises.
-    let driver_session = tokio::task::spawn_blocking({
-        let ctx = ctx.clone();
-        move || crate::pipeline::driver_session(&ctx)
-    });
     let written = write_summaries(&ctx, plan, window, sample_choice, scratch)
         .await
         .map_err(|e| scan_error(e, &resolved))?;
@@ -514,12 +508,8 @@ async fn compute(setup: Setup<'_>, ctx: &SessionContext, scratch: &Scratch) -> R
             }
         }
         _ => {
-            let driver_session = driver_session
-                .await
-                .runtime("building the driver's session")?;
             let sample_features = training_features(
                 &ctx,
-                &driver_session,
                 config,
                 indices,
                 sample_rows,
@@ -879,13 +869,12 @@ async fn features_of(
 
 /// The features of the training sample's rows (see [`training::sample_rows`]) when they
 /// need more than the rows and the category lookups: computed on the cluster from the rows
-/// written (through `local`, the driver's own session) to scratch folder `dir` (the rarity
+/// written (through the driver's own session) to scratch folder `dir` (the rarity
 /// features aggregate over all summaries; large indices are joined as tables). The seed
 /// features with looked-up indices are computed on the driver instead
 /// ([`crate::pipeline::features::seed_features`]).
 async fn training_features(
     ctx: &SessionContext,
-    local: &SessionContext,
     config: &RunConfig,
     indices: categories::Indices,
     rows: Vec<arrow::record_batch::RecordBatch>,
@@ -893,7 +882,7 @@ async fn training_features(
     dir: &str,
 ) -> Result<datafusion::prelude::DataFrame> {
     let name = training::TRAINING_ROWS;
-    let rows = local
+    let rows = crate::pipeline::driver_session(ctx)
         .read_batches(rows)
         .runtime("writing the training sample")?;
     summaries::write(rows, dir, "the training sample").await?;
