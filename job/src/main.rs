@@ -272,9 +272,12 @@ fn main() {
     // standalone's in-process executor listens for Ctrl-C too, and would otherwise stop
     // alone and leave the job waiting for executors.
     let outcome = runtime.block_on(async {
+        // Listening before any work starts: a signal that came before the handlers were
+        // registered would kill the process outright, its temporary folders left behind.
+        let interrupted = interrupted();
         tokio::select! {
             result = dispatch(cli) => result.map_err(|e| (e.to_string(), e.exit_code())),
-            (signal, code) = interrupted() => Err((format!("interrupted by {signal}"), code)),
+            (signal, code) = interrupted => Err((format!("interrupted by {signal}"), code)),
         }
     });
     // Exit without shutting the runtime down: the command's work is complete (its
@@ -290,18 +293,24 @@ fn main() {
     }
 }
 
-/// Resolves on SIGINT or SIGTERM with the signal's name and the shell's exit code for it.
-async fn interrupted() -> (&'static str, i32) {
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
+/// Listens for SIGINT and SIGTERM from the call on (within the runtime); the future
+/// resolves on either with the signal's name and the shell's exit code for it.
+fn interrupted() -> impl std::future::Future<Output = (&'static str, i32)> {
+    use tokio::signal::unix::{Signal, SignalKind, signal};
+    let interrupt = signal(SignalKind::interrupt()).ok();
+    let terminate = signal(SignalKind::terminate()).ok();
+    async fn received(signal: Option<Signal>) {
+        match signal {
+            Some(mut s) => {
                 s.recv().await;
             }
-            Err(_) => std::future::pending::<()>().await,
+            None => std::future::pending::<()>().await,
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => ("SIGINT", 130),
-        () = terminate => ("SIGTERM", 143),
+    }
+    async move {
+        tokio::select! {
+            () = received(interrupt) => ("SIGINT", 130),
+            () = received(terminate) => ("SIGTERM", 143),
+        }
     }
 }
