@@ -4,7 +4,7 @@ FROM rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
 RUN cargo build --release --locked \
-      -p procforest -p procforest-scheduler -p procforest-executor \
+      -p procforest -p procforest-cluster \
  && strip target/release/procforest target/release/procforest-scheduler target/release/procforest-executor
 
 FROM debian:bookworm-slim

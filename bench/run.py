@@ -4,7 +4,7 @@
 For each table size: generate the table once (release binary), then in one run time
   - the job standalone (per phase, from its manifest; wall time and peak RSS from
     /usr/bin/time) and a bare DataFusion GROUP BY of the same columns over the same files
-    (job/examples/bare_aggregation.rs), alternating, PROCFOREST_BENCH_ROUNDS times each
+    (pipeline/examples/bare_aggregation.rs), alternating, PROCFOREST_BENCH_ROUNDS times each
     (default 15 up to 5 M events, else 5): their medians give the ratio job / bare
     aggregation (and their fastest runs a second one);
   - the job on a loopback cluster (a scheduler and two executors, separate processes) and
@@ -12,7 +12,7 @@ For each table size: generate the table once (release binary), then in one run t
 and print a Markdown table with rows/s and the ratios; then time the scorer alone
 (iforest/examples/score_speed.rs, one thread).
 
-    cargo build --release -p procforest -p procforest-scheduler -p procforest-executor --bins \
+    cargo build --release -p procforest -p procforest-cluster -p procforest-pipeline --bins \
         --example bare_aggregation
     cargo build --release -p procforest-iforest --example score_speed
     python3 bench/run.py [EVENTS ...]          # default: 1000000 5000000 20000000

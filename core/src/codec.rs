@@ -23,8 +23,8 @@ use datafusion_proto::{
 
 use crate::{
     key_counts::{KeyCountsExec, KeyCountsTable},
+    partition_writer::{ParquetWriterExec, ScratchSink},
     scan::DeltaFilesTable,
-    scratch::{ParquetWriterExec, ScratchSink},
     udf::{CategoryIndexUdf, GroupSetUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
 };
 

@@ -1,11 +1,14 @@
-//! What procforest's driver, scheduler and executors share.
+//! What procforest's driver, scheduler and executors share: the cluster's vocabulary.
+//! Nothing here knows the command line, Delta's transaction log or the run's order of
+//! stages; everything here must decode identically on every process.
 //!
-//! - [`events`]: the vocabulary — the 4688 event schema and the summary/feature columns.
+//! - [`schema`]: every column and table name the stages share — the 4688 event schema,
+//!   the summary, feature and score columns, the run's registered tables.
 //! - [`scan`]: the explicit-file Delta scan, a table provider holding the files the driver
 //!   resolved from a Delta snapshot, read as plain Parquet (executors need no delta-rs).
 //! - [`key_counts`]: the summaries' counts read straight from interval-aligned files, the
 //!   keys as Parquet dictionary indices (a table provider and its execution plan).
-//! - [`scratch`]: a write-only table whose inserts write every partition's rows to its
+//! - [`partition_writer`]: a write-only table whose inserts write every partition's rows to its
 //!   own Parquet file (the job's intermediate results), and may digest them as they go
 //!   (category tallies and training-sample candidates for the driver).
 //! - [`udf`]: the scoring UDF that carries the trained model inside the plan, and the
@@ -15,15 +18,13 @@
 //! - [`object_stores`]: an object-store registry that resolves `file://` and Azure URLs
 //!   from the environment, on whichever process needs them.
 //! - [`session`]: the session configuration every process builds the same way.
-//! - [`process`]: the async runtime every process runs, and waiting for a peer.
 
 pub mod codec;
-pub mod events;
 pub mod key_counts;
 pub mod object_stores;
-pub mod process;
+pub mod partition_writer;
 pub mod scan;
-pub mod scratch;
+pub mod schema;
 pub mod session;
 pub mod udf;
 

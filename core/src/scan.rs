@@ -126,8 +126,8 @@ fn interval_start(micros: i64, length_us: i64) -> i64 {
 }
 
 /// The most bytes of files one interval may hold for the scan to read it in a single task
-/// when there are fewer intervals than partitions (about 7 M events of the generator's
-/// tables, a second or two for one core).
+/// when there are fewer intervals than partitions: beyond it one core would hold up the
+/// stage.
 pub const ONE_TASK_INTERVAL_BYTES: u64 = 128 << 20;
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -308,7 +308,7 @@ impl DeltaFilesTable {
             _ => None,
         };
         let is_time_column =
-            |e: &Expr| matches!(e, Expr::Column(c) if c.name == crate::events::TIME_GENERATED);
+            |e: &Expr| matches!(e, Expr::Column(c) if c.name == crate::schema::TIME_GENERATED);
         // As `TimeGenerated <op> value`.
         let (op, value) = if is_time_column(left) {
             match as_time(right) {
@@ -559,7 +559,7 @@ mod tests {
             files,
         };
         let schema = Arc::new(Schema::new(vec![Field::new(
-            crate::events::TIME_GENERATED,
+            crate::schema::TIME_GENERATED,
             DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
             true,
         )]));
@@ -636,7 +636,7 @@ mod tests {
         let t = table(day_files());
         let time = || {
             Expr::Column(datafusion::common::Column::new_unqualified(
-                crate::events::TIME_GENERATED,
+                crate::schema::TIME_GENERATED,
             ))
         };
         let at = |v: i64| {

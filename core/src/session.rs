@@ -48,19 +48,3 @@ pub fn runtime_env(
     }
     builder.build_arc()
 }
-
-/// Adds environment variables (`{prefix}_{ARG_ID}`) to every
-/// long flag of a clap command, so each flag can be set from the environment (Kubernetes).
-pub fn env_for_args(command: clap::Command, prefix: &str) -> clap::Command {
-    command.mut_args(|arg| {
-        if arg.get_long().is_none() || arg.get_env().is_some() {
-            return arg;
-        }
-        let name = format!(
-            "{prefix}_{}",
-            arg.get_id().as_str().to_uppercase().replace('-', "_")
-        );
-        // clap keeps the name for the program's lifetime; this runs once at start-up.
-        arg.env(&*Box::leak(name.into_boxed_str()))
-    })
-}

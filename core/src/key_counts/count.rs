@@ -37,7 +37,7 @@ use super::{
     output_schema,
     value_ids::{NULL_ID, ValueIds},
 };
-use crate::events::{COMMAND_LINE, GROUP_KEYS, TIME_GENERATED};
+use crate::schema::{COMMAND_LINE, GROUP_KEYS, TIME_GENERATED};
 
 /// Group counts of one interval, keyed by the four value numbers (`Computer` highest).
 type Counts = HashMap<u128, u64, foldhash::fast::FixedState>;

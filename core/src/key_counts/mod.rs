@@ -7,8 +7,8 @@
 //! shuffled or merged. The four keys are read as Parquet dictionary indices — no string is
 //! decoded per row —, each partition numbers the values it meets ([`value_ids`]), and the
 //! groups are counted in a hash table keyed by the four numbers (`count`). Strings are
-//! looked up again only for the output rows. On the generator's 20 M events this takes
-//! about a third of the CPU of DataFusion's `GROUP BY` over the same files (BENCHMARKS.md).
+//! looked up again only for the output rows: much less CPU than DataFusion's `GROUP BY` on
+//! strings over the same files (BENCHMARKS.md has the measurements).
 //!
 //! For the report's rows, [`KeyCountsTable::with_command_lines`] also gathers each group's
 //! distinct command lines: the `CommandLine` column read as string views into the pages,
@@ -42,16 +42,9 @@ use datafusion::{
 pub use exec::{KeyCountsExec, work_list};
 
 use crate::{
-    events::{GROUP_KEYS, TIME_GENERATED, time_type},
     scan::{ResolvedFile, ResolvedTable, balance, store_and_path},
+    schema::{COMMAND_LINES, COUNT, GROUP_KEYS, INTERVAL, TIME_GENERATED, time_type},
 };
-
-/// The interval column: the start of the UTC interval (a microsecond timestamp).
-pub const INTERVAL: &str = "interval";
-/// The event count column.
-pub const COUNT: &str = "count";
-/// The command lines column (with [`KeyCountsTable::with_command_lines`]).
-pub const COMMAND_LINES: &str = "command_lines";
 
 /// The schema of key counts: [`INTERVAL`], the four keys (plain strings, null where the
 /// event has none), [`COUNT`].

@@ -107,7 +107,7 @@ fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> Resol
         TimeUnit::Microsecond
     };
     let mut fields = vec![
-        Field::new(crate::events::TIME_GENERATED, time_type(unit), true),
+        Field::new(crate::schema::TIME_GENERATED, time_type(unit), true),
         Field::new("EventID", DataType::Int32, false),
     ];
     let times: Vec<Option<i64>> = events.iter().map(|e| e.0).collect();
@@ -129,7 +129,7 @@ fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> Resol
         Arc::new(Int32Array::from(vec![4688; events.len()])) as ArrayRef,
     ];
     for (k, key) in GROUP_KEYS.iter().enumerate() {
-        if layout.no_process && *key == crate::events::PROCESS {
+        if layout.no_process && *key == crate::schema::PROCESS {
             continue;
         }
         let values: Vec<Option<&str>> = events.iter().map(|e| e.1[k]).collect();
@@ -141,7 +141,7 @@ fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> Resol
         let lines: Vec<Option<String>> = (0..events.len()).map(command_line).collect();
         let (data_type, array) =
             strings(lines.iter().map(Option::as_deref).collect(), layout.large);
-        fields.push(Field::new(crate::events::COMMAND_LINE, data_type, true));
+        fields.push(Field::new(crate::schema::COMMAND_LINE, data_type, true));
         columns.push(array);
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
@@ -360,11 +360,11 @@ async fn a_key_that_is_not_a_string_names_the_file_and_column() {
     let path = dir.path().join("odd.parquet");
     let schema = Arc::new(Schema::new(vec![
         Field::new(
-            crate::events::TIME_GENERATED,
-            crate::events::time_type(),
+            crate::schema::TIME_GENERATED,
+            crate::schema::time_type(),
             false,
         ),
-        Field::new(crate::events::COMPUTER, DataType::Int32, false),
+        Field::new(crate::schema::COMPUTER, DataType::Int32, false),
     ]));
     let batch = RecordBatch::try_new(
         schema.clone(),

@@ -1,0 +1,169 @@
+//! The commands: each turns its flags into configuration and calls the crate that does
+//! the work.
+
+use procforest_datasets::{
+    evaluate,
+    generate::{GenerateConfig, generate},
+    labels::{check_labels, read_labels_file},
+    sample_import,
+};
+use procforest_pipeline::Report;
+
+use crate::{
+    bundled,
+    error::{CliError, Result},
+    flags::{Command, EvaluateArgs, GenerateArgs, ProbeArgs, ResendArgs, RunArgs},
+    flags::{parse_date, parse_duration},
+    run_config::{outputs, run_config},
+};
+
+/// Runs the command the command line names.
+pub async fn dispatch(cli: crate::flags::Cli) -> Result<()> {
+    match cli.command {
+        Command::Generate(args) => generate_table(args).await,
+        Command::ImportSample(args) => {
+            let summary = sample_import::import(&args.events_dir, &args.out).await?;
+            print_json(&summary)
+        }
+        Command::Run(args) => run(*args).await,
+        Command::Evaluate(args) => evaluate_sets(*args).await,
+        Command::Resend(args) => resend(args).await,
+        Command::Probe(args) => probe(args),
+    }
+}
+
+fn print_json(value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_string(value).map_err(|e| CliError::Failed(e.to_string()))?;
+    println!("{json}");
+    Ok(())
+}
+
+async fn generate_table(args: GenerateArgs) -> Result<()> {
+    let end_date = match &args.end_date {
+        Some(d) => parse_date("--end-date", d)?,
+        None => chrono::Utc::now().date_naive() - chrono::Duration::days(1),
+    };
+    let config = GenerateConfig {
+        out: args.out,
+        events: args.events,
+        days: args.days,
+        hosts: args.hosts,
+        seed: args.seed,
+        end_date,
+        attack_rate: args.attack_rate,
+    };
+    let summary = generate(&config).await?;
+    print_json(&summary)
+}
+
+/// `procforest run`: the run, then its outputs; a heartbeat file is touched meanwhile.
+async fn run(args: RunArgs) -> Result<()> {
+    let bundled = match &args.table {
+        Some(_) => None,
+        None => Some(bundled::materialize()?),
+    };
+    let table = match (&args.table, &bundled) {
+        (Some(t), _) => t.clone(),
+        (_, Some(dir)) => dir.path().display().to_string(),
+        (None, None) => unreachable!("materialised above"),
+    };
+    let config = run_config(&args, table)?;
+    let outputs = outputs(&args)?;
+    let heartbeat = args.heartbeat_file.clone().map(|path| {
+        tokio::spawn(async move {
+            loop {
+                if let Err(e) = std::fs::write(&path, chrono::Utc::now().to_rfc3339()) {
+                    tracing::warn!("heartbeat {}: {e}", path.display());
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(15)).await;
+            }
+        })
+    });
+    let report = procforest_pipeline::run(&config).await;
+    if let Some(h) = heartbeat {
+        h.abort();
+    }
+    let mut report = report?;
+    if let Some(labels) = &args.labels {
+        attach_label_check(&mut report, labels).await?;
+    }
+    report.manifest.settings["outputs"] =
+        serde_json::to_value(&outputs).map_err(|e| CliError::Failed(e.to_string()))?;
+    procforest_sinks::deliver(&mut report, &outputs).await?;
+    eprintln!("{}", report.manifest.summary());
+    // Every output is written and the run's folders are removed: the process ends next, so
+    // freeing each anomaly's strings (tens of milliseconds for a large report) is skipped.
+    std::mem::forget(report);
+    Ok(())
+}
+
+/// Checks the report against the labels at `location` and records it in the manifest.
+async fn attach_label_check(report: &mut Report, location: &str) -> Result<()> {
+    let labels = read_labels_file(location).await?;
+    let first_day = chrono::DateTime::from_timestamp_micros(report.first_interval_us)
+        .map(|t| t.date_naive())
+        .unwrap_or_default();
+    let check = check_labels(
+        &report.anomalies,
+        &labels,
+        first_day,
+        report.as_of.date_naive(),
+    );
+    report.manifest.label_summary = Some(check.summary());
+    report.manifest.labels =
+        Some(serde_json::to_value(&check).map_err(|e| CliError::Failed(e.to_string()))?);
+    Ok(())
+}
+
+async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
+    let Some(table) = args.run.table.clone() else {
+        return Err(CliError::Usage(
+            "evaluate needs --table (a generated table with labels)".into(),
+        ));
+    };
+    let config = run_config(&args.run, table)?;
+    let sets: Vec<_> = args.feature_sets.iter().map(|&s| s.into()).collect();
+    let results = evaluate::evaluate(&config, &sets).await?;
+    print!("{}", evaluate::table(&results));
+    if let Some(path) = &args.run.json {
+        let json =
+            serde_json::to_string_pretty(&results).map_err(|e| CliError::Failed(e.to_string()))?;
+        if path == "-" {
+            println!("{json}");
+        } else {
+            procforest_pipeline::files::write_file(path.as_ref(), json.as_bytes())?;
+        }
+    }
+    Ok(())
+}
+
+async fn resend(args: ResendArgs) -> Result<()> {
+    use procforest_sinks::azure_monitor::{deliver_or_dead_letter, read_dead_letter};
+    let settings = args.monitor.settings()?;
+    let records = read_dead_letter(&args.path)?;
+    let total = records.len();
+    let delivered = deliver_or_dead_letter(&settings, records, &args.path).await?;
+    std::fs::remove_file(&args.path)
+        .map_err(|e| CliError::Failed(format!("{}: {e}", args.path.display())))?;
+    eprintln!(
+        "resend: {delivered} of {total} records delivered; {} removed",
+        args.path.display()
+    );
+    Ok(())
+}
+
+fn probe(args: ProbeArgs) -> Result<()> {
+    let max_age = parse_duration("--max-age", &args.max_age)?;
+    let modified = std::fs::metadata(&args.heartbeat_file)
+        .and_then(|m| m.modified())
+        .map_err(|e| CliError::Failed(format!("{}: {e}", args.heartbeat_file.display())))?;
+    let age = modified.elapsed().unwrap_or_default();
+    if age.as_micros() as i64 > max_age {
+        return Err(CliError::Failed(format!(
+            "no heartbeat for {} s ({})",
+            age.as_secs(),
+            args.heartbeat_file.display()
+        )));
+    }
+    Ok(())
+}

@@ -1,0 +1,880 @@
+//! The job end to end on Ballista standalone: generated and real tables, every output,
+//! determinism, idempotence, and each kind of bad input.
+
+use std::{collections::HashMap, fs, path::Path};
+
+use crate::support::{self, bin_output, generate, read_parquet, read_table_events, scratch};
+use arrow::{
+    array::AsArray,
+    datatypes::{Float64Type, Int8Type, Int64Type, TimestampMicrosecondType},
+};
+
+const AS_OF: &str = "2026-11-27";
+
+fn run_ok(args: &[&str]) -> String {
+    let out = bin_output(args);
+    assert!(
+        out.status.success(),
+        "procforest {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A summary group: interval start and the four keys.
+type Group = (i64, String, String, String, String);
+/// A scored row: count, features, score, prediction.
+type Scored = (i64, Vec<f64>, f64, i8);
+
+/// Reads `--scores-out` rows keyed by group.
+fn scores(path: &Path) -> HashMap<Group, Scored> {
+    let mut out = HashMap::new();
+    for b in read_parquet(path) {
+        let t = b
+            .column_by_name("interval")
+            .unwrap()
+            .as_primitive::<TimestampMicrosecondType>();
+        let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+        let (c, a, at, p) = (s("Computer"), s("Account"), s("AccountType"), s("Process"));
+        let count = b
+            .column_by_name("count")
+            .unwrap()
+            .as_primitive::<Int64Type>();
+        let score = b
+            .column_by_name("score")
+            .unwrap()
+            .as_primitive::<Float64Type>();
+        let pred = b
+            .column_by_name("prediction")
+            .unwrap()
+            .as_primitive::<Int8Type>();
+        let features: Vec<_> = procforest_core::schema::SEED_FEATURES
+            .iter()
+            .map(|f| {
+                b.column_by_name(f)
+                    .unwrap()
+                    .as_primitive::<Float64Type>()
+                    .clone()
+            })
+            .collect();
+        for i in 0..b.num_rows() {
+            let key = (
+                t.value(i),
+                c.value(i).to_string(),
+                a.value(i).to_string(),
+                at.value(i).to_string(),
+                p.value(i).to_string(),
+            );
+            let f = features.iter().map(|f| f.value(i)).collect();
+            assert!(
+                out.insert(key, (count.value(i), f, score.value(i), pred.value(i)))
+                    .is_none(),
+                "a group appears twice"
+            );
+        }
+    }
+    out
+}
+
+#[test]
+fn summaries_features_and_scores_match_a_plain_computation() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 60_000, 5, 20, 11, 0.05);
+    let scores_path = dir.path().join("scores.parquet");
+    let model_path = dir.path().join("model.json");
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--scores-out",
+        scores_path.to_str().unwrap(),
+        "--model-out",
+        model_path.to_str().unwrap(),
+    ]);
+    let scored = scores(&scores_path);
+
+    // Summaries: the same groups and counts as counting the raw events.
+    let mut expected: HashMap<Group, i64> = HashMap::new();
+    for e in read_table_events(&table) {
+        let day = e.time_us.div_euclid(86_400_000_000) * 86_400_000_000;
+        *expected
+            .entry((day, e.computer, e.account, e.account_type, e.process))
+            .or_default() += 1;
+    }
+    assert_eq!(scored.len(), expected.len(), "number of groups");
+    for (key, count) in &expected {
+        assert_eq!(scored.get(key).map(|s| s.0), Some(*count), "{key:?}");
+    }
+
+    // Indices: by descending number of groups, ties by value.
+    for (feature, key_of) in [
+        (
+            1usize,
+            (|k: &(i64, String, String, String, String)| k.1.clone()) as fn(&_) -> String,
+        ),
+        (2, |k| k.2.clone()),
+        (3, |k| k.3.clone()),
+        (4, |k| k.4.clone()),
+    ] {
+        let mut groups: HashMap<String, usize> = HashMap::new();
+        for key in scored.keys() {
+            *groups.entry(key_of(key)).or_default() += 1;
+        }
+        let mut order: Vec<(String, usize)> = groups.into_iter().collect();
+        order.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        let index: HashMap<String, f64> = order
+            .iter()
+            .enumerate()
+            .map(|(i, (v, _))| (v.clone(), i as f64))
+            .collect();
+        for (key, (count, f, _, _)) in &scored {
+            assert_eq!(
+                f[feature],
+                index[&key_of(key)],
+                "feature {feature} of {key:?}"
+            );
+            assert_eq!(f[5], *count as f64);
+            assert_eq!(f[0], (key.0 / 1_000_000) as f64);
+        }
+    }
+
+    // Scores: exactly the model's own evaluation of each row's features.
+    let model =
+        iforest::IsolationForest::from_json(&fs::read_to_string(&model_path).unwrap()).unwrap();
+    let rows: Vec<_> = scored.values().collect();
+    let columns: Vec<Vec<f64>> = (0..6)
+        .map(|j| rows.iter().map(|r| r.1[j]).collect())
+        .collect();
+    let direct = model.score_samples_reference(&columns).unwrap();
+    for (r, d) in rows.iter().zip(&direct) {
+        assert_eq!(r.2.to_bits(), d.to_bits());
+        assert_eq!(r.3, model.predict_score(*d));
+    }
+}
+
+#[test]
+fn same_anomalies_and_scores_whatever_the_partitions_and_run() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 40_000, 4, 15, 5, 0.05);
+    let mut outputs = Vec::new();
+    for (i, partitions) in ["1", "2", "8", "8"].iter().enumerate() {
+        let json = dir.path().join(format!("a{i}.jsonl"));
+        let scores_path = dir.path().join(format!("s{i}.parquet"));
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--partitions",
+            partitions,
+            "--json",
+            json.to_str().unwrap(),
+            "--scores-out",
+            scores_path.to_str().unwrap(),
+        ]);
+        let mut s: Vec<_> = scores(&scores_path).into_iter().collect();
+        s.sort_by(|a, b| a.0.cmp(&b.0));
+        outputs.push((fs::read_to_string(&json).unwrap(), s));
+    }
+    assert!(!outputs[0].0.is_empty(), "some anomalies are reported");
+    for o in &outputs[1..] {
+        assert_eq!(o.0, outputs[0].0, "JSON lines differ");
+        assert!(o.1 == outputs[0].1, "scores differ");
+    }
+}
+
+/// The same events a day per file (summarised history and report apart, without a
+/// shuffle) and all in one file (the general plan) give the same report and scores.
+#[test]
+fn day_files_and_one_file_give_the_same_answer() {
+    let dir = scratch();
+    let by_day = dir.path().join("by_day");
+    generate(&by_day, 30_000, 4, 12, 3, 0.05);
+    let one_file = dir.path().join("one_file");
+    support::copy_into_one_file(&by_day, &one_file);
+    let mut outputs = Vec::new();
+    for (name, table) in [("d", &by_day), ("o", &one_file)] {
+        let json = dir.path().join(format!("{name}.jsonl"));
+        let scores_path = dir.path().join(format!("{name}.parquet"));
+        let manifest = dir.path().join(format!("{name}.json"));
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--json",
+            json.to_str().unwrap(),
+            "--scores-out",
+            scores_path.to_str().unwrap(),
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ]);
+        let m: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+        let mut s: Vec<_> = scores(&scores_path).into_iter().collect();
+        s.sort_by(|a, b| a.0.cmp(&b.0));
+        outputs.push((
+            (m["summary_sources"].clone(), m["history_counts"].clone()),
+            fs::read_to_string(&json).unwrap(),
+            s,
+        ));
+    }
+    // Day files: the history counted from the files' dictionaries (key counts); one file
+    // spanning days: DataFusion's GROUP BY with a shuffle.
+    assert_eq!(outputs[0].0.0, "by_interval");
+    assert_eq!(outputs[0].0.1, "key_counts");
+    assert_eq!(outputs[1].0.0, "whole");
+    assert!(outputs[1].0.1.is_null());
+    assert!(
+        outputs[0].1.contains("command_lines"),
+        "anomalies are reported"
+    );
+    assert_eq!(outputs[0].1, outputs[1].1, "JSON lines differ");
+    assert!(outputs[0].2 == outputs[1].2, "scores differ");
+}
+
+#[test]
+fn rerunning_an_as_of_into_delta_leaves_no_duplicates() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 30_000, 3, 10, 7, 0.05);
+    let out = dir.path().join("anomalies");
+    let json = dir.path().join("a.jsonl");
+    for _ in 0..2 {
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--output-delta",
+            out.to_str().unwrap(),
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+    }
+    let reported = fs::read_to_string(&json).unwrap().lines().count();
+    assert!(reported > 0);
+    let rows = support::count_delta_rows(&out);
+    assert_eq!(
+        rows, reported,
+        "the second run replaced the first run's rows"
+    );
+    // Another as-of adds its own rows.
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        "2026-11-26",
+        "--quiet",
+        "--output-delta",
+        out.to_str().unwrap(),
+    ]);
+    assert!(support::count_delta_rows(&out) > reported);
+}
+
+#[test]
+fn a_generated_attack_table_reports_and_measures_recall() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 50_000, 7, 20, 3, 0.2);
+    let manifest = dir.path().join("manifest.json");
+    let stdout = run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--labels",
+        table.join("_procforest/labels.parquet").to_str().unwrap(),
+    ]);
+    assert!(stdout.starts_with("interval"), "{stdout}");
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    let labels = &m["labels"];
+    assert!(labels["labelled_in_window"].as_u64().unwrap() > 0, "{m}");
+    let recall = labels["recall"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&recall));
+    assert_eq!(m["events"].as_u64(), Some(50_000));
+    assert!(m["phases"]["fit"].as_f64().is_some());
+    assert_eq!(m["files"]["files_scanned"].as_u64(), Some(7));
+}
+
+#[test]
+fn training_days_and_as_of_prune_files() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 20_000, 10, 8, 9, 0.0);
+    let manifest = dir.path().join("m.json");
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        "2026-11-25",
+        "--train-days",
+        "3",
+        "--quiet",
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    // Days 2026-11-23..25 hold the events; the partition slack keeps a day on each side.
+    let scanned = m["files"]["files_scanned"].as_u64().unwrap();
+    assert!((3..=5).contains(&scanned), "{}", m["files"]);
+    let pruned = m["files"]["pruned_by_partition"].as_u64().unwrap()
+        + m["files"]["pruned_by_statistics"].as_u64().unwrap();
+    assert_eq!(scanned + pruned, 10);
+}
+
+#[test]
+fn no_arguments_reports_the_bundled_real_sample() {
+    // Without --as-of, the report is the sample's newest day (OTRF's LSASS campaign 04).
+    let out = bin_output(&["run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.starts_with("interval"), "{stdout}");
+    assert!(
+        stdout.contains("2023-08-27T00:00:00Z  IT01.pandalab.com"),
+        "{stdout}"
+    );
+    // An earlier day of the sample: msticpy's host and its attack simulation.
+    let out = bin_output(&["run", "--as-of", "2019-01-15"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert!(stdout.contains("MSTICAlertsWin1\\MSTICAdmin"), "{stdout}");
+    // Now: the sample's days are long past, nothing to report.
+    let out = bin_output(&["run", "--as-of", "2026-11-27"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .contains("no anomalies in")
+    );
+}
+
+/// Runs with outputs and asserts exit code 1, a message containing `needle`, and no output.
+fn assert_bad_input(args: &[&str], needle: &str) {
+    let dir = scratch();
+    let json = dir.path().join("a.jsonl");
+    let manifest = dir.path().join("m.json");
+    let delta = dir.path().join("anomalies");
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend([
+        "--json",
+        json.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--output-delta",
+        delta.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let out = bin_output(&all);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(needle),
+        "{args:?}: expected {needle:?} in {stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        !json.exists() && !manifest.exists() && !delta.exists(),
+        "{args:?} wrote output"
+    );
+    assert!(
+        out.stdout.is_empty(),
+        "{args:?} printed {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+#[test]
+fn bad_tables_are_refused_with_a_clear_message() {
+    let dir = scratch();
+    let missing = dir.path().join("nope");
+    assert_bad_input(
+        &["run", "--table", missing.to_str().unwrap()],
+        "no such path",
+    );
+
+    let folder = dir.path().join("folder");
+    fs::create_dir_all(&folder).unwrap();
+    fs::write(folder.join("x.parquet"), b"not parquet").unwrap();
+    assert_bad_input(
+        &["run", "--table", folder.to_str().unwrap()],
+        "not a Delta table",
+    );
+
+    let no_column = dir.path().join("no_column");
+    support::write_table_without(&no_column, "CommandLine");
+    assert_bad_input(
+        &["run", "--table", no_column.to_str().unwrap()],
+        "`CommandLine` is missing",
+    );
+
+    let mistyped = dir.path().join("mistyped");
+    support::write_table_with_string_time(&mistyped);
+    assert_bad_input(
+        &["run", "--table", mistyped.to_str().unwrap()],
+        "`TimeGenerated` is Utf8 but must be a timestamp",
+    );
+
+    let empty = dir.path().join("empty");
+    support::write_empty_table(&empty);
+    assert_bad_input(
+        &["run", "--table", empty.to_str().unwrap()],
+        "the table is empty",
+    );
+
+    let dv = dir.path().join("dv");
+    support::write_table_with_deletion_vector(&dv);
+    assert_bad_input(&["run", "--table", dv.to_str().unwrap()], "deletion vector");
+}
+
+#[test]
+fn a_truncated_data_file_is_named() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 2, 4, 1, 0.0);
+    let file = support::data_files(&table).into_iter().next().unwrap();
+    let len = fs::metadata(&file).unwrap().len();
+    fs::OpenOptions::new()
+        .write(true)
+        .open(&file)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+    let name = file.file_name().unwrap().to_str().unwrap().to_string();
+    assert_bad_input(
+        &["run", "--table", table.to_str().unwrap(), "--as-of", AS_OF],
+        &name,
+    );
+}
+
+#[test]
+fn bad_settings_are_refused_with_a_clear_message() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 2, 4, 1, 0.0);
+    let t = table.to_str().unwrap();
+    assert_bad_input(
+        &["run", "--table", t, "--interval", "week"],
+        "--interval \"week\"",
+    );
+    assert_bad_input(
+        &["run", "--table", t, "--max-samples", "0"],
+        "--max-samples must be at least 1",
+    );
+    assert_bad_input(
+        &["run", "--table", t, "--as-of", "2020-01-01"],
+        "is --as-of before all data?",
+    );
+    assert_bad_input(
+        &["run", "--table", t, "--window", "soon"],
+        "--window \"soon\"",
+    );
+    assert_bad_input(
+        &["run", "--table", t, "--contamination", "0.9"],
+        "--contamination 0.9",
+    );
+}
+
+#[test]
+fn hourly_intervals_split_days() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 10_000, 2, 5, 2, 0.0);
+    let scores_path = dir.path().join("s.parquet");
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--interval",
+        "hour",
+        "--quiet",
+        "--scores-out",
+        scores_path.to_str().unwrap(),
+    ]);
+    let scored = scores(&scores_path);
+    assert!(scored.keys().all(|k| k.0 % 3_600_000_000 == 0));
+    assert!(scored.keys().any(|k| k.0 % 86_400_000_000 != 0));
+    let total: i64 = scored.values().map(|v| v.0).sum();
+    assert_eq!(total, 10_000);
+}
+
+#[test]
+fn null_and_empty_keys_are_categories_of_their_own() {
+    let dir = scratch();
+    let table = dir.path().join("gaps");
+    support::write_table_with_gaps(&table);
+    let scores_path = dir.path().join("s.parquet");
+    let manifest = dir.path().join("m.json");
+    run_ok(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--scores-out",
+        scores_path.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ]);
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    let gaps = &m["null_or_empty_keys"];
+    assert!(gaps["Computer"]["null"].as_u64().unwrap() > 0, "{gaps}");
+    assert!(gaps["Computer"]["empty"].as_u64().unwrap() > 0, "{gaps}");
+    assert!(gaps["Account"]["null"].as_u64().unwrap() > 0, "{gaps}");
+    assert!(gaps["Process"]["empty"].as_u64().unwrap() > 0, "{gaps}");
+    // Every group is scored once; null, empty and each value get distinct indices.
+    let mut computer_index: HashMap<Option<String>, f64> = HashMap::new();
+    let mut total = 0;
+    for b in read_parquet(&scores_path) {
+        let c = b
+            .column_by_name("Computer")
+            .unwrap()
+            .as_string::<i32>()
+            .clone();
+        let f = b
+            .column_by_name("computer_index")
+            .unwrap()
+            .as_primitive::<Float64Type>()
+            .clone();
+        let n = b
+            .column_by_name("count")
+            .unwrap()
+            .as_primitive::<Int64Type>()
+            .clone();
+        for i in 0..b.num_rows() {
+            use arrow::array::Array;
+            let key = c.is_valid(i).then(|| c.value(i).to_string());
+            let idx = f.value(i);
+            assert!(idx.is_finite());
+            if let Some(prev) = computer_index.insert(key.clone(), idx) {
+                assert_eq!(prev, idx, "{key:?} has one index");
+            }
+            total += n.value(i);
+        }
+    }
+    assert_eq!(total, 40, "every event is in a group");
+    assert_eq!(
+        computer_index.len(),
+        4,
+        "a, b, null and empty: {computer_index:?}"
+    );
+    let mut indices: Vec<f64> = computer_index.values().copied().collect();
+    indices.sort_by(f64::total_cmp);
+    assert_eq!(indices, vec![0.0, 1.0, 2.0, 3.0]);
+}
+
+#[test]
+fn the_heartbeat_probe_tells_a_live_run_from_a_stuck_one() {
+    let dir = scratch();
+    let heartbeat = dir.path().join("heartbeat");
+    let h = heartbeat.to_str().unwrap();
+    run_ok(&["run", "--quiet", "--heartbeat-file", h]);
+    assert!(
+        bin_output(&["probe", "--heartbeat-file", h])
+            .status
+            .success()
+    );
+    let touched = std::process::Command::new("touch")
+        .args(["-d", "20 minutes ago", h])
+        .status()
+        .unwrap();
+    assert!(touched.success());
+    let stale = bin_output(&["probe", "--heartbeat-file", h, "--max-age", "10m"]);
+    assert_eq!(stale.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&stale.stderr).contains("no heartbeat"));
+    let missing = bin_output(&[
+        "probe",
+        "--heartbeat-file",
+        dir.path().join("none").to_str().unwrap(),
+    ]);
+    assert!(!missing.status.success());
+}
+
+#[test]
+fn rarity_features_are_deterministic_and_explained() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 30_000, 4, 12, 6, 0.1);
+    let mut outputs = Vec::new();
+    for partitions in ["1", "8"] {
+        let json = dir.path().join(format!("r{partitions}.jsonl"));
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--features",
+            "rarity",
+            "--partitions",
+            partitions,
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        outputs.push(fs::read_to_string(&json).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    let first: serde_json::Value =
+        serde_json::from_str(outputs[0].lines().next().unwrap()).unwrap();
+    let features = first["features"].as_object().unwrap();
+    assert_eq!(features.len(), 10, "{first}");
+    for f in [
+        "pair_log_groups",
+        "log_p_process_given_account",
+        "log_p_process_given_computer",
+        "log_process_host_share",
+    ] {
+        assert!(features[f].as_f64().unwrap().is_finite(), "{f}");
+    }
+    // P(process | account) and the host share are probabilities: their logs are ≤ 0.
+    assert!(features["log_p_process_given_account"].as_f64().unwrap() <= 0.0);
+    assert!(features["log_process_host_share"].as_f64().unwrap() <= 0.0);
+    let explanation = first["explanation"].as_object().unwrap();
+    let total: f64 = explanation.values().map(|v| v.as_f64().unwrap()).sum();
+    assert!(
+        (total - 1.0).abs() < 1e-9,
+        "shares sum to 1: {explanation:?}"
+    );
+}
+
+#[test]
+fn evaluate_reports_metrics_per_feature_set() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 30_000, 4, 15, 8, 0.3);
+    let json = dir.path().join("eval.json");
+    let out = bin_output(&[
+        "evaluate",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table_text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table_text.contains("seed") && table_text.contains("rarity"),
+        "{table_text}"
+    );
+    let results: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    let results = results.as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        assert!(r["labelled"].as_u64().unwrap() > 0, "{r}");
+        for k in [
+            "flagged_fraction",
+            "precision",
+            "recall",
+            "roc_auc",
+            "pr_auc",
+        ] {
+            let v = r[k].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+        }
+        assert_eq!(
+            r["groups"], results[0]["groups"],
+            "the same groups are judged"
+        );
+    }
+}
+
+#[test]
+fn an_interrupt_ends_a_standalone_run_promptly_and_writes_nothing() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 200_000, 10, 20, 3, 0.0);
+    let heartbeat = dir.path().join("heartbeat");
+    let json = dir.path().join("anomalies.jsonl");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_procforest"))
+        .args([
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+        ])
+        .arg("--heartbeat-file")
+        .arg(&heartbeat)
+        .arg("--json")
+        .arg(&json)
+        .env("PROCFOREST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The heartbeat's first beat means the run (and Ballista standalone) is under way.
+    let started = std::time::Instant::now();
+    while !heartbeat.exists() {
+        assert!(started.elapsed().as_secs() < 30, "the run never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kill = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let interrupted = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            interrupted.elapsed().as_secs() < 15,
+            "the run did not end within 15 s of SIGINT"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
+    assert!(!json.exists(), "an interrupted run wrote its output");
+}
+
+/// A reported group as `--json` writes it: interval text and the four keys (`None` = null).
+type ReportedGroup = (String, [Option<String>; 4]);
+/// Reported groups and their command lines.
+type GroupLines = HashMap<ReportedGroup, Vec<String>>;
+
+/// The anomalies of a `--json` output by group, with their command lines.
+fn anomaly_lines(json: &Path) -> GroupLines {
+    fs::read_to_string(json)
+        .unwrap()
+        .lines()
+        .map(|line| {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let key = ["computer", "account", "account_type", "process"]
+                .map(|k| r[k].as_str().map(String::from));
+            let lines = r["command_lines"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap().to_string())
+                .collect();
+            ((r["interval"].as_str().unwrap().to_string(), key), lines)
+        })
+        .collect()
+}
+
+/// Runs the job on `table` with `extra` settings; returns the anomalies' command lines
+/// and the manifest's `command_lines`.
+fn run_for_lines(dir: &Path, table: &Path, name: &str, extra: &[&str]) -> (GroupLines, String) {
+    let json = dir.join(format!("{name}.jsonl"));
+    let manifest = dir.join(format!("{name}.json"));
+    let mut args = vec![
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run_ok(&args);
+    let m: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&manifest).unwrap()).unwrap();
+    (
+        anomaly_lines(&json),
+        m["command_lines"].as_str().unwrap().to_string(),
+    )
+}
+
+/// With a set contamination only the anomalies' command lines are gathered, after scoring
+/// (manifest `command_lines: anomalies`): each anomaly's are its group's distinct command
+/// lines, sorted, read straight from the table — on day files and on one file spanning
+/// days — and, with null and empty keys, the same as the report groups' pass gives.
+#[test]
+fn the_anomalies_command_lines_are_gathered_after_scoring() {
+    let dir = scratch();
+    let by_day = dir.path().join("by_day");
+    generate(&by_day, 20_000, 3, 10, 5, 0.05);
+    let one_file = dir.path().join("one_file");
+    support::copy_into_one_file(&by_day, &one_file);
+    let mut expected = GroupLines::new();
+    for e in read_table_events(&by_day) {
+        let day = e.time_us.div_euclid(86_400_000_000) * 86_400_000_000;
+        let day = chrono::DateTime::from_timestamp_micros(day)
+            .unwrap()
+            .format("%Y-%m-%dT%H:%M:%SZ")
+            .to_string();
+        let key = [e.computer, e.account, e.account_type, e.process].map(Some);
+        expected.entry((day, key)).or_default().push(e.command_line);
+    }
+    for lines in expected.values_mut() {
+        lines.sort();
+        lines.dedup();
+    }
+    for (name, table) in [("d", &by_day), ("o", &one_file)] {
+        let (anomalies, how) = run_for_lines(dir.path(), table, name, &["--contamination", "0.05"]);
+        assert_eq!(how, "anomalies");
+        assert!(!anomalies.is_empty(), "{name}: anomalies are reported");
+        for (group, lines) in &anomalies {
+            assert_eq!(Some(lines), expected.get(group), "{name}: {group:?}");
+        }
+    }
+    let (_, how) = run_for_lines(dir.path(), &by_day, "auto", &[]);
+    assert_eq!(how, "report_groups");
+
+    // Null and empty keys: the null-safe join finds their groups.
+    let gaps = dir.path().join("gaps");
+    support::write_table_with_gaps(&gaps);
+    let (all, _) = run_for_lines(dir.path(), &gaps, "gaps-auto", &[]);
+    let (flagged, how) = run_for_lines(dir.path(), &gaps, "gaps-c", &["--contamination", "0.5"]);
+    assert_eq!(how, "anomalies");
+    let common: Vec<_> = flagged.keys().filter(|g| all.contains_key(*g)).collect();
+    assert!(
+        common
+            .iter()
+            .any(|(_, key)| key.iter().any(Option::is_none)),
+        "a flagged group with a null key: {common:?}"
+    );
+    for group in common {
+        assert_eq!(flagged[group], all[group], "{group:?}");
+    }
+}

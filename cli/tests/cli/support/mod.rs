@@ -1,0 +1,337 @@
+//! Helpers for the job's tests: the binary, generated tables, readers and bad tables.
+
+#![allow(dead_code)]
+
+use std::{
+    collections::HashMap,
+    fs::File,
+    path::{Path, PathBuf},
+    process::{Command, Output},
+    sync::Arc,
+};
+
+use arrow::{
+    array::{ArrayRef, AsArray, Int32Array, RecordBatch, StringArray, TimestampMicrosecondArray},
+    datatypes::{DataType, Field, Schema, TimestampMicrosecondType},
+};
+use deltalake::{
+    DeltaTableBuilder, TableProperty,
+    kernel::{
+        Action, Add, DeletionVectorDescriptor, StorageType, StructType,
+        engine::arrow_conversion::TryIntoKernel,
+    },
+};
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+/// A fresh temporary folder.
+pub fn scratch() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+/// Runs the `procforest` binary.
+pub fn bin_output(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_procforest"))
+        .args(args)
+        .env("PROCFOREST_LOG", "warn")
+        .env("RUST_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
+/// Generates a table ending 2026-11-27.
+pub fn generate(path: &Path, events: u64, days: u32, hosts: usize, seed: u64, attack_rate: f64) {
+    let out = bin_output(&[
+        "generate",
+        "--out",
+        path.to_str().unwrap(),
+        "--events",
+        &events.to_string(),
+        "--days",
+        &days.to_string(),
+        "--hosts",
+        &hosts.to_string(),
+        "--seed",
+        &seed.to_string(),
+        "--end-date",
+        "2026-11-27",
+        "--attack-rate",
+        &attack_rate.to_string(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Every batch of a Parquet file.
+pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
+    ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(|b| b.unwrap())
+        .collect()
+}
+
+/// The data files of a table folder (not the log or side files).
+pub fn data_files(table: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for partition in std::fs::read_dir(table).unwrap() {
+        let partition = partition.unwrap().path();
+        let name = partition.file_name().unwrap().to_string_lossy().to_string();
+        if !partition.is_dir() || name.starts_with('_') {
+            continue;
+        }
+        for f in std::fs::read_dir(&partition).unwrap() {
+            files.push(f.unwrap().path());
+        }
+    }
+    files.sort();
+    files
+}
+
+/// One event's grouping fields.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ev {
+    pub time_us: i64,
+    pub computer: String,
+    pub account: String,
+    pub account_type: String,
+    pub process: String,
+    pub command_line: String,
+}
+
+/// Every event of a generated table, read straight from its Parquet files.
+pub fn read_table_events(table: &Path) -> Vec<Ev> {
+    let mut out = Vec::new();
+    for file in data_files(table) {
+        for b in read_parquet(&file) {
+            let t = b
+                .column_by_name("TimeGenerated")
+                .unwrap()
+                .as_primitive::<TimestampMicrosecondType>();
+            let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+            let (c, a, at, p, cl) = (
+                s("Computer"),
+                s("Account"),
+                s("AccountType"),
+                s("Process"),
+                s("CommandLine"),
+            );
+            for i in 0..b.num_rows() {
+                out.push(Ev {
+                    time_us: t.value(i),
+                    computer: c.value(i).into(),
+                    account: a.value(i).into(),
+                    account_type: at.value(i).into(),
+                    process: p.value(i).into(),
+                    command_line: cl.value(i).into(),
+                });
+            }
+        }
+    }
+    out
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Runtime::new().unwrap()
+}
+
+/// Rows in the active files of a Delta table.
+pub fn count_delta_rows(path: &Path) -> usize {
+    runtime().block_on(async {
+        let table = deltalake::open_table(url::Url::from_directory_path(path).unwrap())
+            .await
+            .unwrap();
+        let files: Vec<String> = table.get_file_uris().unwrap().collect();
+        files
+            .iter()
+            .map(|f| {
+                let p = f.strip_prefix("file://").unwrap_or(f);
+                read_parquet(Path::new(p))
+                    .iter()
+                    .map(|b| b.num_rows())
+                    .sum::<usize>()
+            })
+            .sum()
+    })
+}
+
+/// Writes one batch as a new Delta table.
+/// Copies the events of the table at `from` into a new, unpartitioned table at `to`, all
+/// in one data file (whose statistics then span every day).
+pub fn copy_into_one_file(from: &Path, to: &Path) {
+    let batches: Vec<RecordBatch> = data_files(from)
+        .iter()
+        .flat_map(|f| read_parquet(f))
+        .collect();
+    let batch = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    write_table(to, batch);
+    let files = std::fs::read_dir(to)
+        .unwrap()
+        .filter(|f| f.as_ref().unwrap().path().extension() == Some("parquet".as_ref()))
+        .count();
+    assert_eq!(files, 1, "one data file");
+}
+
+fn write_table(path: &Path, batch: RecordBatch) {
+    runtime().block_on(async {
+        let url = deltalake::ensure_table_uri(path.to_str().unwrap()).unwrap();
+        let table = DeltaTableBuilder::from_url(url).unwrap().build().unwrap();
+        table.write(vec![batch]).await.unwrap();
+    });
+}
+
+fn event_columns(skip: &str, time_as_string: bool) -> RecordBatch {
+    let mut fields = Vec::new();
+    let mut columns: Vec<ArrayRef> = Vec::new();
+    if time_as_string {
+        fields.push(Field::new("TimeGenerated", DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from(vec!["2026-11-27T10:00:00Z"; 3])));
+    } else {
+        fields.push(Field::new(
+            "TimeGenerated",
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+            true,
+        ));
+        columns.push(Arc::new(
+            TimestampMicrosecondArray::from(vec![1_795_780_800_000_000i64; 3]).with_timezone("UTC"),
+        ));
+    }
+    fields.push(Field::new("EventID", DataType::Int32, true));
+    columns.push(Arc::new(Int32Array::from(vec![4688; 3])));
+    for name in [
+        "Computer",
+        "Account",
+        "AccountType",
+        "Process",
+        "CommandLine",
+    ] {
+        if name == skip {
+            continue;
+        }
+        fields.push(Field::new(name, DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from(vec!["x", "y", "z"])));
+    }
+    RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
+}
+
+/// A table lacking one required column.
+pub fn write_table_without(path: &Path, column: &str) {
+    write_table(path, event_columns(column, false));
+}
+
+/// A table whose `TimeGenerated` is a string.
+pub fn write_table_with_string_time(path: &Path) {
+    write_table(path, event_columns("", true));
+}
+
+fn kernel_schema() -> StructType {
+    procforest_core::schema::event_schema()
+        .as_ref()
+        .try_into_kernel()
+        .unwrap()
+}
+
+/// A table with the event schema and no data file.
+pub fn write_empty_table(path: &Path) {
+    runtime().block_on(async {
+        let url = deltalake::ensure_table_uri(path.to_str().unwrap()).unwrap();
+        DeltaTableBuilder::from_url(url)
+            .unwrap()
+            .build()
+            .unwrap()
+            .create()
+            .with_columns(kernel_schema().fields().cloned())
+            .with_partition_columns(["EventDate"])
+            .await
+            .unwrap();
+    });
+}
+
+/// A table whose only file carries a deletion vector.
+pub fn write_table_with_deletion_vector(path: &Path) {
+    runtime().block_on(async {
+        let url = deltalake::ensure_table_uri(path.to_str().unwrap()).unwrap();
+        let add = Add {
+            path: "EventDate=2026-11-27/part-0.parquet".into(),
+            partition_values: HashMap::from([("EventDate".into(), Some("2026-11-27".into()))]),
+            size: 1234,
+            modification_time: 0,
+            data_change: true,
+            stats: Some(r#"{"numRecords":10}"#.into()),
+            deletion_vector: Some(DeletionVectorDescriptor {
+                storage_type: StorageType::Inline,
+                path_or_inline_dv: "AAAA".into(),
+                offset: None,
+                size_in_bytes: 0,
+                cardinality: 3,
+            }),
+            ..Default::default()
+        };
+        DeltaTableBuilder::from_url(url)
+            .unwrap()
+            .build()
+            .unwrap()
+            .create()
+            .with_columns(kernel_schema().fields().cloned())
+            .with_partition_columns(["EventDate"])
+            .with_configuration_property(TableProperty::EnableDeletionVectors, Some("true"))
+            .with_actions([Action::Add(add)])
+            .await
+            .unwrap();
+    });
+}
+
+/// A small unpartitioned table whose keys include nulls and empty strings: 40 events on
+/// 2026-11-27, hosts `a`/`b`/null/"" and accounts with a null.
+pub fn write_table_with_gaps(path: &Path) {
+    let n = 40usize;
+    let day = 1_795_737_600_000_000i64; // 2026-11-27T00:00:00Z
+    let pick = |i: usize, options: &[Option<&'static str>]| options[i % options.len()];
+    let computers: Vec<Option<&str>> = (0..n)
+        .map(|i| pick(i, &[Some("a"), Some("b"), None, Some("")]))
+        .collect();
+    let accounts: Vec<Option<&str>> = (0..n)
+        .map(|i| pick(i / 4, &[Some("D\\u1"), None, Some("D\\u2")]))
+        .collect();
+    let types: Vec<Option<&str>> = (0..n).map(|_| Some("User")).collect();
+    let processes: Vec<Option<&str>> = (0..n)
+        .map(|i| pick(i / 3, &[Some("cmd.exe"), Some(""), Some("x.exe")]))
+        .collect();
+    // Every fifth event without a command line, the others each its own.
+    let commands: Vec<Option<String>> = (0..n)
+        .map(|i| (i % 5 != 4).then(|| format!("cmd /c dir {i}")))
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new(
+            "TimeGenerated",
+            DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+            false,
+        ),
+        Field::new("Computer", DataType::Utf8, true),
+        Field::new("Account", DataType::Utf8, true),
+        Field::new("AccountType", DataType::Utf8, true),
+        Field::new("Process", DataType::Utf8, true),
+        Field::new("CommandLine", DataType::Utf8, true),
+    ]));
+    let batch = RecordBatch::try_new(
+        schema,
+        vec![
+            Arc::new(
+                TimestampMicrosecondArray::from_iter_values(
+                    (0..n).map(|i| day + i as i64 * 60_000_000),
+                )
+                .with_timezone("UTC"),
+            ),
+            Arc::new(StringArray::from(computers)),
+            Arc::new(StringArray::from(accounts)),
+            Arc::new(StringArray::from(types)),
+            Arc::new(StringArray::from(processes)),
+            Arc::new(StringArray::from(commands)),
+        ],
+    )
+    .unwrap();
+    write_table(path, batch);
+}

@@ -1,0 +1,327 @@
+//! `procforest evaluate`: detection quality against ground-truth labels, per feature set.
+//!
+//! Runs the job once per feature set on a labelled table (a generated table's labels, or
+//! the bundled sample's heuristic ones), keeps every scored group of the report window and
+//! compares with the labelled groups: the share flagged, precision and recall of the report,
+//! precision at k, and the ROC-AUC and PR-AUC of the score.
+
+use std::collections::{BTreeMap, HashSet};
+
+use arrow::{
+    array::{Array, AsArray},
+    datatypes::{Float64Type, Int8Type, TimestampMicrosecondType},
+};
+use chrono::DateTime;
+
+use procforest_pipeline::{
+    RunConfig,
+    config::FeatureSet,
+    error::{Context, PipelineError, Result},
+    run,
+};
+
+use crate::{
+    delta_writer::get_parquet,
+    labels::{GroupKey, LABELS_PATH, Label, read_labels},
+};
+
+/// One scored group of the report window.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judged {
+    /// scikit-learn's score (lower = more anomalous).
+    pub score: f64,
+    /// Predicted −1.
+    pub flagged: bool,
+    /// In the ground truth.
+    pub labelled: bool,
+}
+
+/// Detection quality of one run.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct Metrics {
+    /// Feature set.
+    pub features: FeatureSet,
+    /// Groups in the report window.
+    pub groups: usize,
+    /// Of which labelled.
+    pub labelled: usize,
+    /// Of which flagged (predicted −1).
+    pub flagged: usize,
+    /// `flagged / groups`.
+    pub flagged_fraction: f64,
+    /// Labelled among flagged.
+    pub precision: f64,
+    /// Flagged among labelled.
+    pub recall: f64,
+    /// Labelled among the k lowest scores, for k = 10, 50, 100.
+    pub precision_at: BTreeMap<usize, f64>,
+    /// Area under the ROC curve of the anomaly score (ties count half).
+    pub roc_auc: f64,
+    /// Average precision (area under the precision–recall curve, scikit-learn's definition).
+    pub pr_auc: f64,
+}
+
+fn ratio(a: usize, b: usize) -> f64 {
+    if b == 0 { 0.0 } else { a as f64 / b as f64 }
+}
+
+/// The metrics of judged groups. Scores order them (lowest first); ties share ranks.
+pub fn metrics(features: FeatureSet, judged: &[Judged]) -> Metrics {
+    let groups = judged.len();
+    let labelled = judged.iter().filter(|j| j.labelled).count();
+    let flagged = judged.iter().filter(|j| j.flagged).count();
+    let hits = judged.iter().filter(|j| j.flagged && j.labelled).count();
+    let mut order: Vec<&Judged> = judged.iter().collect();
+    order.sort_by(|a, b| a.score.total_cmp(&b.score));
+    let precision_at = [10, 50, 100]
+        .into_iter()
+        .map(|k| {
+            let top = &order[..k.min(order.len())];
+            (
+                k,
+                ratio(top.iter().filter(|j| j.labelled).count(), top.len()),
+            )
+        })
+        .collect();
+    Metrics {
+        features,
+        groups,
+        labelled,
+        flagged,
+        flagged_fraction: ratio(flagged, groups),
+        precision: ratio(hits, flagged),
+        recall: ratio(hits, labelled),
+        precision_at,
+        roc_auc: roc_auc(&order, labelled),
+        pr_auc: average_precision(&order, labelled),
+    }
+}
+
+/// Groups of equal score, most anomalous first: (labelled in group, size).
+fn tie_groups(order: &[&Judged]) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let mut i = 0;
+    while i < order.len() {
+        let mut j = i;
+        while j < order.len() && order[j].score == order[i].score {
+            j += 1;
+        }
+        out.push((order[i..j].iter().filter(|x| x.labelled).count(), j - i));
+        i = j;
+    }
+    out
+}
+
+/// ROC-AUC with the most anomalous (lowest score) ranked first; ties count half.
+fn roc_auc(order: &[&Judged], positives: usize) -> f64 {
+    let negatives = order.len() - positives;
+    if positives == 0 || negatives == 0 {
+        return 0.0;
+    }
+    // Pairs (positive, negative) where the positive is more anomalous.
+    let mut negatives_after = negatives as f64;
+    let mut wins = 0.0;
+    for (pos, size) in tie_groups(order) {
+        let neg = (size - pos) as f64;
+        negatives_after -= neg;
+        wins += pos as f64 * (negatives_after + neg / 2.0);
+    }
+    wins / (positives as f64 * negatives as f64)
+}
+
+/// Average precision: Σ (recall_n − recall_{n−1}) · precision_n over score thresholds.
+fn average_precision(order: &[&Judged], positives: usize) -> f64 {
+    if positives == 0 {
+        return 0.0;
+    }
+    let (mut seen, mut hits, mut ap) = (0usize, 0usize, 0.0);
+    for (pos, size) in tie_groups(order) {
+        seen += size;
+        hits += pos;
+        ap += (pos as f64 / positives as f64) * (hits as f64 / seen as f64);
+    }
+    ap
+}
+
+/// Runs each feature set and measures it against the table's labels
+/// ([`LABELS_PATH`] inside the table's folder).
+pub async fn evaluate(base: &RunConfig, sets: &[FeatureSet]) -> Result<Vec<Metrics>> {
+    let labels = table_labels(base).await?;
+    let positives: HashSet<GroupKey> = labels.into_iter().map(|l| l.key).collect();
+    let dir = tempfile::tempdir().runtime("creating a folder for scores")?;
+    let mut out = Vec::new();
+    for &features in sets {
+        let mut config = base.clone();
+        config.features = features;
+        let scores = dir.path().join(format!("{}.parquet", features.name()));
+        config.scores_out = Some(scores.clone());
+        let report = run(&config).await?;
+        let (start, end) = (report.first_interval_us, report.as_of.timestamp_micros());
+        let judged = read_judged(&scores, &positives, start, end)?;
+        out.push(metrics(features, &judged));
+    }
+    Ok(out)
+}
+
+/// The labels the table keeps beside its log ([`LABELS_PATH`]), read through the
+/// table's own object store.
+async fn table_labels(config: &RunConfig) -> Result<Vec<Label>> {
+    let table = procforest_pipeline::source::open(
+        &config.table,
+        &config.snapshot,
+        config.storage_options.clone(),
+    )
+    .await?;
+    let Some(batches) = get_parquet(&table.table, LABELS_PATH).await? else {
+        return Err(PipelineError::bad_input(format!(
+            "the table has no labels ({LABELS_PATH}) to evaluate against"
+        )));
+    };
+    read_labels(&batches).map_err(|e| PipelineError::bad_input(format!("{LABELS_PATH}: {e}")))
+}
+
+fn read_judged(
+    path: &std::path::Path,
+    positives: &HashSet<GroupKey>,
+    start_us: i64,
+    end_us: i64,
+) -> Result<Vec<Judged>> {
+    let file = std::fs::File::open(path).runtime("reading scores")?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .runtime("reading scores")?
+        .build()
+        .runtime("reading scores")?;
+    let mut out = Vec::new();
+    for batch in reader {
+        let b = batch.runtime("reading scores")?;
+        let t = b
+            .column_by_name("interval")
+            .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
+        let score = b
+            .column_by_name("score")
+            .and_then(|c| c.as_primitive_opt::<Float64Type>());
+        let pred = b
+            .column_by_name("prediction")
+            .and_then(|c| c.as_primitive_opt::<Int8Type>());
+        let (Some(t), Some(score), Some(pred)) = (t, score, pred) else {
+            return Err(PipelineError::runtime(
+                "scores lack interval, score or prediction",
+            ));
+        };
+        let s = |n: &str| b.column_by_name(n).and_then(|c| c.as_string_opt::<i32>());
+        let (Some(c), Some(a), Some(at), Some(p)) =
+            (s("Computer"), s("Account"), s("AccountType"), s("Process"))
+        else {
+            return Err(PipelineError::runtime("scores lack their keys"));
+        };
+        let text = |arr: &arrow::array::StringArray, i: usize| {
+            if arr.is_valid(i) {
+                arr.value(i).to_string()
+            } else {
+                String::new()
+            }
+        };
+        for i in 0..b.num_rows() {
+            let interval = t.value(i);
+            if interval < start_us || interval > end_us {
+                continue;
+            }
+            let key = GroupKey {
+                day: DateTime::from_timestamp_micros(interval)
+                    .map(|d| d.date_naive())
+                    .unwrap_or_default(),
+                computer: text(c, i),
+                account: text(a, i),
+                account_type: text(at, i),
+                process: text(p, i),
+            };
+            out.push(Judged {
+                score: score.value(i),
+                flagged: pred.value(i) == -1,
+                labelled: positives.contains(&key),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// The metrics as a readable table.
+pub fn table(results: &[Metrics]) -> String {
+    let mut s = format!(
+        "{:<11} {:>7} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7}\n",
+        "features",
+        "groups",
+        "labelled",
+        "flagged",
+        "flagged%",
+        "precision",
+        "recall",
+        "p@10",
+        "p@50",
+        "p@100",
+        "roc_auc",
+        "pr_auc"
+    );
+    for m in results {
+        s.push_str(&format!(
+            "{:<11} {:>7} {:>8} {:>8} {:>7.1}% {:>9.3} {:>7.3} {:>6.2} {:>6.2} {:>6.2} {:>7.3} {:>7.3}\n",
+            m.features.name(),
+            m.groups,
+            m.labelled,
+            m.flagged,
+            100.0 * m.flagged_fraction,
+            m.precision,
+            m.recall,
+            m.precision_at[&10],
+            m.precision_at[&50],
+            m.precision_at[&100],
+            m.roc_auc,
+            m.pr_auc
+        ));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn j(score: f64, flagged: bool, labelled: bool) -> Judged {
+        Judged {
+            score,
+            flagged,
+            labelled,
+        }
+    }
+
+    #[test]
+    fn metrics_by_hand() {
+        // Lowest scores first: L, -, L, -, - (two labelled of five), three flagged.
+        let judged = vec![
+            j(-0.70, true, true),
+            j(-0.65, true, false),
+            j(-0.60, true, true),
+            j(-0.45, false, false),
+            j(-0.40, false, false),
+        ];
+        let m = metrics(FeatureSet::Seed, &judged);
+        assert_eq!((m.groups, m.labelled, m.flagged), (5, 2, 3));
+        assert!((m.flagged_fraction - 0.6).abs() < 1e-12);
+        assert!((m.precision - 2.0 / 3.0).abs() < 1e-12);
+        assert_eq!(m.recall, 1.0);
+        assert!((m.precision_at[&10] - 0.4).abs() < 1e-12);
+        // Positives rank 1 and 3 of 5: 5 of 6 (positive, negative) pairs are in order.
+        assert!((m.roc_auc - 5.0 / 6.0).abs() < 1e-12);
+        // AP = 1/2 · 1/1 + 1/2 · 2/3.
+        assert!((m.pr_auc - (0.5 + 1.0 / 3.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn ties_count_half() {
+        let judged = vec![j(-0.5, true, true), j(-0.5, true, false)];
+        let m = metrics(FeatureSet::Rarity, &judged);
+        assert_eq!(m.roc_auc, 0.5);
+        assert_eq!(m.pr_auc, 0.5);
+        assert_eq!(m.precision_at[&10], 0.5);
+    }
+}

@@ -1,0 +1,100 @@
+//! A run's configuration: what to read, how to summarise and model it, and the one output
+//! the stages write themselves (every score). Checked by [`RunConfig::validate`] before
+//! anything is read; a front end (the CLI) fills it from its flags.
+
+use std::{collections::HashMap, path::PathBuf};
+
+use chrono::{DateTime, Utc};
+
+pub use crate::{
+    error::ConfigError,
+    setting::{MAX_SAMPLES, MAX_TREE_ROWS, MAX_TREES, Setting},
+    source::SnapshotChoice,
+    stages::{features::FeatureSet, summaries::Interval, training::ModelSettings},
+};
+
+/// Everything a run needs.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct RunConfig {
+    /// Table location (path or URL).
+    pub table: String,
+    /// How the manifest names the table (the location, unless the front end says better).
+    #[serde(skip)]
+    pub table_label: Option<String>,
+    /// Which snapshot.
+    #[serde(skip)]
+    pub snapshot: SnapshotChoice,
+    /// Storage options for the table (never logged: values may be secrets).
+    #[serde(skip)]
+    pub storage_options: HashMap<String, String>,
+    /// The as-of time: events after it are ignored; the report window ends here.
+    pub as_of: AsOf,
+    /// Report window length, microseconds.
+    pub window_us: i64,
+    /// Training history in days (`None` = all).
+    pub train_days: Option<u32>,
+    /// Summary interval.
+    pub interval: Interval,
+    /// The model's inputs.
+    pub features: FeatureSet,
+    /// Model settings.
+    pub model: ModelSettings,
+    /// Target partitions.
+    pub partitions: usize,
+    /// Scheduler URL (`None` = standalone).
+    pub scheduler: Option<String>,
+    /// Scratch location for intermediate results (`None` = a temporary folder).
+    pub scratch: Option<String>,
+    /// Where every scored row is written as Parquet (scoring then scores all rows).
+    pub scores_out: Option<PathBuf>,
+}
+
+/// The as-of time.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AsOf {
+    /// A given time.
+    At(DateTime<Utc>),
+    /// The end of the UTC day of the table's newest event (for a table whose events are
+    /// long past, such as the bundled sample).
+    EndOfNewestDay,
+}
+
+impl RunConfig {
+    /// Checks every setting's range; the error names the first one out of range.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let model = &self.model;
+        if model.trees == 0 {
+            return Err(ConfigError::AtLeastOne(Setting::Trees));
+        }
+        if model.max_samples == 0 {
+            return Err(ConfigError::AtLeastOne(Setting::MaxSamples));
+        }
+        // The model rides in every task of the scoring stage: keep it well under gRPC's
+        // 16 MiB messages (about 26 bytes per training row per tree, 13 MB at the limit).
+        if model.trees > MAX_TREES
+            || model.max_samples > MAX_SAMPLES
+            || model.trees * model.max_samples > MAX_TREE_ROWS
+        {
+            return Err(ConfigError::ModelTooLarge {
+                trees: model.trees,
+                max_samples: model.max_samples,
+            });
+        }
+        if let Some(c) = model.contamination
+            && !(c > 0.0 && c <= 0.5)
+        {
+            return Err(ConfigError::Contamination(c));
+        }
+        if self.window_us <= 0 {
+            return Err(ConfigError::NotPositive(Setting::Window));
+        }
+        if self.partitions == 0 {
+            return Err(ConfigError::AtLeastOne(Setting::Partitions));
+        }
+        if self.train_days == Some(0) {
+            return Err(ConfigError::AtLeastOne(Setting::TrainDays));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,822 @@
+//! A run: Delta events → daily summaries → isolation forest → the report.
+//!
+//! [`run`] calls the stages in data-flow order, each timed in the manifest: `snapshot`
+//! (open and resolve the table; Ballista starts meanwhile), `summaries` (scan and
+//! aggregate on Ballista, written to scratch and digested as written), `indexing`
+//! (category indices and totals, and the training sample's rows, from those digests on
+//! the driver), `sample` (their features), `fit` (on the driver) and `score` (on the
+//! executors), then explains the anomalies and attaches their command lines. Nothing the
+//! user sees is written before every stage succeeded; the sinks deliver the [`Report`].
+
+use std::{collections::BTreeMap, sync::Arc, time::Instant};
+
+use arrow::datatypes::SchemaRef;
+use chrono::{DateTime, Utc};
+use datafusion::{
+    datasource::file_format::options::ParquetReadOptions,
+    prelude::{DataFrame, SessionContext},
+};
+use futures::StreamExt;
+use iforest::IsolationForest;
+use procforest_cluster::Session;
+use procforest_core::{
+    key_counts::TimeWindow,
+    scan::ResolvedTable,
+    schema::{TableName, table},
+    udf::ScoreUdf,
+};
+
+use crate::{
+    config::{AsOf, RunConfig},
+    error::{Context, NoEventsWindow, PipelineError, Result},
+    manifest::{KeyGaps, Manifest, ModelInfo, ReportWindow},
+    report::{Report, ScoredRow, format_interval, sort_report},
+    scores_out::ScoresWriter,
+    scratch::{Scratch, ScratchTable, read_digests, register_parquet},
+    source::{self, EventTable, Pruning, TimeRange},
+    stages::{
+        categories::{self, Census, Indices},
+        features::{FeatureSet, seed_features},
+        scoring::{self, Selection},
+        summaries::{
+            SampleChoice, SummaryFiles, SummaryPlan, SummaryWindow, WrittenSummaries,
+            anomalies_command_lines, write_summaries,
+        },
+        training::{self, TrainingSample},
+    },
+};
+
+/// Seconds spent per phase.
+struct Phases {
+    times: BTreeMap<&'static str, f64>,
+    current: Option<(&'static str, Instant)>,
+}
+
+impl Phases {
+    fn new() -> Self {
+        Self {
+            times: BTreeMap::new(),
+            current: None,
+        }
+    }
+    fn start(&mut self, name: &'static str) {
+        self.stop();
+        tracing::info!(phase = name, "starting");
+        self.current = Some((name, Instant::now()));
+    }
+    fn stop(&mut self) {
+        if let Some((name, t)) = self.current.take() {
+            *self.times.entry(name).or_default() += t.elapsed().as_secs_f64();
+        }
+    }
+}
+
+fn new_run_id() -> String {
+    format!("{:032x}", rand::random::<u128>())
+}
+
+/// Runs the job; see the module documentation.
+pub async fn run(config: &RunConfig) -> Result<Report> {
+    config.validate()?;
+    let started_at = Utc::now();
+    let run_id = new_run_id();
+    let mut phases = Phases::new();
+
+    phases.start("snapshot");
+    let connecting = procforest_cluster::connect(
+        config.scheduler.as_deref(),
+        config.partitions,
+        Default::default(),
+    );
+    let connecting = async { connecting.await.map_err(PipelineError::from) };
+    let (snapshot, mut session) = futures::future::try_join(snapshot(config), connecting).await?;
+
+    phases.start("summaries");
+    let interval_us = config.interval.micros();
+    let plan = SummaryPlan::choose(
+        &snapshot.files,
+        interval_us,
+        config.model.contamination.is_some(),
+    );
+    plan.register(
+        &session.ctx,
+        &snapshot.files,
+        &snapshot.table.schema,
+        interval_us,
+        TimeWindow {
+            after_us: snapshot.train_start_us,
+            until_us: snapshot.as_of_us,
+        },
+    )?;
+    let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
+    let run = Run {
+        config,
+        run_id,
+        started_at,
+        phases,
+        plan,
+        snapshot,
+    };
+    // A standalone scheduler or executor that stops ends the run: its jobs would wait
+    // for it forever.
+    let outcome = tokio::select! {
+        outcome = run.compute(&session.ctx, &scratch) => outcome,
+        reason = session.standalone_stopped() => Err(PipelineError::from(
+            procforest_cluster::ClusterError::Stopped(reason),
+        )),
+    };
+    remove_work_folders(&mut session, scratch).await;
+    outcome
+}
+
+/// Removes the scratch folder and standalone's work folder side by side.
+async fn remove_work_folders(session: &mut Session, scratch: Scratch) {
+    let removing_work_dir = session.remove_work_dir();
+    scratch.cleanup(Some(&session.ctx)).await;
+    if let Some(removing) = removing_work_dir {
+        let _ = removing.await;
+    }
+}
+
+/// The table as this run reads it (see [`snapshot`]).
+struct Snapshot {
+    table: EventTable,
+    as_of: DateTime<Utc>,
+    as_of_us: i64,
+    train_start_us: Option<i64>,
+    report_start_us: i64,
+    /// Every file of the training window.
+    resolved: ResolvedTable,
+    pruning: Pruning,
+    /// The files the summaries read.
+    files: SummaryFiles,
+}
+
+/// Opens the table and resolves the files of the training window and of the report
+/// window.
+async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
+    let table = source::open(
+        &config.table,
+        &config.snapshot,
+        config.storage_options.clone(),
+    )
+    .await?;
+    let as_of = match config.as_of {
+        AsOf::At(t) => t,
+        AsOf::EndOfNewestDay => source::end_of_newest_day(&table)?,
+    };
+    let as_of_us = as_of.timestamp_micros();
+    let train_start_us = config
+        .train_days
+        .map(|d| as_of_us - d as i64 * 86_400_000_000);
+    let report_start_us = config.interval.truncate(as_of_us - config.window_us + 1);
+    let range = TimeRange {
+        start: train_start_us.and_then(DateTime::from_timestamp_micros),
+        end: as_of,
+    };
+    let (resolved, pruning) = source::resolve(&table, range)?;
+    if resolved.files.is_empty() {
+        return Err(no_events(config, as_of));
+    }
+    let files = summary_files(&table, &resolved, config, report_start_us, as_of)?;
+    Ok(Snapshot {
+        table,
+        as_of,
+        as_of_us,
+        train_start_us,
+        report_start_us,
+        resolved,
+        pruning,
+        files,
+    })
+}
+
+/// Interval-aligned files split into history and report; otherwise the report window's
+/// files are resolved again, for its command lines alone (time ranges are exclusive at
+/// the start).
+fn summary_files(
+    table: &EventTable,
+    resolved: &ResolvedTable,
+    config: &RunConfig,
+    report_start_us: i64,
+    as_of: DateTime<Utc>,
+) -> Result<SummaryFiles> {
+    let interval_us = config.interval.micros();
+    if let Some((history, report)) = resolved.split_at_interval(interval_us, report_start_us) {
+        return Ok(SummaryFiles {
+            sources: crate::stages::summaries::Sources::ByInterval,
+            counted: history,
+            report,
+        });
+    }
+    let report_range = TimeRange {
+        start: DateTime::from_timestamp_micros(report_start_us - 1),
+        end: as_of,
+    };
+    let (report, _) = source::resolve(table, report_range)?;
+    Ok(SummaryFiles {
+        sources: crate::stages::summaries::Sources::Whole,
+        counted: resolved.clone(),
+        report,
+    })
+}
+
+/// Most summary rows that later jobs read in one partition (see [`one_partition`]).
+const ONE_PARTITION_GROUPS: u64 = 250_000;
+
+/// The session, planning every later job in one partition: for small summaries, each job
+/// is then one stage (no exchange between partial and final aggregates, no merge of sorted
+/// partitions), and a stage costs more to schedule than such a table takes to read. The
+/// results do not depend on it.
+fn one_partition(ctx: &SessionContext) -> SessionContext {
+    let mut state = ctx.state();
+    state.config_mut().options_mut().execution.target_partitions = 1;
+    SessionContext::new_with_state(state)
+}
+
+/// What [`run`] resolved before the cluster work.
+struct Run<'a> {
+    config: &'a RunConfig,
+    run_id: String,
+    started_at: DateTime<Utc>,
+    phases: Phases,
+    /// How the summaries are computed.
+    plan: SummaryPlan,
+    snapshot: Snapshot,
+}
+
+/// The summaries' census and the training sample's rows, from their digests.
+struct Indexed {
+    census: Census,
+    indices: Indices,
+    sample_rows: Vec<arrow::record_batch::RecordBatch>,
+}
+
+/// The fitted model, shared with the score UDF.
+struct Fitted {
+    model: Arc<IsolationForest>,
+    info: ModelInfo,
+}
+
+impl Run<'_> {
+    fn window(&self) -> SummaryWindow {
+        SummaryWindow {
+            start_us: self.snapshot.train_start_us,
+            end_us: self.snapshot.as_of_us,
+            report_start_us: self.snapshot.report_start_us,
+            interval: self.config.interval,
+        }
+    }
+
+    fn sample_size(&self) -> usize {
+        self.config.model.trees * self.config.model.max_samples
+    }
+
+    /// The stages on the cluster, then the report.
+    async fn compute(mut self, ctx: &SessionContext, scratch: &Scratch) -> Result<Report> {
+        let written = self.summarise(ctx, scratch).await?;
+        let ctx = &if written.groups <= ONE_PARTITION_GROUPS {
+            one_partition(ctx)
+        } else {
+            ctx.clone()
+        };
+        register_parquet(
+            ctx,
+            table::SUMMARIES,
+            &written.counts_dirs,
+            &written.counts_schema,
+        )?;
+
+        self.phases.start("indexing");
+        let indexed = self.index(ctx, &written, scratch).await?;
+        let names = self.config.features.names();
+        // The report rows' features, planned on another core while the driver samples
+        // and fits (they do not depend on the model).
+        let report_features = self.plan_report_features(ctx, &written, indexed.indices);
+
+        self.phases.start("sample");
+        // The report groups' command lines, when small, read on the core the driver's
+        // single-threaded sample and fit leave idle: read while the executors score they
+        // slowed the scoring job.
+        let prefetching = tokio::spawn({
+            let (ctx, lines) = (ctx.clone(), written.lines.clone());
+            async move { prefetch_command_lines(&ctx, lines.as_ref(), PREFETCH_LINES_BYTES).await }
+        });
+        let sample = self
+            .training_sample(ctx, indexed.indices, indexed.sample_rows, &written, scratch)
+            .await?;
+
+        self.phases.start("fit");
+        let (udf, fitted) = fit(&sample, self.config)?;
+
+        self.phases.start("score");
+        let (anomalies, scores_writer) = self
+            .score(
+                ctx,
+                report_features,
+                indexed.indices,
+                udf,
+                fitted.info.offset,
+                &names,
+            )
+            .await?;
+        let prefetched = prefetching.await.runtime("reading command lines")??;
+        let anomalies = self
+            .explain_and_attach_lines(ctx, anomalies, &fitted, prefetched, &written, scratch)
+            .await?;
+        let scores_out = match scores_writer {
+            Some(writer) => {
+                writer.finish()?;
+                self.config.scores_out.clone()
+            }
+            None => None,
+        };
+        self.phases.stop();
+        let manifest = self.manifest(&indexed.census, written.groups, fitted.info, &anomalies)?;
+        Ok(Report {
+            anomalies,
+            feature_names: names,
+            model: fitted.model,
+            manifest,
+            as_of: self.snapshot.as_of,
+            first_interval_us: self.snapshot.report_start_us,
+            window_us: (
+                self.snapshot.as_of_us - self.config.window_us,
+                self.snapshot.as_of_us,
+            ),
+            scores_out,
+        })
+    }
+
+    /// Summaries on Ballista, written to scratch.
+    async fn summarise(&self, ctx: &SessionContext, scratch: &Scratch) -> Result<WrittenSummaries> {
+        let sample = SampleChoice {
+            seed: self.config.model.seed,
+            rows: self.sample_size(),
+        };
+        let written = write_summaries(ctx, self.plan, self.window(), sample, scratch)
+            .await
+            .map_err(|e| scan_error(e, &self.snapshot.resolved))?;
+        if written.groups == 0 {
+            return Err(no_events(self.config, self.snapshot.as_of));
+        }
+        Ok(written)
+    }
+
+    /// Category indices and totals, and the training sample's rows, from the digests the
+    /// summaries' writers left.
+    async fn index(
+        &self,
+        ctx: &SessionContext,
+        written: &WrittenSummaries,
+        scratch: &Scratch,
+    ) -> Result<Indexed> {
+        let digests = read_digests(ctx, &written.digest_dirs).await?;
+        let census = Census::from_digests(&digests)?;
+        let sample_rows =
+            training::sample_rows(&digests, self.sample_size(), &written.counts_schema)?;
+        drop(digests);
+        let indices = categories::register(
+            ctx,
+            &census,
+            &scratch.path("categories"),
+            categories::MAX_LOOKUP_BYTES,
+        )
+        .await?;
+        Ok(Indexed {
+            census,
+            indices,
+            sample_rows,
+        })
+    }
+
+    /// The report's rows have their own folder when the files are interval-aligned:
+    /// scoring then reads them alone, not every summary row (the features' category
+    /// indices and rarity still come from all of them). With every score written out, all
+    /// rows are scored instead (`None`).
+    fn plan_report_features(
+        &self,
+        ctx: &SessionContext,
+        written: &WrittenSummaries,
+        indices: Indices,
+    ) -> Option<tokio::task::JoinHandle<Result<DataFrame>>> {
+        match (&self.config.scores_out, &written.report_dir) {
+            (None, Some(report_dir)) => Some(tokio::spawn(features_of(
+                ctx.clone(),
+                self.config.features,
+                indices,
+                table::REPORT_ROWS,
+                report_dir.clone(),
+                written.counts_schema.clone(),
+            ))),
+            _ => None,
+        }
+    }
+
+    /// The training sample's features: the seed features with looked-up indices computed
+    /// on the driver directly, the others on the cluster.
+    async fn training_sample(
+        &self,
+        ctx: &SessionContext,
+        indices: Indices,
+        sample_rows: Vec<arrow::record_batch::RecordBatch>,
+        written: &WrittenSummaries,
+        scratch: &Scratch,
+    ) -> Result<TrainingSample> {
+        if let (FeatureSet::Seed, Indices::Lookups) = (self.config.features, indices) {
+            let lookups = categories::lookups(ctx)?;
+            return Ok(TrainingSample {
+                columns: seed_features(&sample_rows, &lookups)?,
+            });
+        }
+        let sample_features = training_features(
+            ctx,
+            self.config.features,
+            indices,
+            sample_rows,
+            &written.counts_schema,
+            &scratch.path("training-rows"),
+        )
+        .await?;
+        training::gather(
+            sample_features,
+            &self.config.features.names(),
+            self.config.model.seed,
+            self.sample_size(),
+        )
+        .await
+    }
+
+    /// Scores on the executors: the report's anomalies, and every row into the scores
+    /// file when one is asked for.
+    async fn score(
+        &self,
+        ctx: &SessionContext,
+        report_features: Option<tokio::task::JoinHandle<Result<DataFrame>>>,
+        indices: Indices,
+        udf: ScoreUdf,
+        offset: f64,
+        names: &[&'static str],
+    ) -> Result<(Vec<ScoredRow>, Option<ScoresWriter>)> {
+        let (report_start_us, as_of_us) = (self.snapshot.report_start_us, self.snapshot.as_of_us);
+        let selection = match self.config.scores_out {
+            Some(_) => Selection::All,
+            None => Selection::Report {
+                start_us: report_start_us,
+                end_us: as_of_us,
+                offset,
+            },
+        };
+        let mut scores_writer = match &self.config.scores_out {
+            Some(path) => Some(ScoresWriter::create(path, names, offset)?),
+            None => None,
+        };
+        let scored = match report_features {
+            Some(planned) => planned.await.runtime("planning the report's features")??,
+            None => ctx
+                .sql(&self.config.features.sql(indices))
+                .await
+                .runtime("planning features")?,
+        };
+        let mut stream = scoring::score(scored, names, udf, selection).await?;
+        let mut anomalies = Vec::new();
+        while let Some(batch) = stream.next().await {
+            let batch = batch.runtime("scoring")?;
+            if let Some(w) = scores_writer.as_mut() {
+                w.write(&batch)?;
+            }
+            anomalies.extend(scoring::rows(&batch, names)?.into_iter().filter(|r| {
+                r.interval_us >= report_start_us
+                    && r.interval_us <= as_of_us
+                    && r.score - offset < 0.0
+            }));
+        }
+        sort_report(&mut anomalies);
+        Ok((anomalies, scores_writer))
+    }
+
+    /// Which features isolated each reported group (a walk of every tree per row, on
+    /// other threads), while the anomalies' command lines are read.
+    async fn explain_and_attach_lines(
+        &self,
+        ctx: &SessionContext,
+        mut anomalies: Vec<ScoredRow>,
+        fitted: &Fitted,
+        prefetched: Option<DataFrame>,
+        written: &WrittenSummaries,
+        scratch: &Scratch,
+    ) -> Result<Vec<ScoredRow>> {
+        let explaining = (!anomalies.is_empty()).then(|| {
+            let features = self.config.features.names().len();
+            let columns: Vec<Vec<f64>> = (0..features)
+                .map(|j| anomalies.iter().map(|r| r.features[j]).collect())
+                .collect();
+            let model = Arc::clone(&fitted.model);
+            tokio::task::spawn_blocking(move || model.explain(&columns))
+        });
+        let lines = match (prefetched, &written.lines) {
+            (Some(lines), _) => Some(lines),
+            (None, Some(lines)) => Some(read_command_lines(ctx, lines).await?),
+            (None, None) if anomalies.is_empty() => None,
+            (None, None) => {
+                let groups: Vec<_> = anomalies.iter().map(ScoredRow::group).collect();
+                let lines = anomalies_command_lines(ctx, &groups, self.window(), scratch).await?;
+                Some(read_command_lines(ctx, &lines).await?)
+            }
+        };
+        if let Some(lines) = lines {
+            scoring::attach_command_lines(&mut anomalies, lines).await?;
+        }
+        if let Some(explaining) = explaining {
+            let shares = explaining
+                .await
+                .runtime("explaining anomalies")?
+                .runtime("explaining anomalies")?;
+            for (row, share) in anomalies.iter_mut().zip(shares) {
+                row.explanation = share;
+            }
+        }
+        Ok(anomalies)
+    }
+
+    /// The run's manifest (the sinks add the outputs' phase and delivery results).
+    fn manifest(
+        &self,
+        census: &Census,
+        groups: u64,
+        model: ModelInfo,
+        anomalies: &[ScoredRow],
+    ) -> Result<Manifest> {
+        let (config, snapshot) = (self.config, &self.snapshot);
+        Ok(Manifest {
+            run_id: self.run_id.clone(),
+            procforest_version: env!("CARGO_PKG_VERSION"),
+            started_at: self.started_at.to_rfc3339(),
+            finished_at: Utc::now().to_rfc3339(),
+            table: config
+                .table_label
+                .clone()
+                .unwrap_or_else(|| config.table.clone()),
+            table_version: snapshot.table.version,
+            files: snapshot.pruning.clone(),
+            summary_sources: self.plan.sources,
+            history_counts: self.plan.history_counts,
+            command_lines: self.plan.command_lines,
+            events: census.events,
+            groups,
+            report_groups: census.report_groups,
+            categories: census
+                .indices
+                .iter()
+                .map(|index| (index.key.to_string(), index.values.len() as u64))
+                .collect(),
+            null_or_empty_keys: census
+                .indices
+                .iter()
+                .map(|index| {
+                    let gaps = KeyGaps {
+                        null: index.rows_of(None),
+                        empty: index.rows_of(Some("")),
+                    };
+                    (index.key.to_string(), gaps)
+                })
+                .collect(),
+            model,
+            anomalies: anomalies.len(),
+            report_window: ReportWindow {
+                start: format_interval(snapshot.as_of_us - config.window_us),
+                end: format_interval(snapshot.as_of_us),
+                first_interval: format_interval(snapshot.report_start_us),
+            },
+            labels: None,
+            label_summary: None,
+            phases: self.phases.times.clone(),
+            settings: serde_json::to_value(config).runtime("recording settings")?,
+            azure_monitor: None,
+        })
+    }
+}
+
+/// Fits the model on the driver and shares it with the score UDF; its flattened form
+/// and explanation tables are built on an idle core while the scoring job is planned.
+fn fit(sample: &TrainingSample, config: &RunConfig) -> Result<(ScoreUdf, Fitted)> {
+    let model = training::fit(sample, &config.model)?;
+    for w in model.warnings() {
+        tracing::warn!("{w}");
+    }
+    let offset = model.offset();
+    let udf = ScoreUdf::new(model);
+    let model = udf.shared_model();
+    tokio::task::spawn_blocking({
+        let model = Arc::clone(&model);
+        move || model.prepare()
+    });
+    let info = ModelInfo {
+        hash: udf.model_hash().to_string(),
+        trees: model.trees().len(),
+        max_samples: model.max_samples(),
+        offset,
+        training_rows: sample.rows(),
+        warnings: model.warnings().to_vec(),
+        payload_bytes: udf.payload().len(),
+    };
+    Ok((udf, Fitted { model, info }))
+}
+
+fn no_events(config: &RunConfig, as_of: DateTime<Utc>) -> PipelineError {
+    PipelineError::NoEvents {
+        location: config.table.clone(),
+        window: NoEventsWindow {
+            as_of: as_of.to_rfc3339(),
+            train_days: config.train_days,
+        },
+    }
+}
+
+/// A failed scan: if a local data file is not what the log says (missing or truncated),
+/// that is bad input naming the file; anything else stays a runtime failure.
+fn scan_error(error: PipelineError, resolved: &ResolvedTable) -> PipelineError {
+    if error.kind() != crate::error::ErrorKind::Runtime {
+        return error;
+    }
+    // Checked on any runtime failure, not by the message: on a cluster the executors'
+    // errors reach the driver as text. A stat per local file, only when the scan failed.
+    for file in &resolved.files {
+        let Ok(url) = url::Url::parse(&file.url) else {
+            continue;
+        };
+        if url.scheme() != "file" {
+            continue;
+        }
+        let Ok(path) = url.to_file_path() else {
+            continue;
+        };
+        match std::fs::metadata(&path) {
+            Err(_) => {
+                return PipelineError::bad_input(format!(
+                    "data file {} is missing (the Delta log lists it)",
+                    path.display()
+                ));
+            }
+            Ok(m) if m.len() != file.size => {
+                return PipelineError::bad_input(format!(
+                    "data file {} has {} bytes but the Delta log says {}: truncated or replaced",
+                    path.display(),
+                    m.len(),
+                    file.size
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    error
+}
+
+/// The features (`features`) of the summary rows in scratch folder `dir` (a subset of the
+/// summaries, of `schema`), registered as table `name`.
+async fn features_of(
+    ctx: SessionContext,
+    features: FeatureSet,
+    indices: Indices,
+    name: TableName,
+    dir: String,
+    schema: SchemaRef,
+) -> Result<DataFrame> {
+    register_parquet(&ctx, name, &[dir], &schema)?;
+    ctx.sql(&features.sql_over(name, indices))
+        .await
+        .runtime("planning features")
+}
+
+/// The features of the training sample's rows (see [`training::sample_rows`]) when they
+/// need more than the rows and the category lookups: computed on the cluster from the rows
+/// written (through the driver's own session) to scratch folder `dir` (the rarity
+/// features aggregate over all summaries; large indices are joined as tables). The seed
+/// features with looked-up indices are computed on the driver instead
+/// ([`crate::stages::features::seed_features`]).
+async fn training_features(
+    ctx: &SessionContext,
+    features: FeatureSet,
+    indices: Indices,
+    rows: Vec<arrow::record_batch::RecordBatch>,
+    schema: &SchemaRef,
+    dir: &str,
+) -> Result<DataFrame> {
+    let name = table::TRAINING_ROWS;
+    let rows = crate::stages::driver_session(ctx)
+        .read_batches(rows)
+        .runtime("writing the training sample")?;
+    crate::stages::summaries::write(rows, dir, "the training sample").await?;
+    register_parquet(ctx, name, &[dir.to_string()], schema)?;
+    ctx.sql(&features.sql_over(name, indices))
+        .await
+        .runtime("planning the training sample's features")
+}
+
+/// Most bytes of command-line files read ahead of scoring (see
+/// [`prefetch_command_lines`]).
+const PREFETCH_LINES_BYTES: u64 = 16 << 20;
+
+/// The report groups' command lines read into memory, when they are gathered with the
+/// summaries and their files hold at most `max_bytes` ([`PREFETCH_LINES_BYTES`]): they are
+/// then read while the driver samples and fits. Larger ones are
+/// streamed after scoring, keeping only the anomalies' lines.
+async fn prefetch_command_lines(
+    ctx: &SessionContext,
+    lines: Option<&ScratchTable>,
+    max_bytes: u64,
+) -> Result<Option<datafusion::prelude::DataFrame>> {
+    let Some(lines) = lines else { return Ok(None) };
+    if lines.bytes(ctx).await? > max_bytes {
+        return Ok(None);
+    }
+    let frame = read_command_lines(ctx, lines).await?;
+    let batches = frame.collect().await.runtime("reading command lines")?;
+    crate::stages::driver_session(ctx)
+        .read_batches(batches)
+        .map(Some)
+        .runtime("reading command lines")
+}
+
+/// The report's command lines in scratch, read by the driver itself (a plain DataFusion
+/// session on the driver's object stores, not the cluster).
+async fn read_command_lines(
+    ctx: &SessionContext,
+    lines: &ScratchTable,
+) -> Result<datafusion::prelude::DataFrame> {
+    crate::stages::driver_session(ctx)
+        .read_parquet(
+            &lines.dir,
+            ParquetReadOptions::default().schema(&lines.schema),
+        )
+        .await
+        .runtime("reading command lines")
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use arrow::{
+        array::{ArrayRef, Int64Array, RecordBatch, StringArray},
+        util::pretty::pretty_format_batches,
+    };
+
+    use super::*;
+
+    /// Small command-line files are read ahead, whole; larger ones are left to the stream
+    /// after scoring.
+    #[tokio::test]
+    async fn command_lines_are_read_ahead_only_when_small() {
+        let dir = tempfile::tempdir().unwrap();
+        let batch = RecordBatch::try_from_iter([
+            (
+                "Computer",
+                Arc::new(StringArray::from(vec![Some("h1"), None, Some("h3")])) as ArrayRef,
+            ),
+            (
+                "count",
+                Arc::new(Int64Array::from(vec![1, 2, 3])) as ArrayRef,
+            ),
+        ])
+        .unwrap();
+        let file = std::fs::File::create(dir.path().join("part-0.parquet")).unwrap();
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, batch.schema(), None).unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        let size = std::fs::metadata(dir.path().join("part-0.parquet"))
+            .unwrap()
+            .len();
+        let lines = ScratchTable {
+            dir: url::Url::from_directory_path(dir.path())
+                .unwrap()
+                .to_string(),
+            schema: batch.schema(),
+        };
+        let ctx = SessionContext::new();
+        assert_eq!(lines.bytes(&ctx).await.unwrap(), size);
+        assert!(
+            prefetch_command_lines(&ctx, None, u64::MAX)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            prefetch_command_lines(&ctx, Some(&lines), size - 1)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        let read = prefetch_command_lines(&ctx, Some(&lines), size)
+            .await
+            .unwrap()
+            .expect("read ahead")
+            .collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            pretty_format_batches(&read).unwrap().to_string(),
+            pretty_format_batches(&[batch]).unwrap().to_string()
+        );
+    }
+}

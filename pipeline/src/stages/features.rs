@@ -1,0 +1,401 @@
+//! The model's features per summary row, computed on the cluster from the summaries and
+//! the category indices (looked up, or joined: see [`Indices`]).
+//!
+//! - [`FeatureSet::Seed`]: the notebook's
+//!   `[unixInterval, computerIndex, accountIndex, accountTypeIndex, processIndex, count]`.
+//! - [`FeatureSet::RarityOnly`]: the event count and the rarity features, without the label
+//!   codes and the interval (see EVALUATION.md).
+//! - [`FeatureSet::Rarity`]: the seed features plus four rarity features computed by aggregations over
+//!   the training window's summaries (on the cluster, joined back, never collected):
+//!   the log number of summary rows of the (Account, Process) pair, log P(process | account)
+//!   and log P(process | computer) by events, and the log share of hosts running the
+//!   process. Label codes carry no notion of rarity; these do.
+
+use std::sync::Arc;
+
+use arrow::{
+    array::{Array, AsArray, RecordBatch},
+    compute::cast,
+    datatypes::{DataType, Float64Type, TimestampMicrosecondType},
+};
+use datafusion::logical_expr::ScalarUDF;
+use procforest_core::{
+    schema::{
+        ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, GROUP_KEYS, INTERVAL, PROCESS, RARITY_FEATURES,
+        SEED_FEATURES, TableName,
+        table::{SUMMARIES, category_index},
+    },
+    udf::{CategoryIndexUdf, category_index_name},
+};
+
+use super::{
+    categories::{INDEX, Indices, VALUE},
+    quote, same_key_sql,
+};
+use crate::error::{Context, PipelineError, Result};
+
+/// The model's inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FeatureSet {
+    /// The notebook's six features.
+    Seed,
+    /// The notebook's features plus pair and host-level rarity.
+    Rarity,
+    /// The event count and the rarity features only: no label codes, no interval.
+    RarityOnly,
+}
+
+impl FeatureSet {
+    /// Feature names, in the model's column order.
+    pub fn names(self) -> Vec<&'static str> {
+        match self {
+            FeatureSet::Seed => SEED_FEATURES.to_vec(),
+            FeatureSet::Rarity => SEED_FEATURES
+                .iter()
+                .chain(RARITY_FEATURES.iter())
+                .copied()
+                .collect(),
+            FeatureSet::RarityOnly => std::iter::once(SEED_FEATURES[5])
+                .chain(RARITY_FEATURES.iter().copied())
+                .collect(),
+        }
+    }
+
+    /// Every set, in documentation order.
+    pub const ALL: [FeatureSet; 3] = [FeatureSet::Seed, FeatureSet::Rarity, FeatureSet::RarityOnly];
+
+    /// The set by its name ([`FeatureSet::name`]).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|set| set.name() == name)
+    }
+
+    /// The set's name (`seed`, `rarity`, `rarity-only`).
+    pub fn name(self) -> &'static str {
+        match self {
+            FeatureSet::Seed => "seed",
+            FeatureSet::Rarity => "rarity",
+            FeatureSet::RarityOnly => "rarity-only",
+        }
+    }
+
+    /// Whether the features aggregate over all summary rows (the rarity features), not
+    /// only the row itself and the category indices.
+    pub fn aggregates_summaries(self) -> bool {
+        match self {
+            FeatureSet::Seed => false,
+            FeatureSet::Rarity | FeatureSet::RarityOnly => true,
+        }
+    }
+
+    /// SQL of the features of every row of the registered `summaries`.
+    pub fn sql(self, indices: Indices) -> String {
+        self.sql_over(SUMMARIES, indices)
+    }
+
+    /// SQL of the features of the rows of `rows`, a registered table of summary rows
+    /// (`summaries` or a subset of it): category indices and rarity are those of all
+    /// `summaries`, whatever rows are featured.
+    pub fn sql_over(self, rows: TableName, indices: Indices) -> String {
+        match self {
+            FeatureSet::Seed => features_sql(rows, indices),
+            FeatureSet::Rarity | FeatureSet::RarityOnly => rarity_sql(rows, indices),
+        }
+    }
+}
+
+/// The rarity features over the seed view of `rows`: aggregations of the summaries joined
+/// back on their keys (null-safe, see [`same_key_sql`]).
+fn rarity_sql(rows: TableName, indices: Indices) -> String {
+    let (c, a, p, n) = (
+        quote(COMPUTER),
+        quote(ACCOUNT),
+        quote(PROCESS),
+        quote(COUNT),
+    );
+    let r = RARITY_FEATURES;
+    let on = |table: &str, keys: &[&String]| {
+        keys.iter()
+            .map(|k| same_key_sql(&format!("seed.{k}"), &format!("{table}.{k}")))
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    };
+    let lines = [
+        format!("WITH seed AS ({})", features_sql(rows, indices)),
+        format!(
+            "pair AS (SELECT {a}, {p}, CAST(count(*) AS DOUBLE) AS pair_groups, \
+             CAST(sum({n}) AS DOUBLE) AS pair_events FROM summaries GROUP BY {a}, {p})"
+        ),
+        format!(
+            "acct AS (SELECT {a}, CAST(sum({n}) AS DOUBLE) AS account_events FROM summaries GROUP BY {a})"
+        ),
+        format!(
+            "hostproc AS (SELECT {c}, {p}, CAST(sum({n}) AS DOUBLE) AS host_process_events \
+             FROM summaries GROUP BY {c}, {p})"
+        ),
+        format!(
+            "host AS (SELECT {c}, CAST(sum({n}) AS DOUBLE) AS host_events FROM summaries GROUP BY {c})"
+        ),
+        format!(
+            "procpop AS (SELECT {p}, CAST(count(DISTINCT {c}) AS DOUBLE) AS process_hosts \
+             FROM summaries GROUP BY {p})"
+        ),
+        format!(
+            "hosts AS (SELECT CAST(count(DISTINCT {c}) AS DOUBLE) AS all_hosts FROM summaries)"
+        ),
+    ];
+    format!(
+        "{ctes} \
+         SELECT seed.*, \
+         ln(1.0 + pair.pair_groups) AS {r0}, \
+         ln(pair.pair_events / acct.account_events) AS {r1}, \
+         ln(hostproc.host_process_events / host.host_events) AS {r2}, \
+         ln(procpop.process_hosts / hosts.all_hosts) AS {r3} \
+         FROM seed \
+         JOIN pair ON {pair_on} \
+         JOIN acct ON {acct_on} \
+         JOIN hostproc ON {hostproc_on} \
+         JOIN host ON {host_on} \
+         JOIN procpop ON {procpop_on} \
+         CROSS JOIN hosts",
+        ctes = lines.join(", "),
+        pair_on = on("pair", &[&a, &p]),
+        acct_on = on("acct", &[&a]),
+        hostproc_on = on("hostproc", &[&c, &p]),
+        host_on = on("host", &[&c]),
+        procpop_on = on("procpop", &[&p]),
+        r0 = quote(r[0]),
+        r1 = quote(r[1]),
+        r2 = quote(r[2]),
+        r3 = quote(r[3]),
+    )
+}
+
+/// SQL of the seed features of the summary rows of the registered table `rows`, from the
+/// key indices (joined, or looked up: see [`Indices`]): the keys, `count` and the seed
+/// features as `DOUBLE`.
+pub fn features_sql(rows: TableName, indices: Indices) -> String {
+    let aliases = ["c", "a", "t", "p"];
+    let joins: Vec<String> = match indices {
+        Indices::Lookups => Vec::new(),
+        Indices::Tables => GROUP_KEYS
+            .iter()
+            .zip(aliases)
+            .map(|(key, alias)| {
+                format!(
+                    "JOIN {table} {alias} ON {on}",
+                    table = category_index(key),
+                    on = same_key_sql(
+                        &format!("s.{}", quote(key)),
+                        &format!("{alias}.{}", quote(VALUE))
+                    ),
+                )
+            })
+            .collect(),
+    };
+    let index = |alias: &str| {
+        let key = GROUP_KEYS[aliases.iter().position(|a| *a == alias).expect("alias")];
+        match indices {
+            Indices::Tables => format!("CAST({alias}.{} AS DOUBLE)", quote(INDEX)),
+            Indices::Lookups => format!("{}(s.{})", category_index_name(key), quote(key)),
+        }
+    };
+    let f = SEED_FEATURES;
+    format!(
+        "SELECT s.{interval}, s.{computer}, s.{account}, s.{account_type}, s.{process}, \
+         s.{count}, \
+         CAST(date_part('epoch', s.{interval}) AS DOUBLE) AS {f0}, \
+         {c} AS {f1}, {a} AS {f2}, {t} AS {f3}, {p} AS {f4}, \
+         CAST(s.{count} AS DOUBLE) AS {f5} \
+         FROM {rows} s {joins}",
+        rows = quote(rows.as_str()),
+        interval = quote(INTERVAL),
+        computer = quote(COMPUTER),
+        account = quote(ACCOUNT),
+        account_type = quote(ACCOUNT_TYPE),
+        process = quote(PROCESS),
+        count = quote(COUNT),
+        c = index("c"),
+        a = index("a"),
+        t = index("t"),
+        p = index("p"),
+        f0 = quote(f[0]),
+        f1 = quote(f[1]),
+        f2 = quote(f[2]),
+        f3 = quote(f[3]),
+        f4 = quote(f[4]),
+        f5 = quote(f[5]),
+        joins = joins.join(" "),
+    )
+}
+
+/// The seed features of summary rows (the summaries' columns), computed on the driver
+/// exactly as [`features_sql`] computes them with looked-up indices: one column per
+/// feature in [`SEED_FEATURES`] order, the rows in their given order. `lookups` are the
+/// four key columns' [`CategoryIndexUdf`]s in [`GROUP_KEYS`] order. For the training
+/// sample: its ten thousand rows cost less to compute than SQL costs to plan (a test
+/// checks both give the same numbers). A null or non-finite feature is an error, as
+/// everywhere the sample is gathered.
+pub fn seed_features(rows: &[RecordBatch], lookups: &[Arc<ScalarUDF>]) -> Result<Vec<Vec<f64>>> {
+    let lookups = lookups
+        .iter()
+        .map(|udf| {
+            CategoryIndexUdf::from_udf(udf).ok_or_else(|| {
+                PipelineError::runtime(format!("{} is not a category index lookup", udf.name()))
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if lookups.len() != GROUP_KEYS.len() {
+        return Err(PipelineError::runtime(
+            "one category index lookup per key expected",
+        ));
+    }
+    let total = rows.iter().map(RecordBatch::num_rows).sum();
+    let mut columns = vec![Vec::with_capacity(total); SEED_FEATURES.len()];
+    for batch in rows {
+        let column = |name: &str| {
+            batch
+                .column_by_name(name)
+                .ok_or_else(|| PipelineError::runtime(format!("the sample has no column {name}")))
+        };
+        let interval = column(INTERVAL)?;
+        let interval = interval
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .ok_or_else(|| {
+                PipelineError::runtime(format!(
+                    "the sample's {INTERVAL} is {}",
+                    interval.data_type()
+                ))
+            })?;
+        // `date_part('epoch', …)` of a microsecond timestamp.
+        let epoch = interval.unary::<_, Float64Type>(|us| us as f64 / 1_000_000_f64);
+        let mut features = vec![epoch];
+        for (key, lookup) in GROUP_KEYS.iter().zip(&lookups) {
+            features.push(
+                lookup
+                    .indices_of(column(key)?.as_ref())
+                    .runtime(format!("the sample's {key} index"))?,
+            );
+        }
+        let count = cast(column(COUNT)?, &DataType::Float64).runtime("the sample's count")?;
+        features.push(count.as_primitive::<Float64Type>().clone());
+        for ((slot, values), name) in columns.iter_mut().zip(&features).zip(SEED_FEATURES) {
+            super::training::push_feature(slot, name, values)?;
+        }
+    }
+    Ok(columns)
+}
+
+#[cfg(test)]
+mod tests {
+    use arrow::util::pretty::pretty_format_batches;
+
+    use super::*;
+    use crate::stages::categories::{
+        register,
+        tests::{census_of, summaries_with_gaps},
+    };
+
+    /// The test summaries, their census and a folder (kept while the tuple lives) for the
+    /// indices, as a URL.
+    async fn summaries_and_census() -> (
+        datafusion::prelude::SessionContext,
+        crate::stages::categories::Census,
+        tempfile::TempDir,
+        String,
+    ) {
+        let ctx = summaries_with_gaps();
+        let census = census_of(&ctx, 0, 1).await;
+        let folder = tempfile::tempdir().unwrap();
+        let url = url::Url::from_directory_path(folder.path())
+            .unwrap()
+            .to_string();
+        (ctx, census, folder, url)
+    }
+
+    /// The features are the same whether the indices are joined or looked up, nulls and
+    /// empty values included.
+    #[tokio::test]
+    async fn lookups_give_the_features_joins_give() {
+        let (ctx, census, _dir, dir) = summaries_and_census().await;
+        assert_eq!(
+            register(&ctx, &census, &dir, 0).await.unwrap(),
+            Indices::Tables
+        );
+        assert_eq!(
+            register(&ctx, &census, &dir, usize::MAX).await.unwrap(),
+            Indices::Lookups
+        );
+        let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+            .map(|c| format!("{} NULLS FIRST", quote(c)))
+            .join(", ");
+        for set in [FeatureSet::Seed, FeatureSet::Rarity] {
+            let mut shown = Vec::new();
+            for indices in [Indices::Tables, Indices::Lookups] {
+                let sql = format!("SELECT * FROM ({}) ORDER BY {order}", set.sql(indices));
+                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                shown.push(pretty_format_batches(&batches).unwrap().to_string());
+            }
+            assert_eq!(shown[0], shown[1], "{set:?}");
+            assert_eq!(
+                shown[0].lines().count(),
+                7 + 4,
+                "{set:?}: every row featured"
+            );
+        }
+    }
+
+    /// The driver's seed features equal the SQL's bit for bit, in the rows' order, nulls
+    /// and empty values included; a value missing from an index is an error naming it.
+    #[tokio::test]
+    async fn the_driver_computes_the_seed_features_the_sql_computes() {
+        let (ctx, census, _dir, dir) = summaries_and_census().await;
+        register(&ctx, &census, &dir, usize::MAX).await.unwrap();
+        let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+            .map(|c| format!("{} DESC NULLS FIRST", quote(c)))
+            .join(", ");
+        let rows = ctx
+            .sql(&format!("SELECT * FROM {SUMMARIES} ORDER BY {order}"))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let sql = format!(
+            "SELECT * FROM ({}) ORDER BY {order}",
+            FeatureSet::Seed.sql(Indices::Lookups)
+        );
+        let featured = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+        let featured = arrow::compute::concat_batches(&featured[0].schema(), &featured).unwrap();
+        let lookups = crate::stages::categories::lookups(&ctx).unwrap();
+        let computed = seed_features(&rows, &lookups).unwrap();
+        assert_eq!(computed[0].len(), 7, "every row featured");
+        for (name, values) in SEED_FEATURES.iter().zip(&computed) {
+            let expected = featured
+                .column_by_name(name)
+                .unwrap()
+                .as_primitive::<Float64Type>();
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(values), bits(expected.values()), "{name}");
+        }
+
+        let unknown = RecordBatch::try_new(
+            rows[0].schema(),
+            rows[0]
+                .columns()
+                .iter()
+                .zip(rows[0].schema().fields())
+                .map(|(column, field)| match field.name().as_str() {
+                    PROCESS => {
+                        let values = vec![Some("never-seen.exe"); column.len()];
+                        cast(&arrow::array::StringArray::from(values), field.data_type()).unwrap()
+                    }
+                    _ => column.clone(),
+                })
+                .collect(),
+        )
+        .unwrap();
+        let error = seed_features(&[unknown], &lookups).unwrap_err();
+        assert!(error.to_string().contains("never-seen.exe"), "{error}");
+    }
+}

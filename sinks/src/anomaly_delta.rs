@@ -1,0 +1,197 @@
+//! The anomalies table: anomalies appended to a Delta table partitioned by as-of date.
+//!
+//! Idempotent: a run replaces the rows of its own as-of (partition `as_of_date` and exact
+//! `as_of`) in one commit, so re-running the same as-of never duplicates rows.
+
+use std::sync::Arc;
+
+use arrow::{
+    array::{
+        ArrayRef, Date32Array, Float64Array, Int64Array, ListBuilder, RecordBatch, StringArray,
+        StringBuilder, TimestampMicrosecondArray,
+    },
+    datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit},
+};
+use chrono::{DateTime, NaiveDate, Utc};
+use deltalake::{
+    DeltaTableBuilder, DeltaTableError,
+    datafusion::{
+        prelude::{col, lit},
+        scalar::ScalarValue,
+    },
+    kernel::{StructType, engine::arrow_conversion::TryIntoKernel},
+    protocol::SaveMode,
+};
+use procforest_core::schema::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS};
+
+use procforest_pipeline::{ScoredRow, source::table_url_for_write};
+
+use crate::error::{Context, Result, Setting};
+
+/// The partition column.
+pub const AS_OF_DATE: &str = "as_of_date";
+
+/// The anomalies table's schema.
+pub fn schema() -> SchemaRef {
+    let ts = DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into()));
+    let mut fields = vec![
+        Field::new("as_of", ts.clone(), false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("model_hash", DataType::Utf8, false),
+        Field::new("interval", ts, false),
+        Field::new(COMPUTER, DataType::Utf8, true),
+        Field::new(ACCOUNT, DataType::Utf8, true),
+        Field::new(ACCOUNT_TYPE, DataType::Utf8, true),
+        Field::new(PROCESS, DataType::Utf8, true),
+        Field::new(
+            "command_lines",
+            DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
+            true,
+        ),
+        Field::new("count", DataType::Int64, false),
+        Field::new("score", DataType::Float64, false),
+    ];
+    // Features and explanation as JSON objects keep the schema the same for every feature set.
+    fields.push(Field::new("features", DataType::Utf8, false));
+    fields.push(Field::new("explanation", DataType::Utf8, false));
+    fields.push(Field::new(AS_OF_DATE, DataType::Date32, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// What identifies a run in the table, and names its features.
+pub struct RunKey<'a> {
+    /// Feature names.
+    pub feature_names: &'a [&'a str],
+    /// The run's as-of time.
+    pub as_of: DateTime<Utc>,
+    /// The run id.
+    pub run_id: &'a str,
+    /// The model's hash.
+    pub model_hash: &'a str,
+}
+
+fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
+    let n = rows.len();
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let date = (key.as_of.date_naive() - epoch).num_days() as i32;
+    let strings = |f: fn(&ScoredRow) -> Option<&str>| -> ArrayRef {
+        Arc::new(StringArray::from_iter(rows.iter().map(f)))
+    };
+    let mut lists = ListBuilder::new(StringBuilder::new()).with_field(Arc::new(Field::new(
+        "element",
+        DataType::Utf8,
+        true,
+    )));
+    for r in rows {
+        for c in r.command_lines.iter() {
+            lists.values().append_value(c);
+        }
+        lists.append(true);
+    }
+    let mut columns: Vec<ArrayRef> = vec![
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![key.as_of.timestamp_micros(); n])
+                .with_timezone("UTC"),
+        ),
+        Arc::new(StringArray::from(vec![key.run_id; n])),
+        Arc::new(StringArray::from(vec![key.model_hash; n])),
+        Arc::new(
+            TimestampMicrosecondArray::from_iter_values(rows.iter().map(|r| r.interval_us))
+                .with_timezone("UTC"),
+        ),
+        strings(|r| r.computer.as_deref()),
+        strings(|r| r.account.as_deref()),
+        strings(|r| r.account_type.as_deref()),
+        strings(|r| r.process.as_deref()),
+        Arc::new(lists.finish()),
+        Arc::new(Int64Array::from_iter_values(rows.iter().map(|r| r.count))),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.score))),
+    ];
+    let object = |values: &[f64]| {
+        let map: serde_json::Map<String, serde_json::Value> = key
+            .feature_names
+            .iter()
+            .zip(values)
+            .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
+            .collect();
+        serde_json::Value::Object(map).to_string()
+    };
+    columns.push(Arc::new(StringArray::from_iter_values(
+        rows.iter().map(|r| object(&r.features)),
+    )));
+    columns.push(Arc::new(StringArray::from_iter_values(
+        rows.iter().map(|r| object(&r.explanation)),
+    )));
+    columns.push(Arc::new(Date32Array::from(vec![date; n])));
+    RecordBatch::try_new(schema(), columns).runtime("building the anomalies batch")
+}
+
+/// Replaces this run's as-of rows in the table at `location` with `rows` (creating the
+/// table if needed); returns the table version written.
+pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Result<i64> {
+    let url = table_url_for_write(location)?;
+    let builder = DeltaTableBuilder::from_url(url).bad_setting(Setting::OutputDelta, location)?;
+    let table = match builder.load().await {
+        Ok(t) => t,
+        Err(DeltaTableError::NotATable(_)) => {
+            let schema: StructType = schema()
+                .as_ref()
+                .try_into_kernel()
+                .runtime("converting the anomalies schema")?;
+            DeltaTableBuilder::from_url(table_url_for_write(location)?)
+                .bad_setting(Setting::OutputDelta, location)?
+                .build()
+                .bad_setting(Setting::OutputDelta, location)?
+                .create()
+                .with_columns(schema.fields().cloned())
+                .with_partition_columns([AS_OF_DATE])
+                .await
+                .runtime(format!("creating the anomalies table {location}"))?
+        }
+        Err(e) => return Err(e).runtime(format!("opening the anomalies table {location}")),
+    };
+    let as_of = lit(ScalarValue::TimestampMicrosecond(
+        Some(key.as_of.timestamp_micros()),
+        Some("UTC".into()),
+    ));
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let date = lit(ScalarValue::Date32(Some(
+        (key.as_of.date_naive() - epoch).num_days() as i32,
+    )));
+    let this_run = col(AS_OF_DATE).eq(date).and(col("as_of").eq(as_of));
+    let table = if rows.is_empty() {
+        let (table, _) = table
+            .delete()
+            .with_predicate(this_run)
+            .await
+            .runtime(format!(
+                "clearing this as-of in the anomalies table {location}"
+            ))?;
+        table
+    } else {
+        table
+            .write(vec![batch(rows, key)?])
+            .with_save_mode(SaveMode::Overwrite)
+            .with_replace_where(this_run)
+            .await
+            .runtime(format!("writing the anomalies table {location}"))?
+    };
+    Ok(table.version().map(|v| v as i64).unwrap_or(-1))
+}
+
+/// The anomalies appended to a Delta table (a re-run of an as-of replaces its rows).
+pub struct AnomalyDelta(pub String);
+
+#[async_trait::async_trait]
+impl crate::sink::Sink for AnomalyDelta {
+    async fn deliver(&mut self, report: &procforest_pipeline::Report) -> Result<()> {
+        let key = RunKey {
+            feature_names: &report.feature_names,
+            as_of: report.as_of,
+            run_id: report.run_id(),
+            model_hash: &report.manifest.model.hash,
+        };
+        write(&self.0, &report.anomalies, &key).await?;
+        Ok(())
+    }
+}

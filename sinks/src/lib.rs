@@ -1,0 +1,111 @@
+//! Where a run's [`Report`] goes: the model file, JSON lines, a Delta table of anomalies,
+//! the console, Azure Monitor, and last the manifest. Each output is a [`Sink`]; [`deliver`]
+//! runs the ones an [`Outputs`] asks for, in that order. Files appear only when complete
+//! (`procforest_pipeline::files`), so a failed run leaves no partial output.
+
+pub mod anomaly_delta;
+pub mod azure_monitor;
+pub mod console;
+pub mod error;
+pub mod json_lines;
+pub mod sink;
+
+use std::{path::PathBuf, time::Instant};
+
+use procforest_pipeline::{Report, files::write_file};
+
+pub use azure_monitor::MonitorOutput;
+pub use error::{Result, Setting, SinkError};
+pub use sink::Sink;
+
+/// Which outputs a run writes, besides the scores the pipeline writes itself.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Outputs {
+    /// Print the console table.
+    pub console: bool,
+    /// JSON lines path, or `-` for stdout.
+    pub json: Option<String>,
+    /// Delta table of anomalies.
+    pub output_delta: Option<String>,
+    /// Model JSON.
+    pub model_out: Option<PathBuf>,
+    /// Run manifest JSON.
+    pub manifest: Option<PathBuf>,
+    /// Azure Monitor delivery.
+    pub monitor: Option<MonitorOutput>,
+}
+
+impl Outputs {
+    /// The sinks before Azure Monitor and the manifest, in delivery order.
+    fn sinks(&self) -> Vec<Box<dyn Sink>> {
+        let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
+        if let Some(path) = &self.model_out {
+            sinks.push(Box::new(ModelFile(path.clone())));
+        }
+        if let Some(target) = &self.json {
+            sinks.push(Box::new(json_lines::JsonLines(target.clone())));
+        }
+        if let Some(location) = &self.output_delta {
+            sinks.push(Box::new(anomaly_delta::AnomalyDelta(location.clone())));
+        }
+        if self.console {
+            sinks.push(Box::new(console::Console));
+        }
+        sinks
+    }
+}
+
+/// Delivers `report` to every output, timing them as the manifest's `outputs` phase. An
+/// Azure Monitor failure (its records kept in a dead-letter file) still lets the manifest
+/// be written, then fails the delivery.
+pub async fn deliver(report: &mut Report, outputs: &Outputs) -> Result<()> {
+    let started = Instant::now();
+    for mut sink in outputs.sinks() {
+        sink.deliver(report).await?;
+    }
+    let monitor_failure = match &outputs.monitor {
+        Some(monitor) => {
+            let (entry, failure) = azure_monitor::deliver_report(report, monitor).await;
+            report.manifest.azure_monitor = Some(entry);
+            failure
+        }
+        None => None,
+    };
+    report
+        .manifest
+        .phases
+        .insert("outputs", started.elapsed().as_secs_f64());
+    report.manifest.finished_at = chrono::Utc::now().to_rfc3339();
+    if let Some(path) = &outputs.manifest {
+        ManifestFile(path.clone()).deliver(report).await?;
+    }
+    match monitor_failure {
+        Some(e) => {
+            eprintln!("{}", report.manifest.summary());
+            Err(e)
+        }
+        None => Ok(()),
+    }
+}
+
+/// The model as JSON.
+struct ModelFile(PathBuf);
+
+#[async_trait::async_trait]
+impl Sink for ModelFile {
+    async fn deliver(&mut self, report: &Report) -> Result<()> {
+        Ok(write_file(&self.0, report.model.to_json().as_bytes())?)
+    }
+}
+
+/// The manifest as JSON.
+struct ManifestFile(PathBuf);
+
+#[async_trait::async_trait]
+impl Sink for ManifestFile {
+    async fn deliver(&mut self, report: &Report) -> Result<()> {
+        let json = serde_json::to_vec_pretty(&report.manifest)
+            .map_err(|e| SinkError::runtime(format!("writing the manifest: {e}")))?;
+        Ok(write_file(&self.0, &json)?)
+    }
+}
