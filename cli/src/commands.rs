@@ -58,15 +58,7 @@ async fn generate_table(args: GenerateArgs) -> Result<()> {
 
 /// `procforest run`: the run, then its outputs; a heartbeat file is touched meanwhile.
 async fn run(args: RunArgs) -> Result<()> {
-    let bundled = match &args.table {
-        Some(_) => None,
-        None => Some(bundled::materialize()?),
-    };
-    let table = match (&args.table, &bundled) {
-        (Some(t), _) => t.clone(),
-        (_, Some(dir)) => dir.path().display().to_string(),
-        (None, None) => unreachable!("materialised above"),
-    };
+    let (table, _bundled) = table_or_bundled(&args)?;
     let config = run_config(&args, table)?;
     let outputs = outputs(&args)?;
     let heartbeat = args.heartbeat_file.clone().map(|path| {
@@ -97,6 +89,18 @@ async fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
+/// The table's location: `--table`, or the bundled sample unpacked into a temporary
+/// folder (returned too: the folder is removed when it is dropped).
+fn table_or_bundled(args: &RunArgs) -> Result<(String, Option<tempfile::TempDir>)> {
+    match &args.table {
+        Some(table) => Ok((table.clone(), None)),
+        None => {
+            let dir = bundled::materialize()?;
+            Ok((dir.path().display().to_string(), Some(dir)))
+        }
+    }
+}
+
 /// Checks the report against the labels at `location` and records it in the manifest.
 async fn attach_label_check(report: &mut Report, location: &str) -> Result<()> {
     let labels = read_labels_file(location).await?;
@@ -116,11 +120,7 @@ async fn attach_label_check(report: &mut Report, location: &str) -> Result<()> {
 }
 
 async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
-    let Some(table) = args.run.table.clone() else {
-        return Err(CliError::Usage(
-            "evaluate needs --table (a generated table with labels)".into(),
-        ));
-    };
+    let (table, _bundled) = table_or_bundled(&args.run)?;
     let config = run_config(&args.run, table)?;
     let sets: Vec<_> = args.feature_sets.iter().map(|&s| s.into()).collect();
     let results = evaluate::evaluate(&config, &sets).await?;

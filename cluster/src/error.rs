@@ -19,9 +19,9 @@ pub enum ClusterError {
         /// The connection's error, or the time waited.
         problem: String,
     },
-    /// Ballista standalone's scheduler or executor stopped, or never started.
+    /// Ballista standalone's scheduler or executor could not start, or stopped.
     #[error("{0}")]
-    Stopped(String),
+    Standalone(String),
     /// Setting up the session or standalone's processes failed.
     #[error("{what}: {source}")]
     Setup {

@@ -155,7 +155,7 @@ fn free_ports() -> Result<(u16, u16)> {
             }
         }
     }
-    Err(ClusterError::Stopped(format!(
+    Err(ClusterError::Standalone(format!(
         "no two free loopback ports in {FIRST}–{} for Ballista standalone's executor",
         FIRST + COUNT - 1
     )))
@@ -245,7 +245,7 @@ async fn executor_ready(
     let mut registered = false;
     loop {
         if let Some(reason) = stopped.borrow().clone() {
-            return Err(ClusterError::Stopped(reason));
+            return Err(ClusterError::Standalone(reason));
         }
         if !registered {
             registered = !cluster.registered_executor_metadata().await.is_empty();
@@ -258,7 +258,7 @@ async fn executor_ready(
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
-            return Err(ClusterError::Stopped(
+            return Err(ClusterError::Standalone(
                 "Ballista standalone's executor did not start within 10 s".into(),
             ));
         }

@@ -141,6 +141,16 @@ pub const SCORE: &str = "score";
 /// A scored row's prediction: -1 anomaly, 1 normal.
 pub const PREDICTION: &str = "prediction";
 
+/// A category index table's columns ([`table::category_index`]).
+pub mod category_index {
+    /// The category value.
+    pub const VALUE: &str = "value";
+    /// Summary rows holding it.
+    pub const GROUPS: &str = "groups";
+    /// Its index (0 = most frequent).
+    pub const INDEX: &str = "idx";
+}
+
 /// The rarity features (the `rarity` feature sets' additions), computed from the training window's
 /// summaries: see the pipeline's `features` stage for their formulas.
 pub const RARITY_FEATURES: [&str; 4] = [

@@ -13,6 +13,9 @@ use arrow::{
 };
 use chrono::DateTime;
 
+use procforest_core::schema::{
+    ACCOUNT, ACCOUNT_TYPE, COMPUTER, INTERVAL, PREDICTION, PROCESS, SCORE,
+};
 use procforest_pipeline::{
     RunConfig,
     config::FeatureSet,
@@ -195,13 +198,13 @@ fn read_judged(
     for batch in reader {
         let b = batch.runtime("reading scores")?;
         let t = b
-            .column_by_name("interval")
+            .column_by_name(INTERVAL)
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());
         let score = b
-            .column_by_name("score")
+            .column_by_name(SCORE)
             .and_then(|c| c.as_primitive_opt::<Float64Type>());
         let pred = b
-            .column_by_name("prediction")
+            .column_by_name(PREDICTION)
             .and_then(|c| c.as_primitive_opt::<Int8Type>());
         let (Some(t), Some(score), Some(pred)) = (t, score, pred) else {
             return Err(PipelineError::runtime(
@@ -210,7 +213,7 @@ fn read_judged(
         };
         let s = |n: &str| b.column_by_name(n).and_then(|c| c.as_string_opt::<i32>());
         let (Some(c), Some(a), Some(at), Some(p)) =
-            (s("Computer"), s("Account"), s("AccountType"), s("Process"))
+            (s(COMPUTER), s(ACCOUNT), s(ACCOUNT_TYPE), s(PROCESS))
         else {
             return Err(PipelineError::runtime("scores lack their keys"));
         };

@@ -10,6 +10,7 @@ use arrow::{
     datatypes::{DataType, Date32Type, Field, Int64Type, Schema},
 };
 use chrono::{DateTime, NaiveDate};
+use procforest_core::schema::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS};
 use procforest_pipeline::ScoredRow;
 
 /// Where the labels are, relative to the table's root.
@@ -48,10 +49,10 @@ fn epoch() -> NaiveDate {
 fn schema() -> Arc<Schema> {
     Arc::new(Schema::new(vec![
         Field::new("day", DataType::Date32, false),
-        Field::new("Computer", DataType::Utf8, false),
-        Field::new("Account", DataType::Utf8, false),
-        Field::new("AccountType", DataType::Utf8, false),
-        Field::new("Process", DataType::Utf8, false),
+        Field::new(COMPUTER, DataType::Utf8, false),
+        Field::new(ACCOUNT, DataType::Utf8, false),
+        Field::new(ACCOUNT_TYPE, DataType::Utf8, false),
+        Field::new(PROCESS, DataType::Utf8, false),
         Field::new("attack", DataType::Utf8, false),
         Field::new("attack_events", DataType::Int64, false),
     ]))
@@ -99,10 +100,10 @@ pub fn read_labels(batches: &[RecordBatch]) -> Result<Vec<Label>, String> {
                 .ok_or_else(|| format!("{name} is not a string"))
         };
         let (computer, account, account_type, process, attack) = (
-            s("Computer")?,
-            s("Account")?,
-            s("AccountType")?,
-            s("Process")?,
+            s(COMPUTER)?,
+            s(ACCOUNT)?,
+            s(ACCOUNT_TYPE)?,
+            s(PROCESS)?,
             s("attack")?,
         );
         let events = col("attack_events")?

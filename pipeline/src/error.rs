@@ -269,3 +269,76 @@ impl<T, E: Into<BoxError>> Context<T> for std::result::Result<T, E> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flag(setting: Setting) -> &'static str {
+        match setting {
+            Setting::Table => "--table",
+            Setting::AsOf => "--as-of",
+            Setting::Trees => "--trees",
+            Setting::MaxSamples => "--max-samples",
+            _ => "--other",
+        }
+    }
+
+    /// The kind comes from the variant: a message that reads like a file error is still a
+    /// runtime failure, and one without a file is still bad input.
+    #[test]
+    fn the_kind_is_the_variants_not_the_messages() {
+        let failed = PipelineError::runtime("parquet file not found: unexpected EOF");
+        assert_eq!(failed.kind(), ErrorKind::Runtime);
+        let bad = PipelineError::bad_setting(Setting::Table, "x: the table is empty");
+        assert_eq!(bad.kind(), ErrorKind::BadInput);
+        let config = PipelineError::from(ConfigError::AtLeastOne(Setting::Trees));
+        assert_eq!(config.kind(), ErrorKind::BadInput);
+        let url = PipelineError::from(ClusterError::SchedulerUrl {
+            url: "http://x".into(),
+            problem: "expected df://HOST:PORT".into(),
+        });
+        assert_eq!(url.kind(), ErrorKind::BadInput);
+        let gone = PipelineError::from(ClusterError::Standalone("stopped".into()));
+        assert_eq!(gone.kind(), ErrorKind::Runtime);
+    }
+
+    /// Settings are named by the front end's names where it renders, by their own in
+    /// `Display`; the source stays reachable and is part of the message.
+    #[test]
+    fn settings_are_named_by_whoever_renders() {
+        let too_large = PipelineError::from(ConfigError::ModelTooLarge {
+            trees: 2000,
+            max_samples: 100,
+        });
+        assert!(
+            too_large
+                .render(&flag)
+                .starts_with("--trees 2000 × --max-samples 100")
+        );
+        assert!(
+            too_large
+                .to_string()
+                .starts_with("trees 2000 × max_samples 100")
+        );
+        let none = PipelineError::NoEvents {
+            location: "t".into(),
+            window: NoEventsWindow {
+                as_of: "2020-01-01T23:59:59Z".into(),
+                train_days: None,
+            },
+        };
+        assert_eq!(
+            none.render(&flag),
+            "--table t: no events at or before --as-of 2020-01-01T23:59:59Z \
+             (is --as-of before all data?)"
+        );
+        let io = std::io::Error::other("disk on fire");
+        let wrapped = Err::<(), _>(io)
+            .bad_setting(Setting::Table, "t")
+            .unwrap_err();
+        assert_eq!(wrapped.render(&flag), "--table t: disk on fire");
+        let source = std::error::Error::source(&wrapped).expect("the cause is kept");
+        assert_eq!(source.to_string(), "disk on fire");
+    }
+}

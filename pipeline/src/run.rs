@@ -122,7 +122,7 @@ pub async fn run(config: &RunConfig) -> Result<Report> {
     let outcome = tokio::select! {
         outcome = run.compute(&session.ctx, &scratch) => outcome,
         reason = session.standalone_stopped() => Err(PipelineError::from(
-            procforest_cluster::ClusterError::Stopped(reason),
+            procforest_cluster::ClusterError::Standalone(reason),
         )),
     };
     remove_work_folders(&mut session, scratch).await;

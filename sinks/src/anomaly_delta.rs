@@ -22,11 +22,15 @@ use deltalake::{
     kernel::{StructType, engine::arrow_conversion::TryIntoKernel},
     protocol::SaveMode,
 };
-use procforest_core::schema::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS};
+use procforest_core::schema::{
+    ACCOUNT, ACCOUNT_TYPE, COMMAND_LINES, COMPUTER, COUNT, INTERVAL, PROCESS, SCORE,
+};
 
 use procforest_pipeline::{ScoredRow, source::table_url_for_write};
 
-use crate::error::{Context, Result, Setting};
+use procforest_pipeline::error::Context;
+
+use crate::error::{Result, Setting, SinkError};
 
 /// The partition column.
 pub const AS_OF_DATE: &str = "as_of_date";
@@ -38,18 +42,18 @@ pub fn schema() -> SchemaRef {
         Field::new("as_of", ts.clone(), false),
         Field::new("run_id", DataType::Utf8, false),
         Field::new("model_hash", DataType::Utf8, false),
-        Field::new("interval", ts, false),
+        Field::new(INTERVAL, ts, false),
         Field::new(COMPUTER, DataType::Utf8, true),
         Field::new(ACCOUNT, DataType::Utf8, true),
         Field::new(ACCOUNT_TYPE, DataType::Utf8, true),
         Field::new(PROCESS, DataType::Utf8, true),
         Field::new(
-            "command_lines",
+            COMMAND_LINES,
             DataType::List(Arc::new(Field::new("element", DataType::Utf8, true))),
             true,
         ),
-        Field::new("count", DataType::Int64, false),
-        Field::new("score", DataType::Float64, false),
+        Field::new(COUNT, DataType::Int64, false),
+        Field::new(SCORE, DataType::Float64, false),
     ];
     // Features and explanation as JSON objects keep the schema the same for every feature set.
     fields.push(Field::new("features", DataType::Utf8, false));
@@ -123,14 +127,15 @@ fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
         rows.iter().map(|r| object(&r.explanation)),
     )));
     columns.push(Arc::new(Date32Array::from(vec![date; n])));
-    RecordBatch::try_new(schema(), columns).runtime("building the anomalies batch")
+    Ok(RecordBatch::try_new(schema(), columns).runtime("building the anomalies batch")?)
 }
 
 /// Replaces this run's as-of rows in the table at `location` with `rows` (creating the
 /// table if needed); returns the table version written.
 pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Result<i64> {
     let url = table_url_for_write(location)?;
-    let builder = DeltaTableBuilder::from_url(url).bad_setting(Setting::OutputDelta, location)?;
+    let builder = DeltaTableBuilder::from_url(url)
+        .map_err(|e| SinkError::setting(Setting::OutputDelta, location, e))?;
     let table = match builder.load().await {
         Ok(t) => t,
         Err(DeltaTableError::NotATable(_)) => {
@@ -139,16 +144,16 @@ pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Resu
                 .try_into_kernel()
                 .runtime("converting the anomalies schema")?;
             DeltaTableBuilder::from_url(table_url_for_write(location)?)
-                .bad_setting(Setting::OutputDelta, location)?
+                .map_err(|e| SinkError::setting(Setting::OutputDelta, location, e))?
                 .build()
-                .bad_setting(Setting::OutputDelta, location)?
+                .map_err(|e| SinkError::setting(Setting::OutputDelta, location, e))?
                 .create()
                 .with_columns(schema.fields().cloned())
                 .with_partition_columns([AS_OF_DATE])
                 .await
                 .runtime(format!("creating the anomalies table {location}"))?
         }
-        Err(e) => return Err(e).runtime(format!("opening the anomalies table {location}")),
+        Err(e) => Err(e).runtime(format!("opening the anomalies table {location}"))?,
     };
     let as_of = lit(ScalarValue::TimestampMicrosecond(
         Some(key.as_of.timestamp_micros()),

@@ -1,5 +1,7 @@
 //! Why a sink failed. As in the pipeline, the kind decides the exit code (the output's
-//! setting at fault: 1; the delivery: 2) and messages name settings through [`Setting`].
+//! setting or input at fault: 1; the delivery: 2) and messages name settings through
+//! [`Setting`]. Failures of no setting are the pipeline's own [`PipelineError`], made with
+//! its `Context` trait.
 
 use std::fmt;
 
@@ -36,13 +38,14 @@ impl Setting {
 /// A sink's failure.
 #[derive(Debug)]
 pub enum SinkError {
-    /// Writing a file failed (see [`procforest_pipeline::files`]).
-    File(PipelineError),
-    /// An output's setting or input is not usable.
-    BadInput {
-        /// The setting at fault, if one is.
-        setting: Option<Setting>,
-        /// What is wrong.
+    /// Writing or delivering failed, or its input was bad, described as the pipeline
+    /// describes its own failures.
+    Failed(PipelineError),
+    /// A sink's setting is not usable.
+    Setting {
+        /// The setting at fault.
+        setting: Setting,
+        /// What is wrong, after the setting's name.
         what: String,
         /// The error that revealed it.
         source: Option<BoxError>,
@@ -52,13 +55,6 @@ pub enum SinkError {
         /// The endpoint.
         endpoint: String,
     },
-    /// Delivering failed.
-    Runtime {
-        /// What was being done.
-        what: String,
-        /// Why it failed.
-        source: Option<BoxError>,
-    },
 }
 
 /// Result with a [`SinkError`].
@@ -67,66 +63,62 @@ pub type Result<T, E = SinkError> = std::result::Result<T, E>;
 impl SinkError {
     /// Bad input, described by `what`.
     pub fn bad_input(what: impl Into<String>) -> Self {
-        SinkError::BadInput {
-            setting: None,
-            what: what.into(),
-            source: None,
-        }
-    }
-
-    /// The value of `setting` is bad: `what` follows the setting's name.
-    pub fn bad_setting(setting: Setting, what: impl Into<String>) -> Self {
-        SinkError::BadInput {
-            setting: Some(setting),
-            what: what.into(),
-            source: None,
-        }
+        SinkError::Failed(PipelineError::bad_input(what))
     }
 
     /// A delivery failure, described by `what`.
     pub fn runtime(what: impl Into<String>) -> Self {
-        SinkError::Runtime {
+        SinkError::Failed(PipelineError::runtime(what))
+    }
+
+    /// The value of `setting` is bad: `what` follows the setting's name.
+    pub fn bad_setting(setting: Setting, what: impl Into<String>) -> Self {
+        SinkError::Setting {
+            setting,
             what: what.into(),
             source: None,
+        }
+    }
+
+    /// The value of `setting` is bad, as `source` revealed.
+    pub fn setting(setting: Setting, what: impl fmt::Display, source: impl Into<BoxError>) -> Self {
+        SinkError::Setting {
+            setting,
+            what: what.to_string(),
+            source: Some(source.into()),
         }
     }
 
     /// Whether the input or the delivery is at fault.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            SinkError::File(e) => e.kind(),
-            SinkError::BadInput { .. } | SinkError::PlainHttp { .. } => ErrorKind::BadInput,
-            SinkError::Runtime { .. } => ErrorKind::Runtime,
+            SinkError::Failed(e) => e.kind(),
+            SinkError::Setting { .. } | SinkError::PlainHttp { .. } => ErrorKind::BadInput,
         }
     }
 
     /// The message, each setting named by `name`.
     pub fn render(&self, name: &dyn Fn(Setting) -> &'static str) -> String {
-        let (setting, what, source) = match self {
-            SinkError::File(e) => return e.to_string(),
-            SinkError::PlainHttp { endpoint } => {
-                return format!(
-                    "{} {endpoint}: plain http is refused (tokens would travel in clear); {} \
-                     is for loopback tests only",
-                    name(Setting::MonitorEndpoint),
-                    name(Setting::MonitorAllowHttp)
-                );
-            }
-            SinkError::BadInput {
+        match self {
+            SinkError::Failed(e) => e.to_string(),
+            SinkError::PlainHttp { endpoint } => format!(
+                "{} {endpoint}: plain http is refused (tokens would travel in clear); {} is for \
+                 loopback tests only",
+                name(Setting::MonitorEndpoint),
+                name(Setting::MonitorAllowHttp)
+            ),
+            SinkError::Setting {
                 setting,
                 what,
                 source,
-            } => (*setting, what, source),
-            SinkError::Runtime { what, source } => (None, what, source),
-        };
-        let mut text = match setting {
-            Some(setting) => format!("{} {what}", name(setting)),
-            None => what.clone(),
-        };
-        if let Some(source) = source {
-            text.push_str(&format!(": {source}"));
+            } => {
+                let mut text = format!("{} {what}", name(*setting));
+                if let Some(source) = source {
+                    text.push_str(&format!(": {source}"));
+                }
+                text
+            }
         }
-        text
     }
 }
 
@@ -139,50 +131,15 @@ impl fmt::Display for SinkError {
 impl std::error::Error for SinkError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            SinkError::File(e) => Some(e),
+            SinkError::Failed(e) => Some(e),
+            SinkError::Setting { source, .. } => source.as_deref().map(|e| e as _),
             SinkError::PlainHttp { .. } => None,
-            SinkError::BadInput { source, .. } | SinkError::Runtime { source, .. } => {
-                source.as_deref().map(|e| e as _)
-            }
         }
     }
 }
 
 impl From<PipelineError> for SinkError {
     fn from(e: PipelineError) -> Self {
-        SinkError::File(e)
-    }
-}
-
-/// Turns other errors into a [`SinkError`] that keeps them as its source.
-pub trait Context<T> {
-    /// A delivery failure while doing `what`.
-    fn runtime(self, what: impl fmt::Display) -> Result<T>;
-    /// Bad input, described by `what`.
-    fn bad_input(self, what: impl fmt::Display) -> Result<T>;
-    /// The value of `setting` is bad: `what` follows the setting's name.
-    fn bad_setting(self, setting: Setting, what: impl fmt::Display) -> Result<T>;
-}
-
-impl<T, E: Into<BoxError>> Context<T> for std::result::Result<T, E> {
-    fn runtime(self, what: impl fmt::Display) -> Result<T> {
-        self.map_err(|e| SinkError::Runtime {
-            what: what.to_string(),
-            source: Some(e.into()),
-        })
-    }
-    fn bad_input(self, what: impl fmt::Display) -> Result<T> {
-        self.map_err(|e| SinkError::BadInput {
-            setting: None,
-            what: what.to_string(),
-            source: Some(e.into()),
-        })
-    }
-    fn bad_setting(self, setting: Setting, what: impl fmt::Display) -> Result<T> {
-        self.map_err(|e| SinkError::BadInput {
-            setting: Some(setting),
-            what: what.to_string(),
-            source: Some(e.into()),
-        })
+        SinkError::Failed(e)
     }
 }

@@ -7,7 +7,9 @@ use procforest_pipeline::{
     report::{GroupLines, format_interval},
 };
 
-use crate::error::{Context, Result};
+use procforest_pipeline::error::Context;
+
+use crate::error::Result;
 
 /// The JSON object of one anomaly (fields in this order).
 #[derive(Debug, serde::Serialize)]
@@ -64,7 +66,7 @@ pub fn write(rows: &[ScoredRow], names: &[&str], out: &mut impl Write) -> Result
         serde_json::to_writer(&mut *out, &record(row, names)).runtime("writing JSON")?;
         out.write_all(b"\n").runtime("writing JSON")?;
     }
-    out.flush().runtime("writing JSON")
+    Ok(out.flush().runtime("writing JSON")?)
 }
 
 /// The anomalies as JSON lines in a file, or on stdout for `-`.

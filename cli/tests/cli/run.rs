@@ -505,6 +505,27 @@ fn bad_settings_are_refused_with_a_clear_message() {
     );
 }
 
+/// What clap rejects is bad input too (exit 1, as documented), and names the flag;
+/// `--help` is not an error.
+#[test]
+fn unknown_flags_and_unparsable_values_exit_1() {
+    for (args, needle) in [
+        (&["run", "--no-such-flag"][..], "--no-such-flag"),
+        (&["run", "--trees", "many"][..], "--trees"),
+        (&["run", "--features", "all"][..], "--features"),
+        (&["no-such-command"][..], "no-such-command"),
+    ] {
+        let out = bin_output(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    let help = bin_output(&["run", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--contamination"));
+}
+
 #[test]
 fn hourly_intervals_split_days() {
     let dir = scratch();

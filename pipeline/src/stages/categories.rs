@@ -14,19 +14,16 @@ use arrow::array::{ArrayRef, Int64Array, RecordBatch, StringArray};
 use datafusion::{datasource::file_format::options::ParquetReadOptions, prelude::SessionContext};
 use procforest_core::{
     partition_writer::digest::Digests,
-    schema::{GROUP_KEYS, table::category_index},
+    schema::{
+        GROUP_KEYS,
+        category_index::{GROUPS, INDEX, VALUE},
+        table::category_index,
+    },
 };
 use std::sync::Arc;
 
 use super::summaries;
 use crate::error::{Context, Result};
-
-/// The category value.
-pub const VALUE: &str = "value";
-/// Summary rows holding it.
-pub const GROUPS: &str = "groups";
-/// Its index (0 = most frequent).
-pub const INDEX: &str = "idx";
 
 /// One key column's categories, in index order.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -23,15 +23,13 @@ use procforest_core::{
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, GROUP_KEYS, INTERVAL, PROCESS, RARITY_FEATURES,
         SEED_FEATURES, TableName,
+        category_index::{INDEX, VALUE},
         table::{SUMMARIES, category_index},
     },
     udf::{CategoryIndexUdf, category_index_name},
 };
 
-use super::{
-    categories::{INDEX, Indices, VALUE},
-    quote, same_key_sql,
-};
+use super::{categories::Indices, quote, same_key_sql};
 use crate::error::{Context, PipelineError, Result};
 
 /// The model's inputs.

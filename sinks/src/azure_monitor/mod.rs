@@ -25,7 +25,9 @@ use std::{
 pub use client::{Delivery, MonitorClient, RetryPolicy};
 pub use record::MonitorRecord;
 
-use crate::error::{Context, Result, Setting, SinkError};
+use procforest_pipeline::error::Context;
+
+use crate::error::{Result, Setting, SinkError};
 
 /// The Azure Monitor sink of a run.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -57,7 +59,7 @@ impl MonitorSettings {
     /// The upload URL, after checking the settings.
     pub fn upload_url(&self) -> Result<url::Url> {
         let endpoint = url::Url::parse(&self.endpoint)
-            .bad_setting(Setting::MonitorEndpoint, &self.endpoint)?;
+            .map_err(|e| SinkError::setting(Setting::MonitorEndpoint, &self.endpoint, e))?;
         match endpoint.scheme() {
             "https" => {}
             "http" if self.allow_http => {}
@@ -95,7 +97,7 @@ impl MonitorSettings {
             "{base}/dataCollectionRules/{}/streams/{}?api-version=2023-01-01",
             self.dcr, self.stream
         ))
-        .bad_setting(Setting::MonitorEndpoint, "")
+        .map_err(|e| SinkError::setting(Setting::MonitorEndpoint, &self.endpoint, e))
     }
 }
 
