@@ -37,7 +37,7 @@ use crate::{
     stages::{
         categories::{self, Census, Indices},
         features::{FeatureSet, seed_features},
-        scoring::{self, Selection},
+        scoring::{self, ReportRows, Selection},
         summaries::{
             SampleChoice, SummaryFiles, SummaryPlan, SummaryWindow, WrittenSummaries,
             anomalies_command_lines, write_summaries,
@@ -458,18 +458,17 @@ impl Run<'_> {
         offset: f64,
         names: &[&'static str],
     ) -> Result<(Vec<ScoredRow>, Option<ScoresWriter>)> {
-        let (report_start_us, as_of_us) = (self.snapshot.report_start_us, self.snapshot.as_of_us);
-        let selection = match self.config.scores_out {
-            Some(_) => Selection::All,
-            None => Selection::Report {
-                start_us: report_start_us,
-                end_us: as_of_us,
-                offset,
-            },
+        let report = ReportRows {
+            start_us: self.snapshot.report_start_us,
+            end_us: self.snapshot.as_of_us,
+            offset,
         };
-        let mut scores_writer = match &self.config.scores_out {
-            Some(path) => Some(ScoresWriter::create(path, names, offset)?),
-            None => None,
+        let (selection, mut scores_writer) = match &self.config.scores_out {
+            Some(path) => (
+                Selection::All,
+                Some(ScoresWriter::create(path, names, offset)?),
+            ),
+            None => (Selection::Report(report), None),
         };
         let scored = match report_features {
             Some(planned) => planned.await.runtime("planning the report's features")??,
@@ -482,14 +481,14 @@ impl Run<'_> {
         let mut anomalies = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.runtime("scoring")?;
-            if let Some(w) = scores_writer.as_mut() {
-                w.write(&batch)?;
+            let rows = scoring::rows(&batch, names)?;
+            match scores_writer.as_mut() {
+                Some(writer) => {
+                    writer.write(&batch)?;
+                    anomalies.extend(rows.into_iter().filter(|r| report.holds(r)));
+                }
+                None => anomalies.extend(rows),
             }
-            anomalies.extend(scoring::rows(&batch, names)?.into_iter().filter(|r| {
-                r.interval_us >= report_start_us
-                    && r.interval_us <= as_of_us
-                    && r.score - offset < 0.0
-            }));
         }
         sort_report(&mut anomalies);
         Ok((anomalies, scores_writer))

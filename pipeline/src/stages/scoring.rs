@@ -10,7 +10,7 @@ use arrow::{
 };
 use datafusion::{
     execution::SendableRecordBatchStream,
-    prelude::{DataFrame, lit},
+    prelude::{DataFrame, Expr, lit},
 };
 use procforest_core::{
     schema::{
@@ -25,17 +25,44 @@ use crate::error::{Context, PipelineError, Result};
 /// Which rows to bring back.
 #[derive(Debug, Clone, Copy)]
 pub enum Selection {
-    /// Every scored row (for the scores file).
+    /// Every scored row (for the scores file); the driver picks the report's.
     All,
-    /// Rows of the report: intervals from `start_us` to `end_us` scoring below `offset`.
-    Report {
-        /// First report interval.
-        start_us: i64,
-        /// As-of time.
-        end_us: i64,
-        /// The model's offset.
-        offset: f64,
-    },
+    /// Only the report's anomalies, picked in the plan.
+    Report(ReportRows),
+}
+
+/// The report's anomalies: rows of the intervals from `start_us` to `end_us` scoring below
+/// `offset`. One definition for the plan's filter and the driver's.
+#[derive(Debug, Clone, Copy)]
+pub struct ReportRows {
+    /// First report interval.
+    pub start_us: i64,
+    /// As-of time.
+    pub end_us: i64,
+    /// The model's offset.
+    pub offset: f64,
+}
+
+impl ReportRows {
+    /// Whether `row` is one of the report's anomalies.
+    pub fn holds(&self, row: &ScoredRow) -> bool {
+        row.interval_us >= self.start_us
+            && row.interval_us <= self.end_us
+            && row.score - self.offset < 0.0
+    }
+
+    /// The report's intervals (filtered first, so that only their rows are featured and
+    /// scored).
+    fn intervals(&self) -> Expr {
+        column(INTERVAL)
+            .gt_eq(time_literal(self.start_us))
+            .and(column(INTERVAL).lt_eq(time_literal(self.end_us)))
+    }
+
+    /// Scores below the offset.
+    fn flagged(&self) -> Expr {
+        (column(SCORE) - lit(self.offset)).lt(lit(0.0))
+    }
 }
 
 /// Plans the scoring of the `features` frame and starts streaming the selected rows
@@ -61,19 +88,10 @@ pub async fn score(
     select.push(score.alias(SCORE));
     let df = match selection {
         Selection::All => features.select(select),
-        // The report's intervals first, so that only their rows are featured and scored.
-        Selection::Report {
-            start_us,
-            end_us,
-            offset,
-        } => features
-            .filter(
-                column(INTERVAL)
-                    .gt_eq(time_literal(start_us))
-                    .and(column(INTERVAL).lt_eq(time_literal(end_us))),
-            )
+        Selection::Report(report) => features
+            .filter(report.intervals())
             .and_then(|df| df.select(select))
-            .and_then(|df| df.filter((column(SCORE) - lit(offset)).lt(lit(0.0)))),
+            .and_then(|df| df.filter(report.flagged())),
     }
     .runtime("planning scoring")?;
     df.execute_stream().await.runtime("scoring")
