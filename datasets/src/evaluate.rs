@@ -25,7 +25,7 @@ use procforest_pipeline::{
 
 use crate::{
     delta_writer::get_parquet,
-    labels::{GroupKey, LABELS_PATH, Label, read_labels},
+    labels::{LABELS_PATH, Label, LabelKey, read_labels},
 };
 
 /// One scored group of the report window.
@@ -150,7 +150,7 @@ fn average_precision(order: &[&Judged], positives: usize) -> f64 {
 /// ([`LABELS_PATH`] inside the table's folder).
 pub async fn evaluate(base: &RunConfig, sets: &[FeatureSet]) -> Result<Vec<Metrics>> {
     let labels = table_labels(base).await?;
-    let positives: HashSet<GroupKey> = labels.into_iter().map(|l| l.key).collect();
+    let positives: HashSet<LabelKey> = labels.into_iter().map(|l| l.key).collect();
     let dir = tempfile::tempdir().runtime("creating a folder for scores")?;
     let mut out = Vec::new();
     for &features in sets {
@@ -185,7 +185,7 @@ async fn table_labels(config: &RunConfig) -> Result<Vec<Label>> {
 
 fn read_judged(
     path: &std::path::Path,
-    positives: &HashSet<GroupKey>,
+    positives: &HashSet<LabelKey>,
     start_us: i64,
     end_us: i64,
 ) -> Result<Vec<Judged>> {
@@ -229,7 +229,7 @@ fn read_judged(
             if interval < start_us || interval > end_us {
                 continue;
             }
-            let key = GroupKey {
+            let key = LabelKey {
                 day: DateTime::from_timestamp_micros(interval)
                     .map(|d| d.date_naive())
                     .unwrap_or_default(),

@@ -16,9 +16,10 @@ use procforest_pipeline::ScoredRow;
 /// Where the labels are, relative to the table's root.
 pub const LABELS_PATH: &str = "_procforest/labels.parquet";
 
-/// A summary group: day × Computer × Account × AccountType × Process.
+/// A labelled summary group: day × Computer × Account × AccountType × Process (an hourly
+/// run's groups are labelled by their day).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
-pub struct GroupKey {
+pub struct LabelKey {
     /// The UTC day.
     pub day: NaiveDate,
     /// `Computer`.
@@ -35,7 +36,7 @@ pub struct GroupKey {
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Label {
     /// The group.
-    pub key: GroupKey,
+    pub key: LabelKey,
     /// The kind of injected activity.
     pub attack: String,
     /// How many of the group's events were injected.
@@ -111,7 +112,7 @@ pub fn read_labels(batches: &[RecordBatch]) -> Result<Vec<Label>, String> {
             .ok_or("attack_events is not an integer")?;
         for i in 0..b.num_rows() {
             out.push(Label {
-                key: GroupKey {
+                key: LabelKey {
                     day: epoch() + chrono::Duration::days(day.value(i) as i64),
                     computer: computer.value(i).to_string(),
                     account: account.value(i).to_string(),
@@ -140,9 +141,9 @@ pub struct LabelCheck {
     pub precision: f64,
 }
 
-fn day_key(row: &ScoredRow) -> Option<GroupKey> {
+fn day_key(row: &ScoredRow) -> Option<LabelKey> {
     let day: NaiveDate = DateTime::from_timestamp_micros(row.interval_us)?.date_naive();
-    Some(GroupKey {
+    Some(LabelKey {
         day,
         computer: row.computer.clone().unwrap_or_default(),
         account: row.account.clone().unwrap_or_default(),
@@ -158,13 +159,13 @@ pub fn check_labels(
     first_day: NaiveDate,
     last_day: NaiveDate,
 ) -> LabelCheck {
-    let in_window: HashSet<&GroupKey> = labels
+    let in_window: HashSet<&LabelKey> = labels
         .iter()
         .map(|l| &l.key)
         .filter(|k| k.day >= first_day && k.day <= last_day)
         .collect();
-    let reported: Vec<GroupKey> = report.iter().filter_map(day_key).collect();
-    let reported_set: HashSet<&GroupKey> = reported.iter().collect();
+    let reported: Vec<LabelKey> = report.iter().filter_map(day_key).collect();
+    let reported_set: HashSet<&LabelKey> = reported.iter().collect();
     let labelled_reported = in_window
         .iter()
         .filter(|k| reported_set.contains(*k))

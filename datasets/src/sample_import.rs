@@ -22,7 +22,7 @@ use procforest_pipeline::error::{Context, PipelineError, Result};
 use crate::{
     delta_writer::EventTableWriter,
     generate::file_name,
-    labels::{GroupKey, Label},
+    labels::{Label, LabelKey},
 };
 
 /// Where msticpy's events are, under the events folder.
@@ -228,10 +228,10 @@ pub fn to_batch(events: &[Event]) -> Result<RecordBatch> {
 
 /// Labels of the groups that hold labelled events.
 pub fn labels(events: &[Event]) -> Vec<Label> {
-    let mut groups: BTreeMap<GroupKey, Label> = BTreeMap::new();
+    let mut groups: BTreeMap<LabelKey, Label> = BTreeMap::new();
     for e in events {
         let Some(label) = &e.label else { continue };
-        let key = GroupKey {
+        let key = LabelKey {
             day: e.time.date_naive(),
             computer: e.computer.clone().unwrap_or_default(),
             account: e.account.clone().unwrap_or_default(),

@@ -133,7 +133,7 @@ pub async fn generate(config: &GenerateConfig) -> Result<GenerateSummary> {
     );
 
     let mut writer = EventTableWriter::create(&config.out).await?;
-    let mut labels: HashMap<labels::GroupKey, Label> = HashMap::new();
+    let mut labels: HashMap<labels::LabelKey, Label> = HashMap::new();
     let mut written = 0u64;
     let progress = std::io::stderr().is_terminal();
     for (d, day) in days.iter().enumerate() {
@@ -389,7 +389,7 @@ impl BatchBuilder {
         a: &attacks::AttackEvent,
         day_start_us: i64,
         day: NaiveDate,
-        labels: &mut HashMap<labels::GroupKey, Label>,
+        labels: &mut HashMap<labels::LabelKey, Label>,
     ) {
         let host = &tenant.hosts[a.host];
         let account = &tenant.accounts[a.account];
@@ -402,7 +402,7 @@ impl BatchBuilder {
             &a.command,
             account.logon_id + 0x51,
         );
-        let key = labels::GroupKey {
+        let key = labels::LabelKey {
             day,
             computer: host.computer.clone(),
             account: account.name.clone(),

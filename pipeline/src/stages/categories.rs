@@ -113,7 +113,7 @@ pub const MAX_LOOKUP_BYTES: usize = 4 << 20;
 /// How the features find each category's index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Indices {
-    /// Joined with the index tables ([`table_name`]).
+    /// Joined with the index tables ([`procforest_core::schema::table::category_index`]).
     Tables,
     /// Looked up by functions registered in the session, which carry the indices in the
     /// plan ([`procforest_core::udf::CategoryIndexUdf`]).
@@ -123,7 +123,7 @@ pub enum Indices {
 /// Makes the census's indices available to the features: a lookup function per key
 /// column registered in `ctx` when their values take at most `max_lookup_bytes`
 /// ([`MAX_LOOKUP_BYTES`] in a run), otherwise index tables written by the driver under
-/// scratch folder `dir` and registered as [`table_name`]. Returns which.
+/// scratch folder `dir` and registered as [`procforest_core::schema::table::category_index`]. Returns which.
 pub async fn register(
     ctx: &SessionContext,
     census: &Census,

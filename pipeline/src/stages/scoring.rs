@@ -98,7 +98,7 @@ pub async fn score(
 }
 
 /// A summary group's identity, borrowed: interval and keys.
-type GroupKey<'a> = (i64, [Option<&'a str>; 4]);
+type GroupRef<'a> = (i64, [Option<&'a str>; 4]);
 
 /// Fills in the command lines of `rows` from `command_lines` (interval, keys,
 /// `command_lines`: the report's groups), read by the driver itself. The report's rows are
@@ -112,7 +112,7 @@ pub async fn attach_command_lines(rows: &mut [ScoredRow], command_lines: DataFra
         return Ok(());
     }
     let found = {
-        let wanted: std::collections::HashMap<GroupKey<'_>, usize, foldhash::fast::RandomState> =
+        let wanted: std::collections::HashMap<GroupRef<'_>, usize, foldhash::fast::RandomState> =
             rows.iter()
                 .enumerate()
                 .map(|(i, r)| {

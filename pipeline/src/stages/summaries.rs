@@ -316,13 +316,13 @@ pub async fn command_lines(
 
 /// Computes `df` (on the cluster, or on the driver for a driver-side session) and writes
 /// it as Parquet under scratch folder `dir` (a URL ending with `/`: [`Scratch::path`]), each
-/// partition its own files where it was computed ([`procforest_core::scratch`]); returns
+/// partition its own files where it was computed ([`procforest_core::partition_writer`]); returns
 /// the number of rows written.
 pub async fn write(df: DataFrame, dir: &str, what: &str) -> Result<u64> {
     write_digested(df, dir, what, None).await
 }
 
-/// [`write`], each partition also writing its digest as `digest` says (when set).
+/// [`write()`], each partition also writing its digest as `digest` says (when set).
 pub async fn write_digested(
     df: DataFrame,
     dir: &str,

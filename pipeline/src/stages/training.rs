@@ -98,7 +98,7 @@ fn smallest_by_key(batches: &[RecordBatch], rows: usize) -> Result<Option<Record
 }
 
 /// Gathers `rows` training rows from `features` (the features of a table of summary rows
-/// holding the sample, [`TRAINING_ROWS`]): those with the smallest `sample_key(seed,
+/// holding the sample, [`procforest_core::schema::table::TRAINING_ROWS`]): those with the smallest `sample_key(seed,
 /// interval, keys…)`, in that order.
 pub async fn gather(
     features: DataFrame,
