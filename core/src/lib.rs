@@ -18,6 +18,8 @@
 //! - [`object_stores`]: an object-store registry that resolves `file://` and Azure URLs
 //!   from the environment, on whichever process needs them.
 //! - [`session`]: the session configuration every process builds the same way.
+//! - [`template`]: command lines reduced to templates (what varies between runs of the
+//!   same command replaced by placeholders).
 
 pub mod codec;
 pub mod key_counts;
@@ -26,6 +28,7 @@ pub mod partition_writer;
 pub mod scan;
 pub mod schema;
 pub mod session;
+pub mod template;
 pub mod udf;
 
 use std::sync::Arc;
