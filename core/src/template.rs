@@ -15,7 +15,7 @@
 
 use std::sync::LazyLock;
 
-use regex::{Regex, RegexBuilder};
+use regex::Regex;
 
 fn regex(pattern: &str) -> Regex {
     Regex::new(pattern).expect("a valid built-in pattern")
@@ -111,13 +111,27 @@ fn short_host(computer: &str) -> &str {
     computer.split('.').next().unwrap_or(computer)
 }
 
-/// `text` with `word` (lower case) replaced wherever it stands as a word.
+/// `text` with `word` (lower case) replaced wherever it stands as a word (no letter,
+/// digit or `_` on either side). Scanned by hand: a regex built per row would cost more
+/// than the rest of the template.
 fn replace_word(text: &str, word: &str, placeholder: &str) -> String {
-    let pattern = format!(r"\b{}\b", regex::escape(word));
-    match RegexBuilder::new(&pattern).build() {
-        Ok(re) => re.replace_all(text, placeholder).into_owned(),
-        Err(_) => text.to_string(),
+    let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    for (at, _) in text.match_indices(word) {
+        let end = at + word.len();
+        if at < copied
+            || is_word(text[..at].chars().next_back())
+            || is_word(text[end..].chars().next())
+        {
+            continue;
+        }
+        out.push_str(&text[copied..at]);
+        out.push_str(placeholder);
+        copied = end;
     }
+    out.push_str(&text[copied..]);
+    out
 }
 
 /// Quoted strings replaced by `<str>`, except a quoted program at the start.
