@@ -1,7 +1,7 @@
 //! The report: the anomalies in report order, each with its features, explanation and
 //! command lines, the model that scored them and the run's manifest. What sinks deliver.
 
-use std::{path::PathBuf, sync::Arc};
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use iforest::IsolationForest;
@@ -32,8 +32,6 @@ pub struct Report {
     pub first_interval_us: i64,
     /// The report window `(as-of − window, as-of]`, microseconds.
     pub window_us: (i64, i64),
-    /// The scores file, when every score was written (already in place).
-    pub scores_out: Option<PathBuf>,
 }
 
 impl Report {

@@ -324,13 +324,9 @@ impl Run<'_> {
         let anomalies = self
             .explain_and_attach_lines(ctx, anomalies, &fitted, prefetched, &written, scratch)
             .await?;
-        let scores_out = match scores_writer {
-            Some(writer) => {
-                writer.finish()?;
-                self.config.scores_out.clone()
-            }
-            None => None,
-        };
+        if let Some(writer) = scores_writer {
+            writer.finish()?;
+        }
         self.phases.stop();
         let manifest = self.manifest(&indexed.census, written.groups, fitted.info, &anomalies)?;
         Ok(Report {
@@ -344,7 +340,6 @@ impl Run<'_> {
                 self.snapshot.as_of_us - self.config.window_us,
                 self.snapshot.as_of_us,
             ),
-            scores_out,
         })
     }
 
