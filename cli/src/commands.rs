@@ -4,6 +4,7 @@
 use procforest_datasets::{
     evaluate,
     generate::{GenerateConfig, generate},
+    inject,
     labels::{check_labels, read_labels_file},
     sample_import,
 };
@@ -12,9 +13,9 @@ use procforest_pipeline::Report;
 use crate::{
     bundled,
     error::{CliError, Result},
-    flags::{Command, EvaluateArgs, GenerateArgs, ProbeArgs, ResendArgs, RunArgs},
+    flags::{Command, EvaluateArgs, FeaturesArg, GenerateArgs, ProbeArgs, ResendArgs, RunArgs},
     flags::{parse_date, parse_duration},
-    run_config::{outputs, run_config},
+    run_config::{outputs, run_config, run_config_from},
 };
 
 /// Runs the command the command line names.
@@ -121,9 +122,40 @@ async fn attach_label_check(report: &mut Report, location: &str) -> Result<()> {
 
 async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
     let (table, _bundled) = table_or_bundled(&args.run)?;
-    let config = run_config(&args.run, table)?;
-    let sets: Vec<_> = args.feature_sets.iter().map(|&s| s.into()).collect();
-    let results = evaluate::evaluate(&config, &sets).await?;
+    let mut variants = evaluation_variants(&args, &table)?;
+    let injected = match &args.inject {
+        Some(file) => {
+            let replay = inject::Replay {
+                file: file.clone(),
+                seed: args.inject_seed,
+                scenarios: args.inject_scenarios,
+            };
+            Some(inject::inject(&variants[0].1, &replay).await?)
+        }
+        None => None,
+    };
+    let kinds = match &injected {
+        Some(injected) => {
+            let mixed = injected
+                .groups
+                .values()
+                .filter(|k| **k == inject::GroupKind::Mixed)
+                .count();
+            eprintln!(
+                "replayed {} attack events of {} scenarios into {} groups ({mixed} mixed with the tenant's own events)",
+                injected.events,
+                injected.scenarios,
+                injected.groups.len(),
+            );
+            for (_, config) in &mut variants {
+                config.table_label = Some(config.table.clone());
+                config.table = injected.location.clone();
+            }
+            injected.groups.clone()
+        }
+        None => Default::default(),
+    };
+    let results = evaluate::evaluate(&variants, &kinds).await?;
     print!("{}", evaluate::table(&results));
     if let Some(path) = &args.run.json {
         let json =
@@ -135,6 +167,30 @@ async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// The runs `evaluate` compares, each named: every `--presets` entry with its settings,
+/// then every `--feature-sets` entry with the run's (`seed,rarity` when neither is given).
+fn evaluation_variants(
+    args: &EvaluateArgs,
+    table: &str,
+) -> Result<Vec<(String, procforest_pipeline::RunConfig)>> {
+    let mut variants = Vec::new();
+    for &preset in &args.presets {
+        let preset: procforest_pipeline::config::Preset = preset.into();
+        let config = run_config_from(&args.run, table.to_string(), preset)?;
+        variants.push((format!("preset {}", preset.name()), config));
+    }
+    let sets = match (args.presets.is_empty(), args.feature_sets.is_empty()) {
+        (true, true) => vec![FeaturesArg::Seed, FeaturesArg::Rarity],
+        _ => args.feature_sets.clone(),
+    };
+    for set in sets {
+        let mut config = run_config(&args.run, table.to_string())?;
+        config.features = set.into();
+        variants.push((config.features.name().to_string(), config));
+    }
+    Ok(variants)
 }
 
 async fn resend(args: ResendArgs) -> Result<()> {

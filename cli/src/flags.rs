@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
-use procforest_pipeline::config::FeatureSet;
+use procforest_pipeline::config::{FeatureSet, Preset};
 
 use crate::error::{CliError, Result};
 
@@ -40,6 +40,27 @@ pub enum FeaturesArg {
     Rarity,
     /// The event count and the rarity features only: no label codes, no interval.
     RarityOnly,
+    /// The event count, the rarity features and the evidence of command lines, parents
+    /// and first-seen processes (needs `ParentProcessName`).
+    Evidence,
+}
+
+/// Presets (see [`Preset`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PresetArg {
+    /// The notebook's settings.
+    Notebook,
+    /// A nightly SOC report.
+    Soc,
+}
+
+impl From<PresetArg> for Preset {
+    fn from(arg: PresetArg) -> Self {
+        match arg {
+            PresetArg::Notebook => Preset::Notebook,
+            PresetArg::Soc => Preset::Soc,
+        }
+    }
 }
 
 impl From<FeaturesArg> for FeatureSet {
@@ -48,6 +69,7 @@ impl From<FeaturesArg> for FeatureSet {
             FeaturesArg::Seed => FeatureSet::Seed,
             FeaturesArg::Rarity => FeatureSet::Rarity,
             FeaturesArg::RarityOnly => FeatureSet::RarityOnly,
+            FeaturesArg::Evidence => FeatureSet::Evidence,
         }
     }
 }
@@ -82,9 +104,26 @@ pub enum Command {
 /// feature sets to compare.
 #[derive(Debug, Args)]
 pub struct EvaluateArgs {
-    /// Feature sets to evaluate, comma-separated.
-    #[arg(long, value_enum, value_delimiter = ',', default_value = "seed,rarity")]
+    /// Presets to evaluate, comma-separated, each with its own settings (flags given
+    /// beside them override them all).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub presets: Vec<PresetArg>,
+    /// Feature sets to evaluate, comma-separated, each with the run's other settings;
+    /// default `seed,rarity` when no preset is given.
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub feature_sets: Vec<FeaturesArg>,
+    /// Replay only this many of the attack file's scenarios (its distinct labels), chosen by
+    /// `--inject-seed`; default: all.
+    #[arg(long, requires = "inject")]
+    pub inject_scenarios: Option<usize>,
+    /// Replay the labelled attack events of this file (JSON lines of SecurityEvent columns,
+    /// OTRF's raw JSON lines, or msticpy's CSV) into a copy of the table's report day, on
+    /// the tenant's hosts and accounts, and measure against them.
+    #[arg(long, value_name = "FILE")]
+    pub inject: Option<std::path::PathBuf>,
+    /// The seed of the replay's choice of hosts and accounts.
+    #[arg(long, default_value_t = 1)]
+    pub inject_seed: u64,
     /// The run's settings.
     #[command(flatten)]
     pub run: RunArgs,
@@ -160,22 +199,34 @@ pub struct RunArgs {
     /// Summary interval: day or hour.
     #[arg(long, default_value = "day", env = "PROCFOREST_INTERVAL")]
     pub interval: String,
-    /// The model's inputs: `seed` (the notebook's six) or `rarity` (plus pair and host-level
-    /// rarity).
-    #[arg(long, value_enum, default_value = "seed", env = "PROCFOREST_FEATURES")]
-    pub features: FeaturesArg,
-    /// Trees in the forest.
-    #[arg(long, default_value_t = 100, env = "PROCFOREST_TREES")]
-    pub trees: usize,
-    /// Rows per tree.
-    #[arg(long, default_value_t = 100, env = "PROCFOREST_MAX_SAMPLES")]
-    pub max_samples: usize,
+    /// A named choice of features, samples per tree and threshold: `notebook` (the
+    /// notebook's settings) or `soc` (a nightly SOC report: see README). Flags given beside
+    /// it override it.
+    #[arg(
+        long,
+        value_enum,
+        default_value = "notebook",
+        env = "PROCFOREST_PRESET"
+    )]
+    pub preset: PresetArg,
+    /// The model's inputs: `seed` (the notebook's six), `rarity` (plus pair and host-level
+    /// rarity), `rarity-only`, or `evidence` (count, rarity, command-line novelty, lineage
+    /// and first seen). Default: the preset's.
+    #[arg(long, value_enum, env = "PROCFOREST_FEATURES")]
+    pub features: Option<FeaturesArg>,
+    /// Trees in the forest. Default: the preset's (100).
+    #[arg(long, env = "PROCFOREST_TREES")]
+    pub trees: Option<usize>,
+    /// Rows per tree. Default: the preset's (notebook 100, soc 256).
+    #[arg(long, env = "PROCFOREST_MAX_SAMPLES")]
+    pub max_samples: Option<usize>,
     /// Seed of the sample and the model.
     #[arg(long, default_value_t = 42, env = "PROCFOREST_SEED")]
     pub seed: u64,
-    /// Expected share of anomalies in (0, 0.5], or `auto` (offset −0.5).
-    #[arg(long, default_value = "auto", env = "PROCFOREST_CONTAMINATION")]
-    pub contamination: String,
+    /// Expected share of anomalies in (0, 0.5], or `auto` (offset −0.5). Default: the
+    /// preset's (notebook auto, soc 0.01).
+    #[arg(long, env = "PROCFOREST_CONTAMINATION")]
+    pub contamination: Option<String>,
     /// Partitions (parallel tasks per stage); default: this machine's cores.
     #[arg(long, env = "PROCFOREST_PARTITIONS")]
     pub partitions: Option<usize>,

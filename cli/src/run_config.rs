@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use procforest_pipeline::{
     AsOf, RunConfig,
-    config::{Interval, ModelSettings, SnapshotChoice},
+    config::{Interval, ModelSettings, Preset, SnapshotChoice},
 };
 use procforest_sinks::{MonitorOutput, Outputs};
 
@@ -17,6 +17,13 @@ use crate::{
 /// The run's configuration from its flags. `table` is where the table is (the bundled
 /// sample's folder when `--table` is absent).
 pub fn run_config(args: &RunArgs, table: String) -> Result<RunConfig> {
+    run_config_from(args, table, args.preset.into())
+}
+
+/// [`run_config`] starting from `preset` instead of `--preset`'s: the flags given
+/// override it.
+pub fn run_config_from(args: &RunArgs, table: String, preset: Preset) -> Result<RunConfig> {
+    let defaults = preset.model(args.seed);
     Ok(RunConfig {
         table_label: args.table.is_none().then(|| "(bundled sample)".to_string()),
         table,
@@ -30,12 +37,16 @@ pub fn run_config(args: &RunArgs, table: String) -> Result<RunConfig> {
         window_us: parse_duration("--window", &args.window)?,
         train_days: args.train_days,
         interval: interval(&args.interval)?,
-        features: args.features.into(),
+        preset,
+        features: args.features.map_or(preset.features(), Into::into),
         model: ModelSettings {
-            trees: args.trees,
-            max_samples: args.max_samples,
+            trees: args.trees.unwrap_or(defaults.trees),
+            max_samples: args.max_samples.unwrap_or(defaults.max_samples),
             seed: args.seed,
-            contamination: contamination(&args.contamination)?,
+            contamination: match &args.contamination {
+                Some(text) => contamination(text)?,
+                None => defaults.contamination,
+            },
         },
         partitions: args
             .partitions

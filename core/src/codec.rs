@@ -25,7 +25,10 @@ use crate::{
     key_counts::{KeyCountsExec, KeyCountsTable},
     partition_writer::{ParquetWriterExec, ScratchSink},
     scan::DeltaFilesTable,
-    udf::{CategoryIndexUdf, GroupSetUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf},
+    udf::{
+        CategoryIndexUdf, GroupSetUdf, LineEntropyUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf,
+        TemplateUdf,
+    },
 };
 
 /// Marks bytes written by these codecs.
@@ -45,6 +48,8 @@ enum Kind {
     ScratchSink = 8,
     ParquetWriterExec = 9,
     GroupSetUdf = 10,
+    TemplateUdf = 11,
+    LineEntropyUdf = 12,
 }
 
 fn write(kind: Kind, payload: &[u8], buf: &mut Vec<u8>) {
@@ -72,6 +77,8 @@ fn read(buf: &[u8]) -> Result<Option<(Kind, &[u8])>> {
         8 => Kind::ScratchSink,
         9 => Kind::ParquetWriterExec,
         10 => Kind::GroupSetUdf,
+        11 => Kind::TemplateUdf,
+        12 => Kind::LineEntropyUdf,
         other => {
             return Err(DataFusionError::Internal(format!(
                 "procforest codec: unknown kind {other} (is every process the same version?)"
@@ -97,6 +104,12 @@ fn encode_udf(node: &ScalarUDF, buf: &mut Vec<u8>) -> bool {
         true
     } else if SortedDistinctUdf::is(node) {
         write(Kind::SortedDistinctUdf, &[], buf);
+        true
+    } else if TemplateUdf::is(node) {
+        write(Kind::TemplateUdf, &[], buf);
+        true
+    } else if LineEntropyUdf::is(node) {
+        write(Kind::LineEntropyUdf, &[], buf);
         true
     } else {
         false
@@ -124,6 +137,8 @@ fn decode_udf(buf: &[u8]) -> Result<Option<Arc<ScalarUDF>>> {
         Some((Kind::SortedDistinctUdf, _)) => {
             Some(Arc::new(SortedDistinctUdf::default().into_udf()))
         }
+        Some((Kind::TemplateUdf, _)) => Some(Arc::new(TemplateUdf::default().into_udf())),
+        Some((Kind::LineEntropyUdf, _)) => Some(Arc::new(LineEntropyUdf::default().into_udf())),
         Some((kind, _)) => {
             return Err(DataFusionError::Internal(format!(
                 "procforest codec: {kind:?} is not a function"

@@ -115,6 +115,9 @@ pub const REQUIRED_COLUMNS: &[(&str, ColumnKind)] = &[
     (COMMAND_LINE, ColumnKind::String),
 ];
 
+/// The columns the evidence features read besides [`REQUIRED_COLUMNS`].
+pub const EVIDENCE_COLUMNS: &[(&str, ColumnKind)] = &[(PARENT_PROCESS_NAME, ColumnKind::String)];
+
 /// The grouping keys of a summary row, after the interval.
 pub const GROUP_KEYS: [&str; 4] = [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS];
 
@@ -159,6 +162,38 @@ pub const RARITY_FEATURES: [&str; 4] = [
     "log_p_process_given_computer",
     "log_process_host_share",
 ];
+
+/// The command-line novelty features, per summary group (formulas in the pipeline's
+/// `evidence` stage).
+pub const NOVELTY_FEATURES: [&str; 5] = [
+    "novel_template_share",
+    "log_rarest_template_events",
+    "log_rarest_template_hosts",
+    "longest_line_log2",
+    "line_entropy",
+];
+
+/// The lineage features, per summary group (the `evidence` stage).
+pub const LINEAGE_FEATURES: [&str; 2] = ["log_rarest_lineage_events", "lineage_new_on_host"];
+
+/// The first-seen features, per summary group (the `evidence` stage).
+pub const FIRST_SEEN_FEATURES: [&str; 2] = ["process_new_on_host", "process_new_for_account"];
+
+/// The columns of the evidence tables besides the interval, the keys and [`COUNT`].
+pub mod evidence {
+    /// The parent's full path (`ParentProcessName`; empty when null).
+    pub const PARENT: &str = "parent";
+    /// The command line's template (`core::template`; empty when null).
+    pub const TEMPLATE: &str = "template";
+    /// The characters of the longest command line.
+    pub const LONGEST: &str = "longest";
+    /// The highest entropy of a command line, bits per byte.
+    pub const ENTROPY: &str = "entropy";
+    /// A group's templates never seen for its process in another interval (sorted).
+    pub const NOVEL_TEMPLATES: &str = "novel_templates";
+    /// A group's parent whose pair with the process is rarest in other intervals.
+    pub const RAREST_PARENT: &str = "rarest_parent";
+}
 
 /// The name of a table a run registers in its session. A type of its own, so that a
 /// table name cannot be passed where a column name is meant.
@@ -210,6 +245,12 @@ pub mod table {
     pub const REPORT_ROWS: TableName = TableName("report_rows");
     /// The training sample's summary rows, for features computed on the cluster.
     pub const TRAINING_ROWS: TableName = TableName("training_rows");
+    /// Every event of the training window, for the evidence features.
+    pub const EVIDENCE_EVENTS: TableName = TableName("evidence_events");
+    /// The events counted per interval, group, parent and command-line template.
+    pub const EVIDENCE_LINES: TableName = TableName("evidence_lines");
+    /// The evidence features of every summary group.
+    pub const GROUP_EVIDENCE: TableName = TableName("group_evidence");
     /// A category index: `index_<key column, lower case>` (value, groups, index).
     pub fn category_index(key: &str) -> String {
         format!("index_{}", key.to_lowercase())
@@ -219,8 +260,14 @@ pub mod table {
 /// Checks that `schema` has every required column with an acceptable type; the error
 /// names each missing or mistyped column.
 pub fn check_schema(schema: &Schema) -> Result<(), String> {
+    check_columns(schema, REQUIRED_COLUMNS)
+}
+
+/// Checks that `schema` has each of `columns` with an acceptable type; the error names
+/// each missing or mistyped column.
+pub fn check_columns(schema: &Schema, columns: &[(&str, ColumnKind)]) -> Result<(), String> {
     let mut problems = Vec::new();
-    for (name, kind) in REQUIRED_COLUMNS {
+    for (name, kind) in columns {
         match schema.field_with_name(name) {
             Err(_) => problems.push(format!("column `{name}` is missing")),
             Ok(field) if !kind.accepts(field.data_type()) => problems.push(format!(

@@ -55,6 +55,19 @@ impl EventTableWriter {
                     PipelineError::runtime(format!("creating the table at {location}: {e}"))
                 }
             })?;
+        Self::with_writer(table)
+    }
+
+    /// Opens the existing table at `location` to append events.
+    pub async fn append(location: &str) -> Result<Self> {
+        let url = table_url_for_write(location)?;
+        let table = deltalake::open_table(url)
+            .await
+            .bad_input(format!("opening the table at {location}"))?;
+        Self::with_writer(table)
+    }
+
+    fn with_writer(table: DeltaTable) -> Result<Self> {
         let writer = RecordBatchWriter::for_table(&table)
             .runtime("opening a writer")?
             .with_writer_properties(

@@ -25,6 +25,7 @@ use procforest_pipeline::{
 
 use crate::{
     delta_writer::get_parquet,
+    inject::GroupKind,
     labels::{LABELS_PATH, Label, LabelKey, read_labels},
 };
 
@@ -37,11 +38,26 @@ pub struct Judged {
     pub flagged: bool,
     /// In the ground truth.
     pub labelled: bool,
+    /// For a replayed attack's group, whether the tenant's events share it.
+    pub kind: Option<GroupKind>,
+}
+
+/// Recall within one kind of replayed group.
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+pub struct KindRecall {
+    /// Groups of the kind in the report.
+    pub groups: usize,
+    /// Of which flagged.
+    pub flagged: usize,
+    /// `flagged / groups`.
+    pub recall: f64,
 }
 
 /// Detection quality of one run.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Metrics {
+    /// The run's name (a preset or a feature set).
+    pub variant: String,
     /// Feature set.
     pub features: FeatureSet,
     /// Groups in the report window.
@@ -62,6 +78,9 @@ pub struct Metrics {
     pub roc_auc: f64,
     /// Average precision (area under the precision–recall curve, scikit-learn's definition).
     pub pr_auc: f64,
+    /// Recall of the replayed attacks' groups per kind (empty without replay).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub kinds: BTreeMap<GroupKind, KindRecall>,
 }
 
 fn ratio(a: usize, b: usize) -> f64 {
@@ -69,7 +88,7 @@ fn ratio(a: usize, b: usize) -> f64 {
 }
 
 /// The metrics of judged groups. Scores order them (lowest first); ties share ranks.
-pub fn metrics(features: FeatureSet, judged: &[Judged]) -> Metrics {
+pub fn metrics(variant: &str, features: FeatureSet, judged: &[Judged]) -> Metrics {
     let groups = judged.len();
     let labelled = judged.iter().filter(|j| j.labelled).count();
     let flagged = judged.iter().filter(|j| j.flagged).count();
@@ -87,6 +106,7 @@ pub fn metrics(features: FeatureSet, judged: &[Judged]) -> Metrics {
         })
         .collect();
     Metrics {
+        variant: variant.to_string(),
         features,
         groups,
         labelled,
@@ -97,7 +117,26 @@ pub fn metrics(features: FeatureSet, judged: &[Judged]) -> Metrics {
         precision_at,
         roc_auc: roc_auc(&order, labelled),
         pr_auc: average_precision(&order, labelled),
+        kinds: kind_recalls(judged),
     }
+}
+
+fn kind_recalls(judged: &[Judged]) -> BTreeMap<GroupKind, KindRecall> {
+    let mut kinds: BTreeMap<GroupKind, KindRecall> = BTreeMap::new();
+    for j in judged {
+        let Some(kind) = j.kind else { continue };
+        let entry = kinds.entry(kind).or_insert(KindRecall {
+            groups: 0,
+            flagged: 0,
+            recall: 0.0,
+        });
+        entry.groups += 1;
+        entry.flagged += usize::from(j.flagged);
+    }
+    for k in kinds.values_mut() {
+        k.recall = ratio(k.flagged, k.groups);
+    }
+    kinds
 }
 
 /// Groups of equal score, most anomalous first: (labelled in group, size).
@@ -146,22 +185,28 @@ fn average_precision(order: &[&Judged], positives: usize) -> f64 {
     ap
 }
 
-/// Runs each feature set and measures it against the table's labels
-/// ([`LABELS_PATH`] inside the table's folder).
-pub async fn evaluate(base: &RunConfig, sets: &[FeatureSet]) -> Result<Vec<Metrics>> {
-    let labels = table_labels(base).await?;
+/// Runs each named configuration and measures it against its table's labels
+/// ([`LABELS_PATH`] inside the table's folder, read from the first's table); `kinds` are
+/// the replayed attacks' groups (empty without replay: see [`crate::inject`]).
+pub async fn evaluate(
+    variants: &[(String, RunConfig)],
+    kinds: &BTreeMap<LabelKey, GroupKind>,
+) -> Result<Vec<Metrics>> {
+    let Some((_, first)) = variants.first() else {
+        return Ok(Vec::new());
+    };
+    let labels = table_labels(first).await?;
     let positives: HashSet<LabelKey> = labels.into_iter().map(|l| l.key).collect();
     let dir = tempfile::tempdir().runtime("creating a folder for scores")?;
     let mut out = Vec::new();
-    for &features in sets {
-        let mut config = base.clone();
-        config.features = features;
-        let scores = dir.path().join(format!("{}.parquet", features.name()));
+    for (i, (name, config)) in variants.iter().enumerate() {
+        let mut config = config.clone();
+        let scores = dir.path().join(format!("{i}.parquet"));
         config.scores_out = Some(scores.clone());
         let report = run(&config).await?;
         let (start, end) = (report.first_interval_us, report.as_of.timestamp_micros());
-        let judged = read_judged(&scores, &positives, start, end)?;
-        out.push(metrics(features, &judged));
+        let judged = read_judged(&scores, &positives, kinds, start, end)?;
+        out.push(metrics(name, config.features, &judged));
     }
     Ok(out)
 }
@@ -186,6 +231,7 @@ async fn table_labels(config: &RunConfig) -> Result<Vec<Label>> {
 fn read_judged(
     path: &std::path::Path,
     positives: &HashSet<LabelKey>,
+    kinds: &BTreeMap<LabelKey, GroupKind>,
     start_us: i64,
     end_us: i64,
 ) -> Result<Vec<Judged>> {
@@ -242,6 +288,7 @@ fn read_judged(
                 score: score.value(i),
                 flagged: pred.value(i) == -1,
                 labelled: positives.contains(&key),
+                kind: kinds.get(&key).copied(),
             });
         }
     }
@@ -250,9 +297,9 @@ fn read_judged(
 
 /// The metrics as a readable table.
 pub fn table(results: &[Metrics]) -> String {
-    let mut s = format!(
-        "{:<11} {:>7} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7}\n",
-        "features",
+    let s = format!(
+        "{:<15} {:>7} {:>8} {:>8} {:>8} {:>9} {:>7} {:>6} {:>6} {:>6} {:>7} {:>7}\n",
+        "variant",
         "groups",
         "labelled",
         "flagged",
@@ -265,10 +312,21 @@ pub fn table(results: &[Metrics]) -> String {
         "roc_auc",
         "pr_auc"
     );
+    let kinds: Vec<GroupKind> = results
+        .iter()
+        .flat_map(|m| m.kinds.keys().copied())
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let mut s = s.trim_end().to_string();
+    for kind in &kinds {
+        s.push_str(&format!(" {:>11}", format!("{} recall", kind.name())));
+    }
+    s.push('\n');
     for m in results {
         s.push_str(&format!(
-            "{:<11} {:>7} {:>8} {:>8} {:>7.1}% {:>9.3} {:>7.3} {:>6.2} {:>6.2} {:>6.2} {:>7.3} {:>7.3}\n",
-            m.features.name(),
+            "{:<15} {:>7} {:>8} {:>8} {:>7.1}% {:>9.3} {:>7.3} {:>6.2} {:>6.2} {:>6.2} {:>7.3} {:>7.3}\n",
+            m.variant,
             m.groups,
             m.labelled,
             m.flagged,
@@ -281,6 +339,14 @@ pub fn table(results: &[Metrics]) -> String {
             m.roc_auc,
             m.pr_auc
         ));
+        s.pop();
+        for kind in &kinds {
+            let cell = m.kinds.get(kind).map_or("-".to_string(), |k| {
+                format!("{}/{} {:.2}", k.flagged, k.groups, k.recall)
+            });
+            s.push_str(&format!(" {cell:>11}"));
+        }
+        s.push('\n');
     }
     s
 }
@@ -294,6 +360,7 @@ mod tests {
             score,
             flagged,
             labelled,
+            kind: None,
         }
     }
 
@@ -307,7 +374,7 @@ mod tests {
             j(-0.45, false, false),
             j(-0.40, false, false),
         ];
-        let m = metrics(FeatureSet::Seed, &judged);
+        let m = metrics("seed", FeatureSet::Seed, &judged);
         assert_eq!((m.groups, m.labelled, m.flagged), (5, 2, 3));
         assert!((m.flagged_fraction - 0.6).abs() < 1e-12);
         assert!((m.precision - 2.0 / 3.0).abs() < 1e-12);
@@ -322,7 +389,7 @@ mod tests {
     #[test]
     fn ties_count_half() {
         let judged = vec![j(-0.5, true, true), j(-0.5, true, false)];
-        let m = metrics(FeatureSet::Rarity, &judged);
+        let m = metrics("rarity", FeatureSet::Rarity, &judged);
         assert_eq!(m.roc_auc, 0.5);
         assert_eq!(m.pr_auc, 0.5);
         assert_eq!(m.precision_at[&10], 0.5);

@@ -10,5 +10,6 @@
 pub mod delta_writer;
 pub mod evaluate;
 pub mod generate;
+pub mod inject;
 pub mod labels;
 pub mod sample_import;

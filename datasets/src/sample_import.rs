@@ -134,7 +134,11 @@ pub fn read_msticpy(path: &Path) -> Result<Vec<Event>> {
     Ok(events)
 }
 
-/// Reads the OTRF events (raw Windows fields, one JSON object per line).
+/// Reads the OTRF events (raw Windows fields, one JSON object per line), or any JSON lines
+/// of `SecurityEvent` columns (`TimeGenerated`, `Computer`, `Account`, `AccountType`,
+/// `NewProcessName`, `ParentProcessName`, `CommandLine`). An event's `attack` field, when
+/// present, is its label (see [`explicit_label`]); otherwise a user account's event (not
+/// `NT AUTHORITY\…`) is labelled with its archive's dataset id.
 pub fn read_otrf(path: &Path) -> Result<Vec<Event>> {
     let text = std::fs::read_to_string(path).bad_input(format!("{}", path.display()))?;
     let mut events = Vec::new();
@@ -169,9 +173,12 @@ pub fn read_otrf(path: &Path) -> Result<Vec<Event>> {
             && account
                 .as_deref()
                 .is_some_and(|a| !a.starts_with("NT AUTHORITY\\") && a != "-\\-");
-        let label = is_user_activity
-            .then(|| s("dataset_id").map(|id| format!("otrf:{id}")))
-            .flatten();
+        let label = match explicit_label(&v) {
+            Some(explicit) => explicit,
+            None => is_user_activity.then(|| {
+                s("dataset_id").map_or_else(|| "user-activity".into(), |id| format!("otrf:{id}"))
+            }),
+        };
         events.push(Event {
             time,
             computer: non_empty(s("Hostname").or(s("Computer"))),
@@ -187,6 +194,17 @@ pub fn read_otrf(path: &Path) -> Result<Vec<Event>> {
         });
     }
     Ok(events)
+}
+
+/// An event's own `attack` field, when it has one: a name labels it, `true` labels it
+/// `attack`, `false` or an empty name marks it benign (`Some(None)`).
+fn explicit_label(event: &serde_json::Value) -> Option<Option<String>> {
+    match event.get("attack")? {
+        serde_json::Value::Bool(true) => Some(Some("attack".into())),
+        serde_json::Value::String(name) if !name.is_empty() => Some(Some(name.clone())),
+        serde_json::Value::Bool(false) | serde_json::Value::String(_) => Some(None),
+        _ => None,
+    }
 }
 
 /// Events as one batch of the event schema.

@@ -35,6 +35,8 @@ pub struct RunConfig {
     pub train_days: Option<u32>,
     /// Summary interval.
     pub interval: Interval,
+    /// The preset the settings started from (recorded in the manifest).
+    pub preset: Preset,
     /// The model's inputs.
     pub features: FeatureSet,
     /// Model settings.
@@ -47,6 +49,54 @@ pub struct RunConfig {
     pub scratch: Option<String>,
     /// Where every scored row is written as Parquet (scoring then scores all rows).
     pub scores_out: Option<PathBuf>,
+}
+
+/// A named choice of the model's settings. Settings given beside a preset override it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Preset {
+    /// The notebook's: the six seed features, 100 trees of 100 rows, contamination `auto`
+    /// (scikit-learn's offset −0.5, which flags most of a day: see EVALUATION.md).
+    Notebook,
+    /// A nightly SOC report: the evidence features (command-line novelty, lineage, first
+    /// seen, rarity), 100 trees of 256 rows, and the threshold at the training window's
+    /// 1 % most anomalous groups; EVALUATION.md measures what it flags and finds.
+    Soc,
+}
+
+impl Preset {
+    /// Every preset, in documentation order.
+    pub const ALL: [Preset; 2] = [Preset::Notebook, Preset::Soc];
+
+    /// The preset's name (`notebook`, `soc`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::Notebook => "notebook",
+            Preset::Soc => "soc",
+        }
+    }
+
+    /// The preset's features.
+    pub fn features(self) -> FeatureSet {
+        match self {
+            Preset::Notebook => FeatureSet::Seed,
+            Preset::Soc => FeatureSet::Evidence,
+        }
+    }
+
+    /// The preset's model settings, with `seed`.
+    pub fn model(self, seed: u64) -> ModelSettings {
+        let (max_samples, contamination) = match self {
+            Preset::Notebook => (100, None),
+            Preset::Soc => (256, Some(0.01)),
+        };
+        ModelSettings {
+            trees: 100,
+            max_samples,
+            seed,
+            contamination,
+        }
+    }
 }
 
 /// The as-of time.

@@ -22,7 +22,7 @@ use procforest_cluster::Session;
 use procforest_core::{
     key_counts::TimeWindow,
     scan::ResolvedTable,
-    schema::{TableName, table},
+    schema::{EVIDENCE_COLUMNS, TableName, check_columns, table},
     udf::ScoreUdf,
 };
 
@@ -36,6 +36,7 @@ use crate::{
     source::{self, EventTable, Pruning, TimeRange},
     stages::{
         categories::{self, Census, Indices},
+        evidence,
         features::{FeatureSet, seed_features},
         scoring::{self, ReportRows, Selection},
         summaries::{
@@ -108,6 +109,14 @@ pub async fn run(config: &RunConfig) -> Result<Report> {
             until_us: snapshot.as_of_us,
         },
     )?;
+    if config.features.needs_evidence() {
+        evidence::register_events(
+            &session.ctx,
+            &snapshot.resolved,
+            &snapshot.table.schema,
+            interval_us,
+        )?;
+    }
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let run = Run {
         config,
@@ -161,6 +170,18 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
         config.storage_options.clone(),
     )
     .await?;
+    if config.features.needs_evidence() {
+        check_columns(&table.schema, EVIDENCE_COLUMNS).map_err(|e| {
+            PipelineError::bad_setting(
+                crate::setting::Setting::Features,
+                format!(
+                    "{}: {e}; the {} features read it",
+                    config.table,
+                    config.features.name()
+                ),
+            )
+        })?;
+    }
     let as_of = match config.as_of {
         AsOf::At(t) => t,
         AsOf::EndOfNewestDay => source::end_of_newest_day(&table)?,
@@ -349,7 +370,16 @@ impl Run<'_> {
             seed: self.config.model.seed,
             rows: self.sample_size(),
         };
-        let written = write_summaries(ctx, self.plan, self.window(), sample, scratch)
+        let summaries = write_summaries(ctx, self.plan, self.window(), sample, scratch);
+        let evidence = async {
+            match self.config.features.needs_evidence() {
+                true => evidence::write_evidence(ctx, self.window(), scratch)
+                    .await
+                    .map(Some),
+                false => Ok(None),
+            }
+        };
+        let (written, _) = futures::future::try_join(summaries, evidence)
             .await
             .map_err(|e| scan_error(e, &self.snapshot.resolved))?;
         if written.groups == 0 {

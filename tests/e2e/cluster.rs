@@ -48,6 +48,17 @@ fn a_cluster_gives_the_standalone_answer_and_uses_every_executor() {
         distributed == standalone,
         "with a contamination, the cluster's scores or anomalies differ"
     );
+    // The soc preset's evidence: command lines templated by a function the executors
+    // rebuild from the plan.
+    let soc = ["--preset", "soc"];
+    let standalone = run(table, dir.path(), "standalone-soc", &soc, &[]);
+    let mut args = vec!["--scheduler", url.as_str(), "--partitions", "4"];
+    args.extend(soc);
+    let distributed = run(table, dir.path(), "cluster-soc", &args, &[]);
+    assert!(
+        distributed == standalone,
+        "with the soc preset, the cluster's scores or anomalies differ"
+    );
     for (i, e) in cluster.executors.iter().enumerate() {
         assert!(executor_ran_tasks(&e.work_dir), "executor {i} ran no task");
     }

@@ -438,6 +438,19 @@ fn bad_tables_are_refused_with_a_clear_message() {
         "`CommandLine` is missing",
     );
 
+    let no_parent = dir.path().join("no_parent");
+    support::write_table_without(&no_parent, "ParentProcessName");
+    assert_bad_input(
+        &[
+            "run",
+            "--table",
+            no_parent.to_str().unwrap(),
+            "--preset",
+            "soc",
+        ],
+        "`ParentProcessName` is missing; the evidence features read it",
+    );
+
     let mistyped = dir.path().join("mistyped");
     support::write_table_with_string_time(&mistyped);
     assert_bad_input(
@@ -691,6 +704,61 @@ fn rarity_features_are_deterministic_and_explained() {
         (total - 1.0).abs() < 1e-9,
         "shares sum to 1: {explanation:?}"
     );
+}
+
+/// The soc preset's evidence features give the same anomalies on one partition and on
+/// eight, each with its evidence in range.
+#[test]
+fn the_soc_preset_is_deterministic_and_its_evidence_in_range() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 30_000, 4, 12, 6, 0.1);
+    let mut outputs = Vec::new();
+    for partitions in ["1", "8"] {
+        let json = dir.path().join(format!("soc{partitions}.jsonl"));
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--preset",
+            "soc",
+            "--partitions",
+            partitions,
+            "--json",
+            json.to_str().unwrap(),
+        ]);
+        outputs.push(fs::read_to_string(&json).unwrap());
+    }
+    assert_eq!(outputs[0], outputs[1]);
+    assert!(
+        !outputs[0].is_empty(),
+        "the soc preset flags something here"
+    );
+    for line in outputs[0].lines() {
+        let row: serde_json::Value = serde_json::from_str(line).unwrap();
+        let features = row["features"].as_object().unwrap();
+        assert_eq!(features.len(), 14, "{row}");
+        let value = |name: &str| features[name].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&value("novel_template_share")));
+        for flag in [
+            "lineage_new_on_host",
+            "process_new_on_host",
+            "process_new_for_account",
+        ] {
+            assert!([0.0, 1.0].contains(&value(flag)), "{flag}: {row}");
+        }
+        assert!((0.0..=8.0).contains(&value("line_entropy")));
+        for log in [
+            "log_rarest_template_events",
+            "log_rarest_template_hosts",
+            "log_rarest_lineage_events",
+        ] {
+            assert!(value(log) >= 0.0, "{log}: {row}");
+        }
+    }
 }
 
 #[test]

@@ -10,6 +10,9 @@
 //!   the log number of summary rows of the (Account, Process) pair, log P(process | account)
 //!   and log P(process | computer) by events, and the log share of hosts running the
 //!   process. Label codes carry no notion of rarity; these do.
+//! - [`FeatureSet::Evidence`]: the event count, the rarity features, and the command-line
+//!   novelty, lineage and first-seen features of [`super::evidence`], joined from the
+//!   groups' evidence table.
 
 use std::sync::Arc;
 
@@ -24,12 +27,12 @@ use procforest_core::{
         ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, GROUP_KEYS, INTERVAL, PROCESS, RARITY_FEATURES,
         SEED_FEATURES, TableName,
         category_index::{INDEX, VALUE},
-        table::{SUMMARIES, category_index},
+        table::{GROUP_EVIDENCE, SUMMARIES, category_index},
     },
     udf::{CategoryIndexUdf, category_index_name},
 };
 
-use super::{categories::Indices, quote, same_key_sql};
+use super::{categories::Indices, evidence, quote, same_key_sql};
 use crate::error::{Context, PipelineError, Result};
 
 /// The model's inputs.
@@ -42,6 +45,8 @@ pub enum FeatureSet {
     Rarity,
     /// The event count and the rarity features only: no label codes, no interval.
     RarityOnly,
+    /// The event count, the rarity features and the groups' evidence.
+    Evidence,
 }
 
 impl FeatureSet {
@@ -57,11 +62,20 @@ impl FeatureSet {
             FeatureSet::RarityOnly => std::iter::once(SEED_FEATURES[5])
                 .chain(RARITY_FEATURES.iter().copied())
                 .collect(),
+            FeatureSet::Evidence => std::iter::once(SEED_FEATURES[5])
+                .chain(RARITY_FEATURES.iter().copied())
+                .chain(evidence::feature_columns())
+                .collect(),
         }
     }
 
     /// Every set, in documentation order.
-    pub const ALL: [FeatureSet; 3] = [FeatureSet::Seed, FeatureSet::Rarity, FeatureSet::RarityOnly];
+    pub const ALL: [FeatureSet; 4] = [
+        FeatureSet::Seed,
+        FeatureSet::Rarity,
+        FeatureSet::RarityOnly,
+        FeatureSet::Evidence,
+    ];
 
     /// The set by its name ([`FeatureSet::name`]).
     pub fn from_name(name: &str) -> Option<Self> {
@@ -74,6 +88,7 @@ impl FeatureSet {
             FeatureSet::Seed => "seed",
             FeatureSet::Rarity => "rarity",
             FeatureSet::RarityOnly => "rarity-only",
+            FeatureSet::Evidence => "evidence",
         }
     }
 
@@ -82,8 +97,14 @@ impl FeatureSet {
     pub fn aggregates_summaries(self) -> bool {
         match self {
             FeatureSet::Seed => false,
-            FeatureSet::Rarity | FeatureSet::RarityOnly => true,
+            FeatureSet::Rarity | FeatureSet::RarityOnly | FeatureSet::Evidence => true,
         }
+    }
+
+    /// Whether the features need the groups' evidence ([`super::evidence`]), computed
+    /// from every event's parent and command line.
+    pub fn needs_evidence(self) -> bool {
+        self == FeatureSet::Evidence
     }
 
     /// SQL of the features of every row of the registered `summaries`.
@@ -98,8 +119,31 @@ impl FeatureSet {
         match self {
             FeatureSet::Seed => features_sql(rows, indices),
             FeatureSet::Rarity | FeatureSet::RarityOnly => rarity_sql(rows, indices),
+            FeatureSet::Evidence => evidence_sql(rows, indices),
         }
     }
+}
+
+/// The rarity features of `rows` joined with their groups' evidence (the registered
+/// [`GROUP_EVIDENCE`], one row per summary group).
+fn evidence_sql(rows: TableName, indices: Indices) -> String {
+    let on = std::iter::once(format!("base.{i} = e.{i}", i = quote(INTERVAL)))
+        .chain(
+            GROUP_KEYS
+                .iter()
+                .map(|k| same_key_sql(&format!("base.{}", quote(k)), &format!("e.{}", quote(k)))),
+        )
+        .collect::<Vec<_>>()
+        .join(" AND ");
+    let evidence = evidence::feature_columns()
+        .map(|name| format!("e.{}", quote(name)))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT base.*, {evidence} FROM ({rarity}) base JOIN {table} e ON {on}",
+        rarity = rarity_sql(rows, indices),
+        table = GROUP_EVIDENCE,
+    )
 }
 
 /// The rarity features over the seed view of `rows`: aggregations of the summaries joined

@@ -8,6 +8,7 @@
 //! stage reads them instead of scanning the events again.
 
 pub mod categories;
+pub mod evidence;
 pub mod features;
 pub mod scoring;
 pub mod summaries;

@@ -91,7 +91,10 @@ pub struct SummaryWindow {
 }
 
 /// `TimeGenerated` as the standard timestamp type (cast if the table stores another unit).
-async fn event_time(ctx: &SessionContext, table: TableName) -> Result<(DataFrame, Expr)> {
+pub(super) async fn event_time(
+    ctx: &SessionContext,
+    table: TableName,
+) -> Result<(DataFrame, Expr)> {
     let events = ctx
         .table(table.as_str())
         .await
@@ -122,7 +125,7 @@ fn interval_start(interval: Interval, time: Expr) -> Expr {
 /// The grouping of a summary: the interval, then the four keys. The interval is the scan's
 /// file-interval column when it has one (see [`procforest_core::scan`]): the same value,
 /// known per file, and the aggregation then needs no shuffle.
-fn group_by(window: &SummaryWindow, events: &DataFrame, time: Expr) -> Vec<Expr> {
+pub(super) fn group_by(window: &SummaryWindow, events: &DataFrame, time: Expr) -> Vec<Expr> {
     let file_interval = file_interval_column(window.interval.micros());
     let interval = if events
         .schema()
@@ -180,7 +183,7 @@ pub enum Sources {
 }
 
 /// The time filter of the summaries: after the window's start, up to its end.
-fn window_filter(window: &SummaryWindow, time: &Expr) -> Expr {
+pub(super) fn window_filter(window: &SummaryWindow, time: &Expr) -> Expr {
     let mut filter = time.clone().lt_eq(time_literal(window.end_us));
     if let Some(start) = window.start_us {
         filter = filter.and(time.clone().gt(time_literal(start)));
@@ -259,7 +262,7 @@ pub async fn report_summaries(ctx: &SessionContext, window: SummaryWindow) -> Re
 /// string views (see [`procforest_core::schema::keys_as_views`]); an aggregate's views
 /// point into buffers shared by all its output batches, which Ballista's shuffle would
 /// then write out in full with every batch.
-fn keys_as_strings(extra: &[&str]) -> Vec<Expr> {
+pub(super) fn keys_as_strings(extra: &[&str]) -> Vec<Expr> {
     let mut select = vec![column(INTERVAL)];
     select.extend(
         GROUP_KEYS

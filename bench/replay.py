@@ -1,0 +1,103 @@
+#!/usr/bin/env python3
+"""Public attacks replayed into generated tenants (issue 24; results in EVALUATION.md).
+
+For tenants of 100, 500 and 2,000 hosts (14 days, about 700 events per host per day, no
+generated attacks) and seeds 1-3, replays SCENARIOS of the public attack scenarios in
+datasets/attacks/public-attacks.jsonl into the last day (`procforest evaluate --inject`,
+the seed choosing the scenarios, hosts and accounts) and measures the presets and, with the
+soc preset's model settings, each feature set. Prints Markdown tables of the mean (and
+range) over the seeds.
+
+    cargo build --release -p procforest -p procforest-cluster -p procforest-pipeline --bins
+    python3 bench/replay.py        # tables go to $PROCFOREST_EVAL_DIR (/tmp/procforest-eval)
+    python3 bench/replay.py 100    # one tenant size
+"""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/procforest/target")) / "release"
+BIN = TARGET / "procforest"
+WORK = Path(os.environ.get("PROCFOREST_EVAL_DIR", "/tmp/procforest-eval"))
+ATTACKS = REPO / "datasets/attacks/public-attacks.jsonl"
+END_DATE = "2026-11-27"
+DAYS = 14
+EVENTS_PER_HOST = 10_000  # over the 14 days
+HOSTS = [100, 500, 2000]
+SEEDS = [1, 2, 3]
+SCENARIOS = 10
+RUNS = [
+    ("presets", ["--presets", "notebook,soc"]),
+    ("soc settings, each feature set", ["--preset", "soc", "--feature-sets", "rarity,rarity-only,evidence"]),
+]
+METRICS = ["flagged_fraction", "precision", "recall", "p@10", "p@50", "roc_auc", "pr_auc",
+           "mixed_recall", "new_recall"]
+
+
+def run(cmd):
+    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
+                       env={**os.environ, "PROCFOREST_LOG": "error"})
+    if r.returncode != 0:
+        sys.exit(f"{cmd} failed:\n{r.stderr[-3000:]}")
+    return r.stdout
+
+
+def tenant(hosts, seed):
+    path = WORK / f"tenant-h{hosts}-s{seed}"
+    if not (path / "_delta_log").is_dir():
+        run([BIN, "generate", "--out", path, "--events", hosts * EVENTS_PER_HOST, "--days", DAYS,
+             "--hosts", hosts, "--seed", seed, "--end-date", END_DATE, "--attack-rate", 0])
+    return path
+
+
+def evaluate(hosts, seed, extra):
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "e.json"
+        run([BIN, "evaluate", "--table", tenant(hosts, seed), "--as-of", END_DATE, "--window", "1d",
+             "--inject", ATTACKS, "--inject-seed", seed, "--inject-scenarios", SCENARIOS,
+             "--json", out, *extra])
+        rows = json.loads(out.read_text())
+    for r in rows:
+        for k, v in r.pop("precision_at").items():
+            r[f"p@{k}"] = v
+        kinds = r.pop("kinds", {})
+        for kind in ["mixed", "new"]:
+            r[f"{kind}_groups"] = kinds.get(kind, {}).get("groups", 0)
+            r[f"{kind}_recall"] = kinds.get(kind, {}).get("recall")
+    return {r["variant"]: r for r in rows}
+
+
+def fmt(values):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "—"
+    mean = sum(values) / len(values)
+    if len(values) == 1 or max(values) - min(values) < 0.0005:
+        return f"{mean:.3f}"
+    return f"{mean:.3f} ({min(values):.2f}–{max(values):.2f})"
+
+
+def main():
+    WORK.mkdir(parents=True, exist_ok=True)
+    sizes = [int(a) for a in sys.argv[1:]] or HOSTS
+    for label, extra in RUNS:
+        print(f"### {label}\n")
+        print("| hosts | variant | attacked (mixed) / groups | " + " | ".join(METRICS) + " |")
+        print("|---" * (3 + len(METRICS)) + "|")
+        for hosts in sizes:
+            results = [evaluate(hosts, s, extra) for s in SEEDS]
+            for variant in results[0]:
+                rs = [r[variant] for r in results]
+                counts = "/".join(f"{r['labelled']} ({r['mixed_groups']})" for r in rs) + \
+                    " of " + "/".join(str(r["groups"]) for r in rs)
+                cells = [fmt([r[m] for r in rs]) for m in METRICS]
+                print(f"| {hosts} | {variant} | {counts} | " + " | ".join(cells) + " |", flush=True)
+        print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,329 @@
+//! Evidence: what a summary group's events say beyond their count — their command lines,
+//! their parents, and whether the process is new where it ran. Computed on the cluster
+//! from the training window's events, in two jobs written to scratch:
+//!
+//! 1. [`evidence_lines`]: events counted per interval × group × parent × command line,
+//!    then each distinct line reduced to its template ([`procforest_core::template`]) and
+//!    counted per interval × group × parent × template ([`EVIDENCE_LINES`]), with the
+//!    length and entropy of the group's longest and most random line.
+//! 2. [`group_evidence_sql`]: one row per summary group ([`GROUP_EVIDENCE`]).
+//!
+//! Every feature compares a group's interval with the *other* intervals of the training
+//! window (leave one interval out), so a training row and a report row are measured the
+//! same way and the model learns how often normal groups look new. Within these history
+//! statistics a null process, host or account counts as the empty one, and a null parent
+//! or command line as the empty one.
+//!
+//! Per group, with *elsewhere* = events in the window's other intervals:
+//! - `novel_template_share`: share of the group's events whose (process, template) has no
+//!   event elsewhere;
+//! - `log_rarest_template_events`: min over its templates of ln(1 + events elsewhere);
+//! - `log_rarest_template_hosts`: min over its templates of ln(hosts that ran the process
+//!   with that template, in the whole window);
+//! - `longest_line_log2`: log2(1 + characters of its longest command line);
+//! - `line_entropy`: the highest byte entropy of its command lines (bits per byte);
+//! - `log_rarest_lineage_events`: min over its parents of ln(1 + events elsewhere of the
+//!   (parent, process) pair, on any host);
+//! - `lineage_new_on_host`: 1 if one of its (parent, process) pairs has no event elsewhere
+//!   on this host, else 0;
+//! - `process_new_on_host`: 1 if the process has no event elsewhere on this host;
+//! - `process_new_for_account`: 1 if the account has no event elsewhere of the process.
+//!
+//! The group's novel templates (sorted) and its rarest parent are kept beside the
+//! features, for the explanations.
+
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::{
+    functions::expr_fn::{character_length, coalesce},
+    functions_aggregate::expr_fn::{count, max, sum},
+    logical_expr::cast,
+    prelude::{DataFrame, Expr, SessionContext, lit},
+};
+use procforest_core::{
+    scan::{DeltaFilesTable, ResolvedTable},
+    schema::{
+        ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, COUNT, FIRST_SEEN_FEATURES, GROUP_KEYS,
+        INTERVAL, LINEAGE_FEATURES, NOVELTY_FEATURES, PARENT_PROCESS_NAME, PROCESS,
+        evidence::{ENTROPY, LONGEST, NOVEL_TEMPLATES, PARENT, RAREST_PARENT, TEMPLATE},
+        keys_as_views,
+        table::{EVIDENCE_EVENTS, EVIDENCE_LINES, GROUP_EVIDENCE},
+    },
+    udf::{LineEntropyUdf, TemplateUdf},
+};
+
+use super::{
+    column, quote, same_key_sql,
+    summaries::{SummaryWindow, event_time, group_by, keys_as_strings, window_filter, write},
+};
+use crate::{
+    error::{Context, Result},
+    scratch::{Scratch, ScratchTable, register_parquet},
+};
+
+/// Registers [`EVIDENCE_EVENTS`]: every file of the training window, `schema`'s keys
+/// read as string views.
+pub fn register_events(
+    ctx: &SessionContext,
+    resolved: &ResolvedTable,
+    schema: &arrow::datatypes::Schema,
+    interval_us: i64,
+) -> Result<()> {
+    let scan = DeltaFilesTable::try_new(resolved.clone(), keys_as_views(schema))
+        .runtime("building the evidence's scan")?
+        .with_file_intervals(interval_us);
+    ctx.register_table(EVIDENCE_EVENTS.as_str(), Arc::new(scan))
+        .runtime("registering the evidence's events")?;
+    Ok(())
+}
+
+/// The [`EVIDENCE_LINES`] rows of the registered [`EVIDENCE_EVENTS`]: see the module
+/// documentation. Each distinct command line of a group and parent is templated once per
+/// interval, not once per event.
+pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
+    const LINE: &str = "line";
+    let (events, time) = event_time(ctx, EVIDENCE_EVENTS).await?;
+    let mut by_line = group_by(&window, &events, time.clone());
+    by_line.push(column(PARENT_PROCESS_NAME).alias(PARENT));
+    by_line.push(column(COMMAND_LINE).alias(LINE));
+    let mut shaped = keys_as_strings(&[COUNT]);
+    shaped.extend([
+        coalesce(vec![column(PARENT), lit("")]).alias(PARENT),
+        coalesce(vec![
+            TemplateUdf::default().into_udf().call(vec![
+                column(LINE),
+                column(ACCOUNT),
+                column(COMPUTER),
+            ]),
+            lit(""),
+        ])
+        .alias(TEMPLATE),
+        coalesce(vec![
+            cast(character_length(column(LINE)), DataType::Int64),
+            lit(0i64),
+        ])
+        .alias(LONGEST),
+        coalesce(vec![
+            LineEntropyUdf::default()
+                .into_udf()
+                .call(vec![column(LINE)]),
+            lit(0.0),
+        ])
+        .alias(ENTROPY),
+    ]);
+    let by_template: Vec<Expr> = [INTERVAL]
+        .into_iter()
+        .chain(GROUP_KEYS)
+        .chain([PARENT, TEMPLATE])
+        .map(column)
+        .collect();
+    events
+        .filter(window_filter(&window, &time))
+        .and_then(|df| df.aggregate(by_line, vec![count(lit(1)).alias(COUNT)]))
+        .and_then(|df| df.select(shaped))
+        .and_then(|df| {
+            df.aggregate(
+                by_template,
+                vec![
+                    sum(column(COUNT)).alias(COUNT),
+                    max(column(LONGEST)).alias(LONGEST),
+                    max(column(ENTROPY)).alias(ENTROPY),
+                ],
+            )
+        })
+        .runtime("planning the evidence's command lines")
+}
+
+/// Computes the evidence on the cluster: [`evidence_lines`] written to scratch, then
+/// [`group_evidence_sql`] over them, written and registered as [`GROUP_EVIDENCE`].
+pub async fn write_evidence(
+    ctx: &SessionContext,
+    window: SummaryWindow,
+    scratch: &Scratch,
+) -> Result<ScratchTable> {
+    let lines = evidence_lines(ctx, window).await?;
+    let lines_table = ScratchTable {
+        dir: scratch.path("evidence-lines"),
+        schema: Arc::new(lines.schema().as_arrow().clone()),
+    };
+    write(lines, &lines_table.dir, "the evidence's command lines").await?;
+    register_parquet(
+        ctx,
+        EVIDENCE_LINES,
+        std::slice::from_ref(&lines_table.dir),
+        &lines_table.schema,
+    )?;
+    let groups = ctx
+        .sql(&group_evidence_sql())
+        .await
+        .runtime("planning the groups' evidence")?;
+    let table = ScratchTable {
+        dir: scratch.path("evidence"),
+        schema: Arc::new(groups.schema().as_arrow().clone()),
+    };
+    write(groups, &table.dir, "the groups' evidence").await?;
+    register_parquet(
+        ctx,
+        GROUP_EVIDENCE,
+        std::slice::from_ref(&table.dir),
+        &table.schema,
+    )?;
+    Ok(table)
+}
+
+/// The evidence's columns that are features, in model order.
+pub fn feature_columns() -> impl Iterator<Item = &'static str> {
+    NOVELTY_FEATURES
+        .into_iter()
+        .chain(LINEAGE_FEATURES)
+        .chain(FIRST_SEEN_FEATURES)
+}
+
+/// SQL of one row per summary group of the registered [`EVIDENCE_LINES`]: the interval,
+/// the keys, the features ([`feature_columns`]), [`NOVEL_TEMPLATES`] and [`RAREST_PARENT`].
+pub fn group_evidence_sql() -> String {
+    let (c, a, t, p, n, i) = (
+        quote(COMPUTER),
+        quote(ACCOUNT),
+        quote(ACCOUNT_TYPE),
+        quote(PROCESS),
+        quote(COUNT),
+        quote(INTERVAL),
+    );
+    let (parent, template) = (quote(PARENT), quote(TEMPLATE));
+    let keys = format!("{i}, {c}, {a}, {t}, {p}");
+    let keys_of = |table: &str| {
+        [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+            .map(|k| format!("{table}.{}", quote(k)))
+            .join(", ")
+    };
+    let same_group =
+        |x: &str, y: &str| {
+            std::iter::once(format!("{x}.{i} = {y}.{i}"))
+                .chain(GROUP_KEYS.iter().map(|k| {
+                    same_key_sql(&format!("{x}.{}", quote(k)), &format!("{y}.{}", quote(k)))
+                }))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+    // Totals over the whole window and per interval of `by` (history keys), as
+    // `<name>` and `<name>_i`.
+    let totals = |name: &str, from: &str, by: &str| {
+        format!(
+            "{name} AS (SELECT {by}, sum({n}) AS events FROM {from} GROUP BY {by}), \
+             {name}_i AS (SELECT {i}, {by}, sum({n}) AS events FROM {from} GROUP BY {i}, {by})"
+        )
+    };
+    let joined = |left: &str, name: &str, by: &[&str]| {
+        let on = |right: &str| {
+            by.iter()
+                .map(|k| format!("{left}.{k} = {right}.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ")
+        };
+        format!(
+            "JOIN {name} ON {on_all} JOIN {name}_i ON {left}.{i} = {name}_i.{i} AND {on_i}",
+            on_all = on(name),
+            on_i = on(&format!("{name}_i")),
+        )
+    };
+    let elsewhere = |name: &str| format!("CAST({name}.events - {name}_i.events AS DOUBLE)");
+    let f = |name: &str| quote(name);
+    let ctes = [
+        format!(
+            "l AS (SELECT {keys}, coalesce({c}, '') AS kc, coalesce({a}, '') AS ka, \
+             coalesce({p}, '') AS kp, {parent}, {template}, {n}, {longest}, {entropy} \
+             FROM {lines})",
+            longest = quote(LONGEST),
+            entropy = quote(ENTROPY),
+            lines = EVIDENCE_LINES,
+        ),
+        totals("tpl", "l", &format!("kp, {template}")),
+        format!(
+            "tpl_hosts AS (SELECT kp, {template}, count(DISTINCT kc) AS hosts FROM l \
+             GROUP BY kp, {template})"
+        ),
+        format!(
+            "novelty AS (SELECT {keys_l}, \
+             CAST(sum(CASE WHEN tpl.events = tpl_i.events THEN l.{n} ELSE 0 END) AS DOUBLE) \
+             / CAST(sum(l.{n}) AS DOUBLE) AS {f0}, \
+             min(ln(1.0 + {tpl_elsewhere})) AS {f1}, \
+             min(ln(CAST(tpl_hosts.hosts AS DOUBLE))) AS {f2}, \
+             log2(1.0 + CAST(max(l.{longest}) AS DOUBLE)) AS {f3}, \
+             max(l.{entropy}) AS {f4}, \
+             array_agg(DISTINCT l.{template} ORDER BY l.{template}) \
+             FILTER (WHERE tpl.events = tpl_i.events AND l.{template} <> '') AS {novel} \
+             FROM l {tpl_join} JOIN tpl_hosts ON l.kp = tpl_hosts.kp \
+             AND l.{template} = tpl_hosts.{template} GROUP BY {keys_l})",
+            keys_l = keys_of("l"),
+            tpl_elsewhere = elsewhere("tpl"),
+            tpl_join = joined("l", "tpl", &["kp", &template]),
+            longest = quote(LONGEST),
+            entropy = quote(ENTROPY),
+            novel = quote(NOVEL_TEMPLATES),
+            f0 = f(NOVELTY_FEATURES[0]),
+            f1 = f(NOVELTY_FEATURES[1]),
+            f2 = f(NOVELTY_FEATURES[2]),
+            f3 = f(NOVELTY_FEATURES[3]),
+            f4 = f(NOVELTY_FEATURES[4]),
+        ),
+        format!(
+            "gp AS (SELECT {keys}, kc, kp, {parent}, sum({n}) AS {n} FROM l \
+             GROUP BY {keys}, kc, kp, {parent})"
+        ),
+        totals("pp", "gp", &format!("kp, {parent}")),
+        totals("hpp", "gp", &format!("kc, kp, {parent}")),
+        format!(
+            "lineage AS (SELECT {keys_gp}, \
+             min(ln(1.0 + {pp_elsewhere})) AS {f0}, \
+             max(CASE WHEN hpp.events = hpp_i.events THEN 1.0 ELSE 0.0 END) AS {f1}, \
+             first_value(gp.{parent} ORDER BY {pp_elsewhere}, gp.{parent}) AS {rarest} \
+             FROM gp {pp_join} {hpp_join} GROUP BY {keys_gp})",
+            keys_gp = keys_of("gp"),
+            pp_elsewhere = elsewhere("pp"),
+            pp_join = joined("gp", "pp", &["kp", &parent]),
+            hpp_join = joined("gp", "hpp", &["kc", "kp", &parent]),
+            rarest = quote(RAREST_PARENT),
+            f0 = f(LINEAGE_FEATURES[0]),
+            f1 = f(LINEAGE_FEATURES[1]),
+        ),
+        format!(
+            "g AS (SELECT {keys}, kc, ka, kp, sum({n}) AS {n} FROM l GROUP BY {keys}, kc, ka, kp)"
+        ),
+        totals("hp", "g", "kc, kp"),
+        totals("ap", "g", "ka, kp"),
+        format!(
+            "first_seen AS (SELECT {keys_g}, \
+             CASE WHEN hp.events = hp_i.events THEN 1.0 ELSE 0.0 END AS {f0}, \
+             CASE WHEN ap.events = ap_i.events THEN 1.0 ELSE 0.0 END AS {f1} \
+             FROM g {hp_join} {ap_join})",
+            keys_g = keys_of("g"),
+            hp_join = joined("g", "hp", &["kc", "kp"]),
+            ap_join = joined("g", "ap", &["ka", "kp"]),
+            f0 = f(FIRST_SEEN_FEATURES[0]),
+            f1 = f(FIRST_SEEN_FEATURES[1]),
+        ),
+    ];
+    let features = feature_columns()
+        .map(|name| match name {
+            _ if NOVELTY_FEATURES.contains(&name) => format!("novelty.{}", f(name)),
+            _ if LINEAGE_FEATURES.contains(&name) => format!("lineage.{}", f(name)),
+            _ => format!("first_seen.{}", f(name)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "WITH {ctes} SELECT {keys_n}, {features}, novelty.{novel}, lineage.{rarest} \
+         FROM novelty JOIN lineage ON {on_lineage} JOIN first_seen ON {on_first_seen}",
+        ctes = ctes.join(", "),
+        keys_n = keys_of("novelty"),
+        novel = quote(NOVEL_TEMPLATES),
+        rarest = quote(RAREST_PARENT),
+        on_lineage = same_group("novelty", "lineage"),
+        on_first_seen = same_group("novelty", "first_seen"),
+    )
+}
+
+#[cfg(test)]
+mod tests;
