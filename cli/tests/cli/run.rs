@@ -707,7 +707,7 @@ fn rarity_features_are_deterministic_and_explained() {
 }
 
 /// The soc preset's evidence features give the same anomalies on one partition and on
-/// eight, each with its evidence in range.
+/// eight, each with its evidence in range; a flag beside the preset overrides it.
 #[test]
 fn the_soc_preset_is_deterministic_and_its_evidence_in_range() {
     let dir = scratch();
@@ -725,6 +725,11 @@ fn the_soc_preset_is_deterministic_and_its_evidence_in_range() {
             "--quiet",
             "--preset",
             "soc",
+            // Beside the preset, overriding its 1 %: enough rows to check.
+            "--contamination",
+            "0.1",
+            "--window",
+            "2d",
             "--partitions",
             partitions,
             "--json",
