@@ -38,6 +38,7 @@ pub const COLUMNS: &[(&str, &str)] = &[
     ("RecordId", "string"),
     ("ModelHash", "string"),
     ("Explanation", "string"),
+    ("Evidence", "string"),
 ];
 
 /// The largest uncompressed body accepted. The service documents 1 MB; its official Python

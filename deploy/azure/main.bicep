@@ -39,6 +39,7 @@ var columns = [
   { name: 'RecordId', type: 'string' }
   { name: 'ModelHash', type: 'string' }
   { name: 'Explanation', type: 'string' }
+  { name: 'Evidence', type: 'string' }
 ]
 
 resource workspace 'Microsoft.OperationalInsights/workspaces@2023-09-01' existing = {

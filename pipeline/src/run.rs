@@ -22,7 +22,7 @@ use procforest_cluster::Session;
 use procforest_core::{
     key_counts::TimeWindow,
     scan::ResolvedTable,
-    schema::{EVIDENCE_COLUMNS, TableName, check_columns, table},
+    schema::{EVIDENCE_COLUMNS, INTERVAL, TableName, check_columns, table},
     udf::ScoreUdf,
 };
 
@@ -295,7 +295,7 @@ impl Run<'_> {
 
     /// The stages on the cluster, then the report.
     async fn compute(mut self, ctx: &SessionContext, scratch: &Scratch) -> Result<Report> {
-        let written = self.summarise(ctx, scratch).await?;
+        let (written, evidence) = self.summarise(ctx, scratch).await?;
         let ctx = &if written.groups <= ONE_PARTITION_GROUPS {
             one_partition(ctx)
         } else {
@@ -345,6 +345,9 @@ impl Run<'_> {
         let anomalies = self
             .explain_and_attach_lines(ctx, anomalies, &fitted, prefetched, &written, scratch)
             .await?;
+        let anomalies = self
+            .attach_evidence(ctx, anomalies, evidence.as_ref())
+            .await?;
         if let Some(writer) = scores_writer {
             writer.finish()?;
         }
@@ -365,7 +368,11 @@ impl Run<'_> {
     }
 
     /// Summaries on Ballista, written to scratch.
-    async fn summarise(&self, ctx: &SessionContext, scratch: &Scratch) -> Result<WrittenSummaries> {
+    async fn summarise(
+        &self,
+        ctx: &SessionContext,
+        scratch: &Scratch,
+    ) -> Result<(WrittenSummaries, Option<ScratchTable>)> {
         let sample = SampleChoice {
             seed: self.config.model.seed,
             rows: self.sample_size(),
@@ -379,13 +386,13 @@ impl Run<'_> {
                 false => Ok(None),
             }
         };
-        let (written, _) = futures::future::try_join(summaries, evidence)
+        let (written, evidence) = futures::future::try_join(summaries, evidence)
             .await
             .map_err(|e| scan_error(e, &self.snapshot.resolved))?;
         if written.groups == 0 {
             return Err(no_events(self.config, self.snapshot.as_of));
         }
-        Ok(written)
+        Ok((written, evidence))
     }
 
     /// Category indices and totals, and the training sample's rows, from the digests the
@@ -560,6 +567,30 @@ impl Run<'_> {
                 row.explanation = share;
             }
         }
+        Ok(anomalies)
+    }
+
+    /// The report rows' evidence, read from the groups' evidence in scratch by the driver
+    /// (the report's intervals only).
+    async fn attach_evidence(
+        &self,
+        ctx: &SessionContext,
+        mut anomalies: Vec<ScoredRow>,
+        evidence: Option<&ScratchTable>,
+    ) -> Result<Vec<ScoredRow>> {
+        let Some(evidence) = evidence.filter(|_| !anomalies.is_empty()) else {
+            return Ok(anomalies);
+        };
+        let report_start = crate::stages::time_literal(self.snapshot.report_start_us);
+        let groups = crate::stages::driver_session(ctx)
+            .read_parquet(
+                &evidence.dir,
+                ParquetReadOptions::default().schema(&evidence.schema),
+            )
+            .await
+            .and_then(|df| df.filter(crate::stages::column(INTERVAL).gt_eq(report_start)))
+            .runtime("reading the groups' evidence")?;
+        evidence::attach_evidence(&mut anomalies, groups).await?;
         Ok(anomalies)
     }
 

@@ -58,6 +58,9 @@ pub fn schema() -> SchemaRef {
     // Features and explanation as JSON objects keep the schema the same for every feature set.
     fields.push(Field::new("features", DataType::Utf8, false));
     fields.push(Field::new("explanation", DataType::Utf8, false));
+    // The evidence features' findings as a JSON object (null for other feature sets). Added
+    // after the first release: older tables gain the column on their next write.
+    fields.push(Field::new("evidence", DataType::Utf8, true));
     fields.push(Field::new(AS_OF_DATE, DataType::Date32, false));
     Arc::new(Schema::new(fields))
 }
@@ -126,6 +129,11 @@ fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
     columns.push(Arc::new(StringArray::from_iter_values(
         rows.iter().map(|r| object(&r.explanation)),
     )));
+    columns.push(Arc::new(StringArray::from_iter(rows.iter().map(|r| {
+        r.evidence
+            .as_ref()
+            .and_then(|e| serde_json::to_string(e).ok())
+    }))));
     columns.push(Arc::new(Date32Array::from(vec![date; n])));
     Ok(RecordBatch::try_new(schema(), columns).runtime("building the anomalies batch")?)
 }
@@ -178,6 +186,7 @@ pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Resu
             .write(vec![batch(rows, key)?])
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(this_run)
+            .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
             .await
             .runtime(format!("writing the anomalies table {location}"))?
     };

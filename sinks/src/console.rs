@@ -61,9 +61,17 @@ pub fn render(rows: &[ScoredRow], names: &[&str], width: usize) -> String {
         out.push_str(s.trim_end());
         out.push('\n');
     };
-    line(&headers.map(String::from), "command lines");
+    line(&headers.map(String::from), "evidence: command lines");
     for (row, r) in cells.iter().zip(rows) {
-        let commands = r.command_lines.join(" | ");
+        let evidence = r
+            .evidence
+            .as_ref()
+            .map(|e| e.summary(r.process.as_deref()))
+            .filter(|s| !s.is_empty());
+        let commands = match evidence {
+            Some(evidence) => format!("[{evidence}] {}", r.command_lines.join(" | ")),
+            None => r.command_lines.join(" | "),
+        };
         let commands = if commands.chars().count() > command_width {
             let cut: String = commands
                 .chars()

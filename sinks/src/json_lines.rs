@@ -34,6 +34,9 @@ pub struct Record<'a> {
     pub features: std::collections::BTreeMap<&'a str, f64>,
     /// Each feature's share of the splits that isolated the group, averaged over trees.
     pub explanation: std::collections::BTreeMap<&'a str, f64>,
+    /// What the evidence features found (novel templates, rare parent, first seen).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<&'a procforest_pipeline::stages::evidence::Evidence>,
 }
 
 /// The record of one anomaly; `names` are the feature names.
@@ -57,6 +60,7 @@ pub fn record<'a>(row: &'a ScoredRow, names: &[&'a str]) -> Record<'a> {
             .copied()
             .zip(row.explanation.iter().copied())
             .collect(),
+        evidence: row.evidence.as_ref(),
     }
 }
 

@@ -32,9 +32,13 @@
 //! The group's novel templates (sorted) and its rarest parent are kept beside the
 //! features, for the explanations.
 
-use std::sync::Arc;
+use std::{collections::HashMap, sync::Arc};
 
-use arrow::datatypes::DataType;
+use arrow::{
+    array::{Array, AsArray, Float64Array, RecordBatch, StringArray},
+    compute::cast as cast_array,
+    datatypes::{DataType, Float64Type, TimestampMicrosecondType},
+};
 use datafusion::{
     functions::expr_fn::{character_length, coalesce},
     functions_aggregate::expr_fn::{count, max, sum},
@@ -49,12 +53,14 @@ use procforest_core::{
         evidence::{ENTROPY, LONGEST, NOVEL_TEMPLATES, PARENT, RAREST_PARENT, TEMPLATE},
         keys_as_views,
         table::{EVIDENCE_EVENTS, EVIDENCE_LINES, GROUP_EVIDENCE},
+        time_type,
     },
     udf::{LineEntropyUdf, TemplateUdf},
 };
 
 use super::{
     column, quote, same_key_sql,
+    scoring::{self, ScoredRow},
     summaries::{SummaryWindow, event_time, group_by, keys_as_strings, window_filter, write},
 };
 use crate::{
@@ -323,6 +329,134 @@ pub fn group_evidence_sql() -> String {
         on_lineage = same_group("novelty", "lineage"),
         on_first_seen = same_group("novelty", "first_seen"),
     )
+}
+
+/// Novel templates an anomaly shows (the rest are counted).
+pub const SHOWN_TEMPLATES: usize = 3;
+
+/// What a reported group's evidence shows an analyst.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Evidence {
+    /// Its first templates (sorted) never seen for the process in another interval.
+    pub novel_templates: Vec<String>,
+    /// How many novel templates it has in all.
+    pub novel_template_count: usize,
+    /// The parent of its rarest (parent, process) pair.
+    pub rarest_parent: Option<String>,
+    /// Whether one of its (parent, process) pairs is new on the host.
+    pub lineage_new_on_host: bool,
+    /// Whether the process is new on the host.
+    pub process_new_on_host: bool,
+    /// Whether the process is new for the account.
+    pub process_new_for_account: bool,
+}
+
+impl Evidence {
+    /// One line for people: `new on host; new for account; parent → process new on host;
+    /// novel: t1 | t2 (+n more)`; empty when nothing is new.
+    pub fn summary(&self, process: Option<&str>) -> String {
+        let mut parts = Vec::new();
+        if self.process_new_on_host {
+            parts.push("process new on host".to_string());
+        }
+        if self.process_new_for_account {
+            parts.push("process new for account".to_string());
+        }
+        if let (true, Some(parent)) = (self.lineage_new_on_host, &self.rarest_parent) {
+            let parent = parent.rsplit('\\').next().unwrap_or(parent);
+            let child = process.unwrap_or("(null)");
+            parts.push(format!("{parent} → {child} new on host"));
+        }
+        if !self.novel_templates.is_empty() {
+            let more = self.novel_template_count - self.novel_templates.len();
+            let mut novel = format!("novel: {}", self.novel_templates.join(" | "));
+            if more > 0 {
+                novel.push_str(&format!(" (+{more} more)"));
+            }
+            parts.push(novel);
+        }
+        parts.join("; ")
+    }
+}
+
+/// Attaches each reported row's [`Evidence`] from `groups` (the [`GROUP_EVIDENCE`] rows,
+/// read by the driver; rows of other groups are skipped).
+pub async fn attach_evidence(rows: &mut [ScoredRow], groups: DataFrame) -> Result<()> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let wanted: HashMap<(i64, [Option<String>; 4]), usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.group(), i))
+        .collect();
+    let mut stream = groups
+        .execute_stream()
+        .await
+        .runtime("reading the groups' evidence")?;
+    while let Some(batch) = futures::StreamExt::next(&mut stream).await {
+        let batch = batch.runtime("reading the groups' evidence")?;
+        for (target, evidence) in evidence_rows(&batch, &wanted)? {
+            rows[target].evidence = Some(evidence);
+        }
+    }
+    Ok(())
+}
+
+/// The evidence of `batch`'s rows that `wanted` holds, with their positions there.
+fn evidence_rows(
+    batch: &RecordBatch,
+    wanted: &HashMap<(i64, [Option<String>; 4]), usize>,
+) -> Result<Vec<(usize, Evidence)>> {
+    let column = |name: &str| scoring::batch_column(batch, name);
+    let strings = |name: &str| -> Result<StringArray> {
+        let array = cast_array(column(name)?, &DataType::Utf8).runtime("reading the evidence")?;
+        Ok(array.as_string::<i32>().clone())
+    };
+    let interval = cast_array(column(INTERVAL)?, &time_type()).runtime("reading the evidence")?;
+    let interval = interval.as_primitive::<TimestampMicrosecondType>();
+    let keys = GROUP_KEYS.map(strings);
+    let keys: Vec<StringArray> = keys.into_iter().collect::<Result<_>>()?;
+    let flag = |name: &str| -> Result<Float64Array> {
+        Ok(column(name)?.as_primitive::<Float64Type>().clone())
+    };
+    let (lineage_new, new_on_host, new_for_account) = (
+        flag(LINEAGE_FEATURES[1])?,
+        flag(FIRST_SEEN_FEATURES[0])?,
+        flag(FIRST_SEEN_FEATURES[1])?,
+    );
+    let parents = strings(RAREST_PARENT)?;
+    let novel = column(NOVEL_TEMPLATES)?.as_list::<i32>();
+    let mut found = Vec::new();
+    for i in 0..batch.num_rows() {
+        let key =
+            std::array::from_fn(|k| keys[k].is_valid(i).then(|| keys[k].value(i).to_string()));
+        let Some(&target) = wanted.get(&(interval.value(i), key)) else {
+            continue;
+        };
+        let templates: Vec<String> = match novel.is_valid(i) {
+            true => novel
+                .value(i)
+                .as_string::<i32>()
+                .iter()
+                .flatten()
+                .map(str::to_string)
+                .collect(),
+            false => Vec::new(),
+        };
+        found.push((
+            target,
+            Evidence {
+                novel_template_count: templates.len(),
+                novel_templates: templates.into_iter().take(SHOWN_TEMPLATES).collect(),
+                rarest_parent: parents.is_valid(i).then(|| parents.value(i).to_string()),
+                lineage_new_on_host: lineage_new.value(i) == 1.0,
+                process_new_on_host: new_on_host.value(i) == 1.0,
+                process_new_for_account: new_for_account.value(i) == 1.0,
+            },
+        ));
+    }
+    Ok(found)
 }
 
 #[cfg(test)]

@@ -189,7 +189,7 @@ fn strings(array: &ArrayRef) -> Result<Vec<Option<String>>> {
         .collect())
 }
 
-fn batch_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
+pub(super) fn batch_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
     batch
         .column_by_name(name)
         .ok_or_else(|| PipelineError::runtime(format!("scored rows have no column {name}")))
@@ -230,6 +230,7 @@ pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
                 .collect(),
             score: score.value(i),
             explanation: Vec::new(),
+            evidence: None,
         });
     }
     Ok(out)
@@ -305,6 +306,9 @@ pub struct ScoredRow {
     pub explanation: Vec<f64>,
     /// scikit-learn's `score_samples` value.
     pub score: f64,
+    /// What the group's evidence shows (report rows of the evidence features only, from
+    /// [`super::evidence::attach_evidence`]).
+    pub evidence: Option<super::evidence::Evidence>,
 }
 
 impl ScoredRow {
@@ -385,6 +389,7 @@ mod tests {
             features: vec![],
             explanation: vec![],
             score,
+            evidence: None,
         }
     }
 

@@ -66,6 +66,9 @@ pub struct MonitorRecord {
     /// The features that isolated the group, largest share first: `name=share; …`.
     #[serde(rename = "Explanation")]
     pub explanation: String,
+    /// What the evidence features found, for people (empty for other feature sets).
+    #[serde(rename = "Evidence")]
+    pub evidence: String,
 }
 
 /// Cuts `text` to at most [`MAX_FIELD_BYTES`] bytes (on a character boundary), marking the cut.
@@ -147,6 +150,11 @@ impl MonitorRecord {
             record_id: record_id(run_id, row),
             model_hash: model_hash.to_string(),
             explanation,
+            evidence: cut(&row
+                .evidence
+                .as_ref()
+                .map(|e| e.summary(row.process.as_deref()))
+                .unwrap_or_default()),
         }
     }
 }

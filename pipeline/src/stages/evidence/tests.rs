@@ -107,9 +107,10 @@ fn events_batch() -> RecordBatch {
 
 /// The evidence per group, keyed by (day, host, process): feature values by name, the
 /// novel templates and the rarest parent.
-type Evidence = BTreeMap<(i64, String, String), (BTreeMap<String, f64>, Vec<String>, String)>;
+type Evidences = BTreeMap<(i64, String, String), (BTreeMap<String, f64>, Vec<String>, String)>;
 
-async fn evidence_of_events() -> Evidence {
+/// The hand-built events' group evidence, as SQL over them.
+async fn group_evidence_frame() -> DataFrame {
     let ctx = SessionContext::new();
     ctx.register_batch(EVIDENCE_EVENTS.as_str(), events_batch())
         .unwrap();
@@ -130,14 +131,12 @@ async fn evidence_of_events() -> Evidence {
         arrow::compute::concat_batches(&lines[0].schema(), &lines).unwrap(),
     )
     .unwrap();
-    let rows = ctx
-        .sql(&group_evidence_sql())
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let mut evidence = Evidence::new();
+    ctx.sql(&group_evidence_sql()).await.unwrap()
+}
+
+async fn evidence_of_events() -> Evidences {
+    let rows = group_evidence_frame().await.collect().await.unwrap();
+    let mut evidence = Evidences::new();
     for batch in rows {
         let text = |name: &str, i: usize| {
             let column = batch.column_by_name(name).unwrap();
@@ -179,7 +178,7 @@ async fn evidence_of_events() -> Evidence {
     evidence
 }
 
-fn assert_features(evidence: &Evidence, group: (i64, &str, &str), expected: [f64; 9]) {
+fn assert_features(evidence: &Evidences, group: (i64, &str, &str), expected: [f64; 9]) {
     let key = (group.0, group.1.to_string(), group.2.to_string());
     let (features, _, _) = &evidence[&key];
     for (name, want) in feature_columns().zip(expected) {
@@ -280,4 +279,64 @@ async fn each_group_has_its_worked_out_evidence() {
     let (_, novel, rarest) = &evidence[&(1, "h1".into(), "cmd.exe".into())];
     assert!(novel.is_empty());
     assert_eq!(rarest, WSCRIPT, "the rarest of the group's two parents");
+}
+
+/// A reported row gets its group's evidence, and an analyst's line says what is new.
+#[tokio::test]
+async fn reported_rows_get_their_evidence_and_its_summary() {
+    let row = |day: i64, process: &str| ScoredRow {
+        interval_us: day * DAY,
+        computer: Some("h1".into()),
+        account: Some(r"CORP\alice".into()),
+        account_type: Some("User".into()),
+        process: Some(process.into()),
+        count: 1,
+        command_lines: Default::default(),
+        features: vec![],
+        explanation: vec![],
+        score: 0.0,
+        evidence: None,
+    };
+    let mut rows = vec![
+        row(1, "ntdsutil.exe"),
+        row(1, "cmd.exe"),
+        row(5, "none.exe"),
+    ];
+    attach_evidence(&mut rows, group_evidence_frame().await)
+        .await
+        .unwrap();
+    let ntds = rows[0].evidence.as_ref().unwrap();
+    assert_eq!(
+        ntds,
+        &super::Evidence {
+            novel_templates: vec!["ntdsutil <str> ifm".into()],
+            novel_template_count: 1,
+            rarest_parent: Some(CMD.into()),
+            lineage_new_on_host: true,
+            process_new_on_host: true,
+            process_new_for_account: true,
+        }
+    );
+    assert_eq!(
+        ntds.summary(Some("ntdsutil.exe")),
+        "process new on host; process new for account; cmd.exe → ntdsutil.exe new on host; \
+         novel: ntdsutil <str> ifm"
+    );
+    let cmd = rows[1].evidence.as_ref().unwrap();
+    assert_eq!(
+        cmd.summary(Some("cmd.exe")),
+        "wscript.exe → cmd.exe new on host"
+    );
+    assert!(rows[2].evidence.is_none(), "no such group");
+}
+
+#[test]
+fn a_long_list_of_novel_templates_is_cut_and_counted() {
+    let evidence = super::Evidence {
+        novel_templates: vec!["a".into(), "b".into(), "c".into()],
+        novel_template_count: 5,
+        ..Default::default()
+    };
+    assert_eq!(evidence.summary(None), "novel: a | b | c (+2 more)");
+    assert_eq!(super::Evidence::default().summary(None), "");
 }
