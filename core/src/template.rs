@@ -37,26 +37,54 @@ static SPACES: LazyLock<Regex> = LazyLock::new(|| regex(r"\s+"));
 pub fn template(line: &str, user: Option<&str>, host: Option<&str>) -> String {
     let mut text = line.trim().to_lowercase();
     // Base64 first: a name or GUID-like text inside a payload must not break its run.
-    for (run, class) in base64_runs(line) {
-        text = text.replace(&run.to_lowercase(), &format!("<b64:{class}>"));
+    if line.len() >= 40 {
+        for (run, class) in base64_runs(line) {
+            text = text.replace(&run.to_lowercase(), &format!("<b64:{class}>"));
+        }
     }
     for (name, placeholder) in [
         (user.map(short_user), "<user>"),
         (host.map(short_host), "<host>"),
     ] {
         if let Some(name) = name.filter(|n| n.len() >= 3) {
-            text = replace_word(&text, &name.to_lowercase(), placeholder);
+            text = replace_word(text, &name.to_lowercase(), placeholder);
         }
     }
-    text = GUID.replace_all(&text, "<guid>").into_owned();
-    text = PROFILE.replace_all(&text, "<profile>").into_owned();
-    text = TEMP.replace_all(&text, "<temp>").into_owned();
-    text = quoted_after_program(&text);
-    text = HEX
-        .replace_all(&text, |found: &regex::Captures| hex_placeholder(&found[0]))
-        .into_owned();
-    text = NUMBER.replace_all(&text, "<n>").into_owned();
-    SPACES.replace_all(&text, " ").into_owned()
+    // Each rule runs only where it could match (most lines need few of them), and keeps
+    // the text when it matched nothing: templating is most of the evidence's cost.
+    if text.contains('-') {
+        text = replaced(text, |t| GUID.replace_all(t, "<guid>"));
+    }
+    if text.contains(r"\users\") {
+        text = replaced(text, |t| PROFILE.replace_all(t, "<profile>"));
+    }
+    if text.contains("temp") || text.contains("tmp") {
+        text = replaced(text, |t| TEMP.replace_all(t, "<temp>"));
+    }
+    if text.contains('"') {
+        text = quoted_after_program(&text);
+    }
+    // A hex run without a digit stays as it is, and numbers need digits.
+    if text.bytes().any(|b| b.is_ascii_digit()) {
+        text = replaced(text, |t| {
+            HEX.replace_all(t, |found: &regex::Captures| hex_placeholder(&found[0]))
+        });
+        text = replaced(text, |t| NUMBER.replace_all(t, "<n>"));
+    }
+    let single_spaced = !text.contains("  ") && !text.chars().any(|c| c.is_whitespace() && c != ' ');
+    match single_spaced {
+        true => text,
+        false => SPACES.replace_all(&text, " ").into_owned(),
+    }
+}
+
+/// `text` after `rule`, the same `String` when the rule changed nothing.
+fn replaced(text: String, rule: impl FnOnce(&str) -> std::borrow::Cow<'_, str>) -> String {
+    let changed = match rule(&text) {
+        std::borrow::Cow::Owned(changed) => Some(changed),
+        std::borrow::Cow::Borrowed(_) => None,
+    };
+    changed.unwrap_or(text)
 }
 
 /// The base64 runs of `line` (with upper- and lower-case letters: not hex, not words),
@@ -114,7 +142,10 @@ fn short_host(computer: &str) -> &str {
 /// `text` with `word` (lower case) replaced wherever it stands as a word (no letter,
 /// digit or `_` on either side). Scanned by hand: a regex built per row would cost more
 /// than the rest of the template.
-fn replace_word(text: &str, word: &str, placeholder: &str) -> String {
+fn replace_word(text: String, word: &str, placeholder: &str) -> String {
+    if !text.contains(word) {
+        return text;
+    }
     let is_word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_');
     let mut out = String::with_capacity(text.len());
     let mut copied = 0;

@@ -41,7 +41,7 @@ use arrow::{
 };
 use datafusion::{
     functions::expr_fn::{character_length, coalesce},
-    functions_aggregate::expr_fn::{count, max, sum},
+    functions_aggregate::expr_fn::{count, max},
     logical_expr::cast,
     prelude::{DataFrame, Expr, SessionContext, lit},
 };
@@ -85,35 +85,28 @@ pub fn register_events(
 }
 
 /// The [`EVIDENCE_LINES`] rows of the registered [`EVIDENCE_EVENTS`]: see the module
-/// documentation. Each distinct command line of a group and parent is templated once per
-/// interval, not once per event.
+/// documentation. Every event's command line is templated where it is read, and the
+/// events are then counted per template: grouping by the lines themselves first (to
+/// template each distinct line once) held most of a day's lines in the aggregation's hash
+/// table, since lines with GUIDs, process ids or temp names are mostly distinct
+/// (BENCHMARKS.md).
 pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
-    const LINE: &str = "line";
     let (events, time) = event_time(ctx, EVIDENCE_EVENTS).await?;
-    let mut by_line = group_by(&window, &events, time.clone());
-    by_line.push(column(PARENT_PROCESS_NAME).alias(PARENT));
-    by_line.push(column(COMMAND_LINE).alias(LINE));
-    let mut shaped = keys_as_strings(&[COUNT]);
+    let keys = group_by(&window, &events, time.clone());
+    let line = || column(COMMAND_LINE);
+    let mut shaped = keys.clone();
     shaped.extend([
-        coalesce(vec![column(PARENT), lit("")]).alias(PARENT),
+        coalesce(vec![column(PARENT_PROCESS_NAME), lit("")]).alias(PARENT),
         coalesce(vec![
-            TemplateUdf::default().into_udf().call(vec![
-                column(LINE),
-                column(ACCOUNT),
-                column(COMPUTER),
-            ]),
+            TemplateUdf::default()
+                .into_udf()
+                .call(vec![line(), column(ACCOUNT), column(COMPUTER)]),
             lit(""),
         ])
         .alias(TEMPLATE),
+        coalesce(vec![cast(character_length(line()), DataType::Int64), lit(0i64)]).alias(LONGEST),
         coalesce(vec![
-            cast(character_length(column(LINE)), DataType::Int64),
-            lit(0i64),
-        ])
-        .alias(LONGEST),
-        coalesce(vec![
-            LineEntropyUdf::default()
-                .into_udf()
-                .call(vec![column(LINE)]),
+            LineEntropyUdf::default().into_udf().call(vec![line()]),
             lit(0.0),
         ])
         .alias(ENTROPY),
@@ -126,18 +119,18 @@ pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Resu
         .collect();
     events
         .filter(window_filter(&window, &time))
-        .and_then(|df| df.aggregate(by_line, vec![count(lit(1)).alias(COUNT)]))
         .and_then(|df| df.select(shaped))
         .and_then(|df| {
             df.aggregate(
                 by_template,
                 vec![
-                    sum(column(COUNT)).alias(COUNT),
+                    count(lit(1)).alias(COUNT),
                     max(column(LONGEST)).alias(LONGEST),
                     max(column(ENTROPY)).alias(ENTROPY),
                 ],
             )
         })
+        .and_then(|df| df.select(keys_as_strings(&[PARENT, TEMPLATE, COUNT, LONGEST, ENTROPY])))
         .runtime("planning the evidence's command lines")
 }
 
