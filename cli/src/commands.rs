@@ -134,28 +134,24 @@ async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
         }
         None => None,
     };
-    let kinds = match &injected {
-        Some(injected) => {
-            let mixed = injected
-                .groups
-                .values()
-                .filter(|k| **k == inject::GroupKind::Mixed)
-                .count();
-            eprintln!(
-                "replayed {} attack events of {} scenarios into {} groups ({mixed} mixed with the tenant's own events)",
-                injected.events,
-                injected.scenarios,
-                injected.groups.len(),
-            );
-            for (_, config) in &mut variants {
-                config.table_label = Some(config.table.clone());
-                config.table = injected.location.clone();
-            }
-            injected.groups.clone()
+    if let Some(injected) = &injected {
+        let mixed = injected
+            .groups
+            .values()
+            .filter(|k| **k == inject::GroupKind::Mixed)
+            .count();
+        eprintln!(
+            "replayed {} attack events of {} scenarios into {} groups ({mixed} mixed with the tenant's own events)",
+            injected.events,
+            injected.scenarios,
+            injected.groups.len(),
+        );
+        for (_, config) in &mut variants {
+            config.table_label = Some(config.table.clone());
+            config.table = injected.location.clone();
         }
-        None => Default::default(),
-    };
-    let results = evaluate::evaluate(&variants, &kinds).await?;
+    }
+    let results = evaluate::evaluate(&variants).await?;
     print!("{}", evaluate::table(&results));
     if let Some(path) = &args.run.json {
         let json =

@@ -71,7 +71,8 @@ pub fn template(line: &str, user: Option<&str>, host: Option<&str>) -> String {
         });
         text = replaced(text, |t| NUMBER.replace_all(t, "<n>"));
     }
-    let single_spaced = !text.contains("  ") && !text.chars().any(|c| c.is_whitespace() && c != ' ');
+    let single_spaced =
+        !text.contains("  ") && !text.chars().any(|c| c.is_whitespace() && c != ' ');
     match single_spaced {
         true => text,
         false => SPACES.replace_all(&text, " ").into_owned(),

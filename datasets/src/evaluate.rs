@@ -5,16 +5,16 @@
 //! compares with the labelled groups: the share flagged, precision and recall of the report,
 //! precision at k, and the ROC-AUC and PR-AUC of the score.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use arrow::{
     array::{Array, AsArray},
-    datatypes::{Float64Type, Int8Type, TimestampMicrosecondType},
+    datatypes::{Float64Type, Int8Type, Int64Type, TimestampMicrosecondType},
 };
 use chrono::DateTime;
 
 use procforest_core::schema::{
-    ACCOUNT, ACCOUNT_TYPE, COMPUTER, INTERVAL, PREDICTION, PROCESS, SCORE,
+    ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, INTERVAL, PREDICTION, PROCESS, SCORE,
 };
 use procforest_pipeline::{
     RunConfig,
@@ -38,7 +38,7 @@ pub struct Judged {
     pub flagged: bool,
     /// In the ground truth.
     pub labelled: bool,
-    /// For a replayed attack's group, whether the tenant's events share it.
+    /// For a labelled group, whether benign events share it.
     pub kind: Option<GroupKind>,
 }
 
@@ -78,7 +78,7 @@ pub struct Metrics {
     pub roc_auc: f64,
     /// Average precision (area under the precision–recall curve, scikit-learn's definition).
     pub pr_auc: f64,
-    /// Recall of the replayed attacks' groups per kind (empty without replay).
+    /// Recall of the labelled groups per kind.
     #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub kinds: BTreeMap<GroupKind, KindRecall>,
 }
@@ -186,17 +186,18 @@ fn average_precision(order: &[&Judged], positives: usize) -> f64 {
 }
 
 /// Runs each named configuration and measures it against its table's labels
-/// ([`LABELS_PATH`] inside the table's folder, read from the first's table); `kinds` are
-/// the replayed attacks' groups (empty without replay: see [`crate::inject`]).
-pub async fn evaluate(
-    variants: &[(String, RunConfig)],
-    kinds: &BTreeMap<LabelKey, GroupKind>,
-) -> Result<Vec<Metrics>> {
+/// ([`LABELS_PATH`] inside the table's folder, read from the first's table). A labelled
+/// group is *mixed* when it holds more events than its label's attack events (benign
+/// events share it), *new* otherwise.
+pub async fn evaluate(variants: &[(String, RunConfig)]) -> Result<Vec<Metrics>> {
     let Some((_, first)) = variants.first() else {
         return Ok(Vec::new());
     };
     let labels = table_labels(first).await?;
-    let positives: HashSet<LabelKey> = labels.into_iter().map(|l| l.key).collect();
+    let positives: HashMap<LabelKey, i64> = labels
+        .into_iter()
+        .map(|l| (l.key, l.attack_events))
+        .collect();
     let dir = tempfile::tempdir().runtime("creating a folder for scores")?;
     let mut out = Vec::new();
     for (i, (name, config)) in variants.iter().enumerate() {
@@ -205,7 +206,7 @@ pub async fn evaluate(
         config.scores_out = Some(scores.clone());
         let report = run(&config).await?;
         let (start, end) = (report.first_interval_us, report.as_of.timestamp_micros());
-        let judged = read_judged(&scores, &positives, kinds, start, end)?;
+        let judged = read_judged(&scores, &positives, start, end)?;
         out.push(metrics(name, config.features, &judged));
     }
     Ok(out)
@@ -230,8 +231,7 @@ async fn table_labels(config: &RunConfig) -> Result<Vec<Label>> {
 
 fn read_judged(
     path: &std::path::Path,
-    positives: &HashSet<LabelKey>,
-    kinds: &BTreeMap<LabelKey, GroupKind>,
+    positives: &HashMap<LabelKey, i64>,
     start_us: i64,
     end_us: i64,
 ) -> Result<Vec<Judged>> {
@@ -252,9 +252,12 @@ fn read_judged(
         let pred = b
             .column_by_name(PREDICTION)
             .and_then(|c| c.as_primitive_opt::<Int8Type>());
-        let (Some(t), Some(score), Some(pred)) = (t, score, pred) else {
+        let count = b
+            .column_by_name(COUNT)
+            .and_then(|c| c.as_primitive_opt::<Int64Type>());
+        let (Some(t), Some(score), Some(pred), Some(count)) = (t, score, pred, count) else {
             return Err(PipelineError::runtime(
-                "scores lack interval, score or prediction",
+                "scores lack interval, score, prediction or count",
             ));
         };
         let s = |n: &str| b.column_by_name(n).and_then(|c| c.as_string_opt::<i32>());
@@ -287,8 +290,13 @@ fn read_judged(
             out.push(Judged {
                 score: score.value(i),
                 flagged: pred.value(i) == -1,
-                labelled: positives.contains(&key),
-                kind: kinds.get(&key).copied(),
+                labelled: positives.contains_key(&key),
+                kind: positives.get(&key).map(|&attack_events| {
+                    match count.value(i) > attack_events {
+                        true => GroupKind::Mixed,
+                        false => GroupKind::New,
+                    }
+                }),
             });
         }
     }
@@ -362,6 +370,28 @@ mod tests {
             labelled,
             kind: None,
         }
+    }
+
+    /// Recall per kind counts the flagged among each kind's labelled groups.
+    #[test]
+    fn recall_is_counted_per_kind() {
+        let judged = [
+            (0.1, true, Some(GroupKind::Mixed)),
+            (0.2, false, Some(GroupKind::Mixed)),
+            (0.3, false, Some(GroupKind::Mixed)),
+            (0.4, true, Some(GroupKind::New)),
+            (0.5, true, None),
+        ]
+        .map(|(score, flagged, kind)| Judged {
+            kind,
+            ..j(score, flagged, kind.is_some())
+        });
+        let m = metrics("x", FeatureSet::Seed, &judged);
+        let mixed = m.kinds[&GroupKind::Mixed];
+        assert_eq!((mixed.groups, mixed.flagged), (3, 1));
+        assert!((mixed.recall - 1.0 / 3.0).abs() < 1e-12);
+        let new = m.kinds[&GroupKind::New];
+        assert_eq!((new.groups, new.flagged, new.recall), (1, 1, 1.0));
     }
 
     #[test]

@@ -766,6 +766,61 @@ fn the_soc_preset_is_deterministic_and_its_evidence_in_range() {
     }
 }
 
+/// Public attacks replayed into a copy of the report day: both presets measured against
+/// them, the soc preset flagging less; the table itself untouched.
+#[test]
+fn evaluate_replays_attacks_into_a_copy_and_compares_presets() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 40_000, 5, 20, 3, 0.0);
+    let log_before: Vec<_> = fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    let attacks =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/attacks/public-attacks.jsonl");
+    let json = dir.path().join("eval.json");
+    let out = bin_output(&[
+        "evaluate",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--presets",
+        "notebook,soc",
+        "--inject",
+        attacks.to_str().unwrap(),
+        "--inject-scenarios",
+        "3",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("of 3 scenarios"), "{stderr}");
+    let results: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(&json).unwrap()).unwrap();
+    let results = results.as_array().unwrap();
+    let names: Vec<&str> = results
+        .iter()
+        .map(|r| r["variant"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["preset notebook", "preset soc"]);
+    let flagged = |r: &serde_json::Value| r["flagged_fraction"].as_f64().unwrap();
+    assert!(flagged(&results[1]) < flagged(&results[0]), "{results:?}");
+    for r in results {
+        assert!(r["labelled"].as_u64().unwrap() > 0, "{r}");
+        let kinds = r["kinds"].as_object().unwrap();
+        let in_kinds: u64 = kinds.values().map(|k| k["groups"].as_u64().unwrap()).sum();
+        assert_eq!(in_kinds, r["labelled"].as_u64().unwrap(), "{r}");
+    }
+    let log_after: Vec<_> = fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(log_before, log_after, "the table itself is not written");
+}
+
 #[test]
 fn evaluate_reports_metrics_per_feature_set() {
     let dir = scratch();

@@ -104,7 +104,11 @@ pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Resu
             lit(""),
         ])
         .alias(TEMPLATE),
-        coalesce(vec![cast(character_length(line()), DataType::Int64), lit(0i64)]).alias(LONGEST),
+        coalesce(vec![
+            cast(character_length(line()), DataType::Int64),
+            lit(0i64),
+        ])
+        .alias(LONGEST),
         coalesce(vec![
             LineEntropyUdf::default().into_udf().call(vec![line()]),
             lit(0.0),
@@ -130,7 +134,11 @@ pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Resu
                 ],
             )
         })
-        .and_then(|df| df.select(keys_as_strings(&[PARENT, TEMPLATE, COUNT, LONGEST, ENTROPY])))
+        .and_then(|df| {
+            df.select(keys_as_strings(&[
+                PARENT, TEMPLATE, COUNT, LONGEST, ENTROPY,
+            ]))
+        })
         .runtime("planning the evidence's command lines")
 }
 
