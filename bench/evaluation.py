@@ -7,6 +7,7 @@ of each metric over the seeds, plus the bundled real sample.
 
     cargo build --release -p procforest --bins
     python3 bench/evaluation.py            # tables go to $PROCFOREST_EVAL_DIR (/tmp/procforest-eval)
+    python3 bench/evaluation.py presets    # the notebook and soc presets on the same tables
 """
 import json
 import os
@@ -47,15 +48,15 @@ def table(rate, seed):
     return path
 
 
-def evaluate(extra):
+def evaluate(extra, variants=("--feature-sets", "seed,rarity,rarity-only")):
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "e.json"
-        run([BIN, "evaluate", "--feature-sets", "seed,rarity,rarity-only", "--json", out, *extra])
+        run([BIN, "evaluate", *variants, "--json", out, *extra])
         rows = json.loads(out.read_text())
     for r in rows:
         for k, v in r.pop("precision_at").items():
             r[f"p@{k}"] = v
-    return {r["features"]: r for r in rows}
+    return {r["variant"]: r for r in rows}
 
 
 def fmt(values):
@@ -67,8 +68,30 @@ def fmt(values):
     return f"{mean:.3f} ({min(values):.2f}–{max(values):.2f})"
 
 
+def presets():
+    """The presets on the same tables (the soc preset's own settings)."""
+    print("### Presets\n")
+    print("| attack rate | preset | labelled (mixed) / groups in report | " + " | ".join(METRICS + ["mixed recall"]) + " |")
+    print("|---" * (4 + len(METRICS)) + "|")
+    for rate in RATES:
+        results = [evaluate(["--table", table(rate, s), "--as-of", END_DATE, "--window", WINDOW],
+                            ("--presets", "notebook,soc")) for s in SEEDS]
+        for variant in results[0]:
+            rs = [r[variant] for r in results]
+            mixed = lambda r: r.get("kinds", {}).get("mixed", {})
+            counts = "/".join(f"{r['labelled']} ({mixed(r).get('groups', 0)})" for r in rs) + \
+                " of " + "/".join(str(r["groups"]) for r in rs)
+            cells = [fmt([r[m] for r in rs if m == "flagged_fraction" or r["labelled"] > 0])
+                     for m in METRICS]
+            cells.append(fmt([mixed(r)["recall"] for r in rs if mixed(r)]))
+            print(f"| {rate} | {variant} | {counts} | " + " | ".join(cells) + " |", flush=True)
+    print()
+
+
 def main():
     WORK.mkdir(parents=True, exist_ok=True)
+    if sys.argv[1:] == ["presets"]:
+        return presets()
     for label, extra in SETTINGS:
         print(f"### {label}\n")
         print("| attack rate | features | labelled / groups in report | " + " | ".join(METRICS) + " |")

@@ -249,6 +249,10 @@ pub mod table {
     pub const EVIDENCE_EVENTS: TableName = TableName("evidence_events");
     /// The events counted per interval, group, parent and command-line template.
     pub const EVIDENCE_LINES: TableName = TableName("evidence_lines");
+    /// [`EVIDENCE_LINES`] counted per interval, group and parent.
+    pub const EVIDENCE_PARENTS: TableName = TableName("evidence_parents");
+    /// [`EVIDENCE_LINES`] counted per interval and group.
+    pub const EVIDENCE_GROUPS: TableName = TableName("evidence_groups");
     /// The evidence features of every summary group.
     pub const GROUP_EVIDENCE: TableName = TableName("group_evidence");
     /// A category index: `index_<key column, lower case>` (value, groups, index).

@@ -1,12 +1,15 @@
 //! Evidence: what a summary group's events say beyond their count — their command lines,
 //! their parents, and whether the process is new where it ran. Computed on the cluster
-//! from the training window's events, in two jobs written to scratch:
+//! from the training window's events, in jobs written to scratch:
 //!
-//! 1. [`evidence_lines`]: events counted per interval × group × parent × command line,
-//!    then each distinct line reduced to its template ([`procforest_core::template`]) and
-//!    counted per interval × group × parent × template ([`EVIDENCE_LINES`]), with the
-//!    length and entropy of the group's longest and most random line.
-//! 2. [`group_evidence_sql`]: one row per summary group ([`GROUP_EVIDENCE`]).
+//! 1. [`evidence_lines`]: every event's command line reduced to its template
+//!    ([`procforest_core::template`]), the events counted per interval × group × parent ×
+//!    template ([`EVIDENCE_LINES`]), with the length and entropy of the group's longest
+//!    and most random line;
+//! 2. [`counts_sql`]: those counted per interval × group × parent ([`EVIDENCE_PARENTS`])
+//!    and per interval × group ([`EVIDENCE_GROUPS`]), each written once because the last
+//!    step reads each five times;
+//! 3. [`group_evidence_sql`]: one row per summary group ([`GROUP_EVIDENCE`]).
 //!
 //! Every feature compares a group's interval with the *other* intervals of the training
 //! window (leave one interval out), so a training row and a report row are measured the
@@ -49,10 +52,12 @@ use procforest_core::{
     scan::{DeltaFilesTable, ResolvedTable},
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, COUNT, FIRST_SEEN_FEATURES, GROUP_KEYS,
-        INTERVAL, LINEAGE_FEATURES, NOVELTY_FEATURES, PARENT_PROCESS_NAME, PROCESS,
+        INTERVAL, LINEAGE_FEATURES, NOVELTY_FEATURES, PARENT_PROCESS_NAME, PROCESS, TableName,
         evidence::{ENTROPY, LONGEST, NOVEL_TEMPLATES, PARENT, RAREST_PARENT, TEMPLATE},
         keys_as_views,
-        table::{EVIDENCE_EVENTS, EVIDENCE_LINES, GROUP_EVIDENCE},
+        table::{
+            EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES, EVIDENCE_PARENTS, GROUP_EVIDENCE,
+        },
         time_type,
     },
     udf::{LineEntropyUdf, TemplateUdf},
@@ -161,6 +166,23 @@ pub async fn write_evidence(
         std::slice::from_ref(&lines_table.dir),
         &lines_table.schema,
     )?;
+    let counts = |name: TableName, by_parent: bool| async move {
+        let df = ctx
+            .sql(&counts_sql(by_parent))
+            .await
+            .runtime(format!("planning {name}"))?;
+        let table = ScratchTable {
+            dir: scratch.path(name.as_str()),
+            schema: Arc::new(df.schema().as_arrow().clone()),
+        };
+        write(df, &table.dir, name.as_str()).await?;
+        register_parquet(ctx, name, std::slice::from_ref(&table.dir), &table.schema)
+    };
+    futures::future::try_join(
+        counts(EVIDENCE_PARENTS, true),
+        counts(EVIDENCE_GROUPS, false),
+    )
+    .await?;
     let groups = ctx
         .sql(&group_evidence_sql())
         .await
@@ -187,8 +209,35 @@ pub fn feature_columns() -> impl Iterator<Item = &'static str> {
         .chain(FIRST_SEEN_FEATURES)
 }
 
-/// SQL of one row per summary group of the registered [`EVIDENCE_LINES`]: the interval,
-/// the keys, the features ([`feature_columns`]), [`NOVEL_TEMPLATES`] and [`RAREST_PARENT`].
+/// SQL of [`EVIDENCE_PARENTS`] (`by_parent`) or [`EVIDENCE_GROUPS`] from the registered
+/// [`EVIDENCE_LINES`]: the interval, the keys, their history keys (null as empty: `kc`,
+/// `ka`, `kp`), the parent when `by_parent`, and the events. Materialized once: the
+/// evidence's SQL reads each several times.
+pub fn counts_sql(by_parent: bool) -> String {
+    let (c, a, p, n) = (
+        quote(COMPUTER),
+        quote(ACCOUNT),
+        quote(PROCESS),
+        quote(COUNT),
+    );
+    let keys = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+        .map(quote)
+        .join(", ");
+    let parent = match by_parent {
+        true => format!(", {}", quote(PARENT)),
+        false => String::new(),
+    };
+    format!(
+        "SELECT {keys}, coalesce({c}, '') AS kc, coalesce({a}, '') AS ka, \
+         coalesce({p}, '') AS kp{parent}, CAST(sum({n}) AS BIGINT) AS {n} FROM {lines} \
+         GROUP BY {keys}{parent}",
+        lines = EVIDENCE_LINES,
+    )
+}
+
+/// SQL of one row per summary group of the registered [`EVIDENCE_LINES`],
+/// [`EVIDENCE_PARENTS`] and [`EVIDENCE_GROUPS`]: the interval, the keys, the features
+/// ([`feature_columns`]), [`NOVEL_TEMPLATES`] and [`RAREST_PARENT`].
 pub fn group_evidence_sql() -> String {
     let (c, a, t, p, n, i) = (
         quote(COMPUTER),
@@ -275,18 +324,19 @@ pub fn group_evidence_sql() -> String {
             f3 = f(NOVELTY_FEATURES[3]),
             f4 = f(NOVELTY_FEATURES[4]),
         ),
-        format!(
-            "gp AS (SELECT {keys}, kc, kp, {parent}, sum({n}) AS {n} FROM l \
-             GROUP BY {keys}, kc, kp, {parent})"
+        totals("pp", EVIDENCE_PARENTS.as_str(), &format!("kp, {parent}")),
+        totals(
+            "hpp",
+            EVIDENCE_PARENTS.as_str(),
+            &format!("kc, kp, {parent}"),
         ),
-        totals("pp", "gp", &format!("kp, {parent}")),
-        totals("hpp", "gp", &format!("kc, kp, {parent}")),
         format!(
             "lineage AS (SELECT {keys_gp}, \
              min(ln(1.0 + {pp_elsewhere})) AS {f0}, \
              max(CASE WHEN hpp.events = hpp_i.events THEN 1.0 ELSE 0.0 END) AS {f1}, \
              first_value(gp.{parent} ORDER BY {pp_elsewhere}, gp.{parent}) AS {rarest} \
-             FROM gp {pp_join} {hpp_join} GROUP BY {keys_gp})",
+             FROM {parents} gp {pp_join} {hpp_join} GROUP BY {keys_gp})",
+            parents = EVIDENCE_PARENTS,
             keys_gp = keys_of("gp"),
             pp_elsewhere = elsewhere("pp"),
             pp_join = joined("gp", "pp", &["kp", &parent]),
@@ -295,16 +345,14 @@ pub fn group_evidence_sql() -> String {
             f0 = f(LINEAGE_FEATURES[0]),
             f1 = f(LINEAGE_FEATURES[1]),
         ),
-        format!(
-            "g AS (SELECT {keys}, kc, ka, kp, sum({n}) AS {n} FROM l GROUP BY {keys}, kc, ka, kp)"
-        ),
-        totals("hp", "g", "kc, kp"),
-        totals("ap", "g", "ka, kp"),
+        totals("hp", EVIDENCE_GROUPS.as_str(), "kc, kp"),
+        totals("ap", EVIDENCE_GROUPS.as_str(), "ka, kp"),
         format!(
             "first_seen AS (SELECT {keys_g}, \
              CASE WHEN hp.events = hp_i.events THEN 1.0 ELSE 0.0 END AS {f0}, \
              CASE WHEN ap.events = ap_i.events THEN 1.0 ELSE 0.0 END AS {f1} \
-             FROM g {hp_join} {ap_join})",
+             FROM {groups} g {hp_join} {ap_join})",
+            groups = EVIDENCE_GROUPS,
             keys_g = keys_of("g"),
             hp_join = joined("g", "hp", &["kc", "kp"]),
             ap_join = joined("g", "ap", &["ka", "kp"]),

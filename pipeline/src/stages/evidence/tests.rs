@@ -131,6 +131,17 @@ async fn group_evidence_frame() -> DataFrame {
         arrow::compute::concat_batches(&lines[0].schema(), &lines).unwrap(),
     )
     .unwrap();
+    for (name, by_parent) in [(EVIDENCE_PARENTS, true), (EVIDENCE_GROUPS, false)] {
+        let rows = ctx
+            .sql(&counts_sql(by_parent))
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
+        ctx.register_batch(name.as_str(), rows).unwrap();
+    }
     ctx.sql(&group_evidence_sql()).await.unwrap()
 }
 
