@@ -129,6 +129,10 @@ async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
                 file: file.clone(),
                 seed: args.inject_seed,
                 scenarios: args.inject_scenarios,
+                runs_as: match args.inject_as.as_str() {
+                    "machine" => inject::RunsAs::Machine,
+                    _ => inject::RunsAs::Mapped,
+                },
             };
             Some(inject::inject(&variants[0].1, &replay).await?)
         }

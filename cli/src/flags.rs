@@ -116,6 +116,10 @@ pub struct EvaluateArgs {
     /// `--inject-seed`; default: all.
     #[arg(long, requires = "inject")]
     pub inject_scenarios: Option<usize>,
+    /// Whose events the replayed attacks become: `mapped` (tenant accounts chosen by the
+    /// seed) or `machine` (each host's machine account, as an attacker running as SYSTEM).
+    #[arg(long, value_parser = ["mapped", "machine"], default_value = "mapped", requires = "inject")]
+    pub inject_as: String,
     /// Replay the labelled attack events of this file (JSON lines of SecurityEvent columns,
     /// OTRF's raw JSON lines, or msticpy's CSV) into a copy of the table's report day, on
     /// the tenant's hosts and accounts, and measure against them.

@@ -15,7 +15,8 @@
 //! - the attack's user and host short names in the command line and the image and parent
 //!   paths become the tenant's (case-insensitively, names of three or more characters);
 //! - each event keeps its time of day, moved to the report day (and no later than the
-//!   run's as-of time).
+//!   run's as-of time);
+//! - with [`RunsAs::Machine`], every event becomes its host's machine account's.
 //!
 //! The table is copied (a local table only) and the events appended as one commit; its
 //! labels are the table's own plus the injected groups'. An injected group is *mixed* when
@@ -88,6 +89,21 @@ pub struct Replay {
     pub seed: u64,
     /// How many of the file's scenarios (distinct labels) to replay; `None`: all.
     pub scenarios: Option<usize>,
+    /// Whose events they become.
+    pub runs_as: RunsAs,
+}
+
+/// Whose events replayed attacks become.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RunsAs {
+    /// The tenant's accounts the mapping picks (a machine account stays its host's).
+    #[default]
+    Mapped,
+    /// Every event the host's machine account's, as an attacker running as SYSTEM (a
+    /// service or a scheduled task): its processes then share the machine account's
+    /// usual groups (`conhost.exe`, `cmd.exe`, `powershell.exe`), which only the command
+    /// line and the parent tell apart.
+    Machine,
 }
 
 /// A table with attacks replayed into it (kept while this lives).
@@ -147,6 +163,10 @@ pub async fn inject(config: &RunConfig, replay: &Replay) -> Result<InjectedTable
     let day_start_us = (as_of.timestamp_micros() - 1).div_euclid(DAY_US) * DAY_US;
     let tenant = Tenant::of_day(&table, day_start_us, as_of).await?;
     let replayed = map_onto(&attacks, &tenant, day_start_us, as_of, seed)?;
+    let replayed = match replay.runs_as {
+        RunsAs::Mapped => replayed,
+        RunsAs::Machine => as_machine(replayed, &tenant),
+    };
 
     let dir = tempfile::tempdir().runtime("creating a folder for the injected table")?;
     let copy = dir.path().join("table");
@@ -437,6 +457,21 @@ pub fn map_onto(
     }
     debug_assert!(out.iter().all(|e| e.time <= as_of));
     Ok(out)
+}
+
+/// The events, each its host's machine account's.
+fn as_machine(events: Vec<Event>, tenant: &Tenant) -> Vec<Event> {
+    events
+        .into_iter()
+        .map(|event| {
+            let host = event.computer.clone().unwrap_or_default();
+            Event {
+                account: Some(machine_account(tenant, &host)),
+                account_type: Some("Machine".into()),
+                ..event
+            }
+        })
+        .collect()
 }
 
 /// `host`'s machine account on the report day, or `HOST$` when it ran none.

@@ -213,3 +213,19 @@ fn scenarios_are_chosen_whole_by_the_seed() {
         assert_eq!(two, choose_scenarios(attacks.clone(), Some(2), seed));
     }
 }
+
+#[test]
+fn replayed_as_machine_every_event_is_its_hosts_machine_accounts() {
+    let replayed = as_machine(replay(7), &tenant());
+    for event in &replayed {
+        assert_eq!(event.account_type.as_deref(), Some("Machine"));
+        let host = event.computer.as_deref().unwrap();
+        assert_eq!(
+            event.account.as_deref(),
+            Some(machine_account(&tenant(), host).as_str())
+        );
+    }
+    // The user's name in paths is still the mapped user's.
+    let user = short_user(replay(7)[0].account.as_deref().unwrap()).to_string();
+    assert!(replayed[0].command_line.as_deref().unwrap().contains(&user));
+}
