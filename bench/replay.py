@@ -6,11 +6,13 @@ generated attacks) and seeds 1-3, replays SCENARIOS of the public attack scenari
 datasets/attacks/public-attacks.jsonl into the last day (`procforest evaluate --inject`,
 the seed choosing the scenarios, hosts and accounts) and measures the presets and, with the
 soc preset's model settings, each feature set. Prints Markdown tables of the mean (and
-range) over the seeds.
+range) over the seeds. A third run replays the attacks as each host's machine account
+(`--inject-as machine`), into the groups a machine account runs every day.
 
     cargo build --release -p procforest -p procforest-cluster -p procforest-pipeline --bins
     python3 bench/replay.py        # tables go to $PROCFOREST_EVAL_DIR (/tmp/procforest-eval)
     python3 bench/replay.py 100    # one tenant size
+    python3 bench/replay.py machine 100 500   # one of the runs (presets, features, machine)
 """
 import json
 import os
@@ -30,10 +32,13 @@ EVENTS_PER_HOST = 10_000  # over the 14 days
 HOSTS = [100, 500, 2000]
 SEEDS = [1, 2, 3]
 SCENARIOS = 10
-RUNS = [
-    ("presets", ["--presets", "notebook,soc"]),
-    ("soc settings, each feature set", ["--preset", "soc", "--feature-sets", "rarity,rarity-only,evidence"]),
-]
+RUNS = {
+    "presets": ("presets", ["--presets", "notebook,soc"]),
+    "features": ("soc settings, each feature set",
+                 ["--preset", "soc", "--feature-sets", "rarity,rarity-only,evidence"]),
+    "machine": ("presets, the attacks run as each host's machine account",
+                ["--presets", "notebook,soc", "--inject-as", "machine"]),
+}
 METRICS = ["flagged_fraction", "precision", "recall", "p@10", "p@50", "roc_auc", "pr_auc",
            "mixed_recall", "new_recall"]
 
@@ -83,8 +88,9 @@ def fmt(values):
 
 def main():
     WORK.mkdir(parents=True, exist_ok=True)
-    sizes = [int(a) for a in sys.argv[1:]] or HOSTS
-    for label, extra in RUNS:
+    runs = [a for a in sys.argv[1:] if a in RUNS] or list(RUNS)
+    sizes = [int(a) for a in sys.argv[1:] if a not in RUNS] or HOSTS
+    for label, extra in (RUNS[r] for r in runs):
         print(f"### {label}\n")
         print("| hosts | variant | attacked (mixed) / groups | " + " | ".join(METRICS) + " |")
         print("|---" * (3 + len(METRICS)) + "|")

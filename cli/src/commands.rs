@@ -129,6 +129,7 @@ async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
                 file: file.clone(),
                 seed: args.inject_seed,
                 scenarios: args.inject_scenarios,
+                keep: args.inject_keep.clone(),
                 runs_as: match args.inject_as.as_str() {
                     "machine" => inject::RunsAs::Machine,
                     _ => inject::RunsAs::Mapped,

@@ -120,6 +120,10 @@ pub struct EvaluateArgs {
     /// seed) or `machine` (each host's machine account, as an attacker running as SYSTEM).
     #[arg(long, value_parser = ["mapped", "machine"], default_value = "mapped", requires = "inject")]
     pub inject_as: String,
+    /// Keep the table with the attacks replayed in this new folder (to run on it or read
+    /// it afterwards); default: a temporary folder, removed at the end.
+    #[arg(long, value_name = "DIR", requires = "inject")]
+    pub inject_keep: Option<std::path::PathBuf>,
     /// Replay the labelled attack events of this file (JSON lines of SecurityEvent columns,
     /// OTRF's raw JSON lines, or msticpy's CSV) into a copy of the table's report day, on
     /// the tenant's hosts and accounts, and measure against them.

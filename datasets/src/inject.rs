@@ -91,6 +91,9 @@ pub struct Replay {
     pub scenarios: Option<usize>,
     /// Whose events they become.
     pub runs_as: RunsAs,
+    /// Where to keep the copy (a new folder), for inspecting it afterwards; `None`: a
+    /// temporary folder, removed when the [`InjectedTable`] is dropped.
+    pub keep: Option<PathBuf>,
 }
 
 /// Whose events replayed attacks become.
@@ -108,8 +111,8 @@ pub enum RunsAs {
 
 /// A table with attacks replayed into it (kept while this lives).
 pub struct InjectedTable {
-    /// Holds the copy.
-    _dir: tempfile::TempDir,
+    /// Holds the copy, unless it is kept.
+    _dir: Option<tempfile::TempDir>,
     /// The copy's location.
     pub location: String,
     /// Replayed events.
@@ -168,8 +171,20 @@ pub async fn inject(config: &RunConfig, replay: &Replay) -> Result<InjectedTable
         RunsAs::Machine => as_machine(replayed, &tenant),
     };
 
-    let dir = tempfile::tempdir().runtime("creating a folder for the injected table")?;
-    let copy = dir.path().join("table");
+    let (dir, copy) = match &replay.keep {
+        Some(keep) if keep.exists() => {
+            return Err(PipelineError::bad_input(format!(
+                "{}: already exists; the injected table is kept in a new folder",
+                keep.display()
+            )));
+        }
+        Some(keep) => (None, keep.clone()),
+        None => {
+            let dir = tempfile::tempdir().runtime("creating a folder for the injected table")?;
+            let copy = dir.path().join("table");
+            (Some(dir), copy)
+        }
+    };
     copy_dir(&source_dir, &copy)?;
     let location = copy.display().to_string();
     let mut writer = EventTableWriter::append(&location).await?;

@@ -780,6 +780,7 @@ fn evaluate_replays_attacks_into_a_copy_and_compares_presets() {
     let attacks =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/attacks/public-attacks.jsonl");
     let json = dir.path().join("eval.json");
+    let kept = dir.path().join("kept");
     let out = bin_output(&[
         "evaluate",
         "--table",
@@ -792,6 +793,8 @@ fn evaluate_replays_attacks_into_a_copy_and_compares_presets() {
         attacks.to_str().unwrap(),
         "--inject-scenarios",
         "3",
+        "--inject-keep",
+        kept.to_str().unwrap(),
         "--json",
         json.to_str().unwrap(),
     ]);
@@ -819,6 +822,27 @@ fn evaluate_replays_attacks_into_a_copy_and_compares_presets() {
         .map(|e| e.unwrap().file_name())
         .collect();
     assert_eq!(log_before, log_after, "the table itself is not written");
+    assert!(
+        kept.join("_procforest/labels.parquet").exists(),
+        "the injected copy is kept with its labels"
+    );
+    assert_eq!(
+        fs::read_dir(kept.join("_delta_log"))
+            .unwrap()
+            .filter(|e| e
+                .as_ref()
+                .unwrap()
+                .path()
+                .extension()
+                .is_some_and(|x| x == "json"))
+            .count(),
+        log_after
+            .iter()
+            .filter(|n| n.to_string_lossy().ends_with(".json"))
+            .count()
+            + 1,
+        "one commit more: the replayed events"
+    );
 }
 
 #[test]
