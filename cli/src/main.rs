@@ -73,7 +73,13 @@ fn main() {
         flags::LogFormat::Text => LogFormat::Text,
         flags::LogFormat::Json => LogFormat::Json,
     };
-    logging::init(format, "PROCFOREST_LOG", "warn,procforest=info");
+    // Ballista's sort shuffle warns each time a task's shuffle buffer spills to disk, which
+    // the evidence's large shuffles do by design: a line per spill, nothing to act on.
+    logging::init(
+        format,
+        "PROCFOREST_LOG",
+        "warn,procforest=info,ballista_core::execution_plans::sort_shuffle=error",
+    );
     let runtime = match procforest_cluster::process::runtime() {
         Ok(r) => r,
         Err(e) => exit_with(CliError::Runtime(e)),

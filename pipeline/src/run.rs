@@ -110,12 +110,7 @@ pub async fn run(config: &RunConfig) -> Result<Report> {
         },
     )?;
     if config.features.needs_evidence() {
-        evidence::register_events(
-            &session.ctx,
-            &snapshot.resolved,
-            &snapshot.table.schema,
-            interval_us,
-        )?;
+        evidence::register_events(&session.ctx, &snapshot.resolved, &snapshot.table.schema)?;
     }
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let run = Run {

@@ -60,7 +60,7 @@ use procforest_core::{
         },
         time_type,
     },
-    udf::{LineEntropyUdf, TemplateUdf},
+    udf::{LineEntropyUdf, SORTED_DISTINCT_NAME, SortedDistinctUdf, TemplateUdf},
 };
 
 use super::{
@@ -74,16 +74,17 @@ use crate::{
 };
 
 /// Registers [`EVIDENCE_EVENTS`]: every file of the training window, `schema`'s keys
-/// read as string views.
+/// read as string views. Without the scan's per-file intervals: declared as the scan's
+/// partitioning under the evidence's projection, DataFusion dropped them again at run
+/// time (a warning per job), and the evidence's aggregation gains nothing from them since
+/// it groups by far more than the interval.
 pub fn register_events(
     ctx: &SessionContext,
     resolved: &ResolvedTable,
     schema: &arrow::datatypes::Schema,
-    interval_us: i64,
 ) -> Result<()> {
     let scan = DeltaFilesTable::try_new(resolved.clone(), keys_as_views(schema))
-        .runtime("building the evidence's scan")?
-        .with_file_intervals(interval_us);
+        .runtime("building the evidence's scan")?;
     ctx.register_table(EVIDENCE_EVENTS.as_str(), Arc::new(scan))
         .runtime("registering the evidence's events")?;
     Ok(())
@@ -183,6 +184,7 @@ pub async fn write_evidence(
         counts(EVIDENCE_GROUPS, false),
     )
     .await?;
+    ctx.register_udf(SortedDistinctUdf::default().into_udf());
     let groups = ctx
         .sql(&group_evidence_sql())
         .await
@@ -237,7 +239,11 @@ pub fn counts_sql(by_parent: bool) -> String {
 
 /// SQL of one row per summary group of the registered [`EVIDENCE_LINES`],
 /// [`EVIDENCE_PARENTS`] and [`EVIDENCE_GROUPS`]: the interval, the keys, the features
-/// ([`feature_columns`]), [`NOVEL_TEMPLATES`] and [`RAREST_PARENT`].
+/// ([`feature_columns`]), [`NOVEL_TEMPLATES`] and [`RAREST_PARENT`]. Needs
+/// `procforest_sorted_distinct` registered. No aggregate has an `ORDER BY` (each made
+/// DataFusion sort every joined row): the novel templates are gathered and then sorted
+/// per group, and the rarest parent is the minimum of its zero-padded count elsewhere
+/// followed by its path (ties by path), the padding cut off again.
 pub fn group_evidence_sql() -> String {
     let (c, a, t, p, n, i) = (
         quote(COMPUTER),
@@ -308,7 +314,7 @@ pub fn group_evidence_sql() -> String {
              min(ln(CAST(tpl_hosts.hosts AS DOUBLE))) AS {f2}, \
              log2(1.0 + CAST(max(l.{longest}) AS DOUBLE)) AS {f3}, \
              max(l.{entropy}) AS {f4}, \
-             array_agg(DISTINCT l.{template} ORDER BY l.{template}) \
+             array_agg(l.{template}) \
              FILTER (WHERE tpl.events = tpl_i.events AND l.{template} <> '') AS {novel} \
              FROM l {tpl_join} JOIN tpl_hosts ON l.kp = tpl_hosts.kp \
              AND l.{template} = tpl_hosts.{template} GROUP BY {keys_l})",
@@ -334,7 +340,8 @@ pub fn group_evidence_sql() -> String {
             "lineage AS (SELECT {keys_gp}, \
              min(ln(1.0 + {pp_elsewhere})) AS {f0}, \
              max(CASE WHEN hpp.events = hpp_i.events THEN 1.0 ELSE 0.0 END) AS {f1}, \
-             first_value(gp.{parent} ORDER BY {pp_elsewhere}, gp.{parent}) AS {rarest} \
+             substr(min(lpad(CAST(CAST({pp_elsewhere} AS BIGINT) AS VARCHAR), 20, '0') \
+             || gp.{parent}), 21) AS {rarest} \
              FROM {parents} gp {pp_join} {hpp_join} GROUP BY {keys_gp})",
             parents = EVIDENCE_PARENTS,
             keys_gp = keys_of("gp"),
@@ -369,12 +376,14 @@ pub fn group_evidence_sql() -> String {
         .collect::<Vec<_>>()
         .join(", ");
     format!(
-        "WITH {ctes} SELECT {keys_n}, {features}, novelty.{novel}, lineage.{rarest} \
+        "WITH {ctes} SELECT {keys_n}, {features}, \
+         {sorted_distinct}(novelty.{novel}) AS {novel}, lineage.{rarest} \
          FROM novelty JOIN lineage ON {on_lineage} JOIN first_seen ON {on_first_seen}",
         ctes = ctes.join(", "),
         keys_n = keys_of("novelty"),
         novel = quote(NOVEL_TEMPLATES),
         rarest = quote(RAREST_PARENT),
+        sorted_distinct = SORTED_DISTINCT_NAME,
         on_lineage = same_group("novelty", "lineage"),
         on_first_seen = same_group("novelty", "first_seen"),
     )

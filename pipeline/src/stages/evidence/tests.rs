@@ -142,6 +142,7 @@ async fn group_evidence_frame() -> DataFrame {
         let rows = arrow::compute::concat_batches(&rows[0].schema(), &rows).unwrap();
         ctx.register_batch(name.as_str(), rows).unwrap();
     }
+    ctx.register_udf(procforest_core::udf::SortedDistinctUdf::default().into_udf());
     ctx.sql(&group_evidence_sql()).await.unwrap()
 }
 
