@@ -52,6 +52,8 @@ CASES = {
     "keda": {"keda": {"enabled": True, "assumeApiAvailable": True}},
     "keda-without-api": {"keda": {"enabled": True}},
     "networkpolicy": {"networkPolicy": {"enabled": True}},
+    "soc": {"job": {"preset": "soc"}},
+    "soc-overridden": {"job": {"preset": "soc", "contamination": "0.02", "maxSamples": 512}},
 }
 
 
@@ -168,6 +170,17 @@ def check_invariants(case, docs, notes, values):
           f"{case}: the driver uses the client service")
     for k in cm["data"]:
         check(not any(w in k for w in ("SECRET", "KEY", "TOKEN", "PASSWORD")), f"{case}: {k} looks secret in a ConfigMap")
+    # The preset decides every model setting the values leave empty: a rendered one would
+    # override it (flags and PROCFOREST_* variables beside a preset win).
+    job = values["job"]
+    check(cm["data"]["PROCFOREST_PRESET"] == job["preset"], f"{case}: the preset")
+    for key, env in (("features", "PROCFOREST_FEATURES"), ("trees", "PROCFOREST_TREES"),
+                     ("maxSamples", "PROCFOREST_MAX_SAMPLES"),
+                     ("contamination", "PROCFOREST_CONTAMINATION")):
+        if job.get(key) in (None, ""):
+            check(env not in cm["data"], f"{case}: {env} rendered though {key} is empty")
+        else:
+            check(cm["data"].get(env) == str(job[key]), f"{case}: {env} is the value's")
     sa = by_kind(docs, "ServiceAccount")
     wi = values.get("serviceAccount", {}).get("workloadIdentityClientId")
     if wi:
@@ -227,6 +240,8 @@ def main():
         check_invariants(case, docs, notes, values)
     bad_values = [
         {"job": {"trees": 0}},
+        {"job": {"preset": "fast"}},
+        {"job": {"features": "everything"}},
         {"job": {"interval": "week"}},
         {"job": {"window": "tomorrow"}},
         {"executor": {"workDir": {"sizeLimit": "lots"}}},
