@@ -845,6 +845,62 @@ fn evaluate_replays_attacks_into_a_copy_and_compares_presets() {
     );
 }
 
+/// A replay that cannot run says why, names what is wrong, exits 1 and writes nothing.
+#[test]
+fn bad_replays_are_refused_with_a_clear_message() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 3, 4, 1, 0.0);
+    let table = table.to_str().unwrap();
+    let attacks =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../datasets/attacks/public-attacks.jsonl");
+    let attacks = attacks.to_str().unwrap();
+    let replay = |table: &str, file: &str| {
+        vec![
+            "evaluate",
+            "--table",
+            table,
+            "--as-of",
+            AS_OF,
+            "--presets",
+            "soc",
+            "--inject",
+            file,
+        ]
+        .into_iter()
+        .map(str::to_string)
+        .collect::<Vec<_>>()
+    };
+    let check = |args: Vec<String>, needle: &str| {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        assert_bad_input(&args, needle);
+    };
+    let missing = dir.path().join("none.jsonl");
+    check(replay(table, missing.to_str().unwrap()), "none.jsonl");
+    let benign = dir.path().join("benign.jsonl");
+    fs::write(
+        &benign,
+        r#"{"TimeGenerated":"2026-11-27T01:00:00Z","Computer":"h","Account":"D\\u","AccountType":"User","NewProcessName":"C:\\x.exe","attack":false}"#,
+    )
+    .unwrap();
+    check(
+        replay(table, benign.to_str().unwrap()),
+        "no labelled attack events",
+    );
+    let kept = dir.path().join("kept");
+    fs::create_dir(&kept).unwrap();
+    let mut keep = replay(table, attacks);
+    keep.extend([
+        "--inject-keep".to_string(),
+        kept.to_str().unwrap().to_string(),
+    ]);
+    check(keep, "already exists");
+    check(
+        replay("az://container/events", attacks),
+        "must be a local folder",
+    );
+}
+
 #[test]
 fn evaluate_reports_metrics_per_feature_set() {
     let dir = scratch();
