@@ -126,8 +126,8 @@ fn hex_placeholder(run: &str) -> String {
     }
 }
 
-/// `DOMAIN\user` → `user`.
-fn short_user(account: &str) -> &str {
+/// `DOMAIN\user` → `user` (a machine account's `$` dropped).
+pub fn short_user(account: &str) -> &str {
     account
         .rsplit('\\')
         .next()
@@ -136,7 +136,7 @@ fn short_user(account: &str) -> &str {
 }
 
 /// `host.domain.tld` → `host`.
-fn short_host(computer: &str) -> &str {
+pub fn short_host(computer: &str) -> &str {
     computer.split('.').next().unwrap_or(computer)
 }
 

@@ -41,6 +41,7 @@ use rand_chacha::ChaCha8Rng;
 use procforest_core::{
     scan::DeltaFilesTable,
     schema::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, PROCESS, TIME_GENERATED, time_type},
+    template::{short_host, short_user},
 };
 use procforest_pipeline::{
     RunConfig,
@@ -496,20 +497,6 @@ fn machine_account(tenant: &Tenant, host: &str) -> String {
         .first()
         .map(|a| a.to_string())
         .unwrap_or_else(|| format!("{}$", short_host(host).to_uppercase()))
-}
-
-/// `DOMAIN\user` → `user` (a machine account's `$` dropped).
-fn short_user(account: &str) -> &str {
-    account
-        .rsplit('\\')
-        .next()
-        .unwrap_or(account)
-        .trim_end_matches('$')
-}
-
-/// `host.domain` → `host`.
-fn short_host(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
 }
 
 /// `text` with every ASCII-case-insensitive occurrence of `from` replaced by `to`.
