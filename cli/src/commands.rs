@@ -140,16 +140,9 @@ async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
         None => None,
     };
     if let Some(injected) = &injected {
-        let mixed = injected
-            .groups
-            .values()
-            .filter(|k| **k == inject::GroupKind::Mixed)
-            .count();
         eprintln!(
-            "replayed {} attack events of {} scenarios into {} groups ({mixed} mixed with the tenant's own events)",
-            injected.events,
-            injected.scenarios,
-            injected.groups.len(),
+            "replayed {} attack events of {} scenarios into {} groups ({} mixed with the tenant's own events)",
+            injected.events, injected.scenarios, injected.groups, injected.mixed,
         );
         for (_, config) in &mut variants {
             config.table_label = Some(config.table.clone());

@@ -25,9 +25,28 @@ use procforest_pipeline::{
 
 use crate::{
     delta_writer::get_parquet,
-    inject::GroupKind,
     labels::{LABELS_PATH, Label, LabelKey, read_labels},
 };
+
+/// Whether benign events share a labelled group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum GroupKind {
+    /// Benign events share the group: only the command line or parent tell.
+    Mixed,
+    /// Only attack events.
+    New,
+}
+
+impl GroupKind {
+    /// Its name in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            GroupKind::Mixed => "mixed",
+            GroupKind::New => "new",
+        }
+    }
+}
 
 /// One scored group of the report window.
 #[derive(Debug, Clone, PartialEq)]

@@ -61,26 +61,6 @@ use crate::{
 
 const DAY_US: i64 = 86_400_000_000;
 
-/// Whether an injected group also holds the tenant's own events.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum GroupKind {
-    /// The tenant's events share the group: only the command line or parent tell.
-    Mixed,
-    /// Only injected events.
-    New,
-}
-
-impl GroupKind {
-    /// Its name in reports.
-    pub fn name(self) -> &'static str {
-        match self {
-            GroupKind::Mixed => "mixed",
-            GroupKind::New => "new",
-        }
-    }
-}
-
 /// What to replay.
 #[derive(Debug, Clone)]
 pub struct Replay {
@@ -120,8 +100,10 @@ pub struct InjectedTable {
     pub events: usize,
     /// Replayed scenarios (distinct labels).
     pub scenarios: usize,
-    /// The kind of each injected group.
-    pub groups: BTreeMap<LabelKey, GroupKind>,
+    /// Groups holding replayed events.
+    pub groups: usize,
+    /// Of which the tenant's own events share (see [`crate::evaluate::GroupKind::Mixed`]).
+    pub mixed: usize,
 }
 
 /// The labelled events of an attack file (see the module documentation).
@@ -193,16 +175,11 @@ pub async fn inject(config: &RunConfig, replay: &Replay) -> Result<InjectedTable
     writer.commit().await?;
 
     let injected = labels_of(&replayed);
-    let groups = injected
+    let mixed = injected
         .iter()
-        .map(|label| {
-            let kind = match tenant.groups.contains(&label.key) {
-                true => GroupKind::Mixed,
-                false => GroupKind::New,
-            };
-            (label.key.clone(), kind)
-        })
-        .collect();
+        .filter(|label| tenant.groups.contains(&label.key))
+        .count();
+    let groups = injected.len();
     let own = match get_parquet(writer.table(), LABELS_PATH).await? {
         Some(batches) => read_labels(&batches)
             .map_err(|e| PipelineError::bad_input(format!("{LABELS_PATH}: {e}")))?,
@@ -217,6 +194,7 @@ pub async fn inject(config: &RunConfig, replay: &Replay) -> Result<InjectedTable
         events: replayed.len(),
         scenarios,
         groups,
+        mixed,
     })
 }
 

@@ -1,6 +1,6 @@
 //! The generator and the bundled real sample.
 
-use std::{collections::HashMap, path::Path};
+use std::collections::HashMap;
 
 use arrow::{
     array::{Array, AsArray},
@@ -8,40 +8,7 @@ use arrow::{
 };
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use crate::support::{bin_output, data_files, read_parquet, read_table_events, scratch};
-
-fn generate_json(
-    path: &Path,
-    events: u64,
-    days: u32,
-    hosts: usize,
-    seed: u64,
-    rate: f64,
-) -> serde_json::Value {
-    let out = bin_output(&[
-        "generate",
-        "--out",
-        path.to_str().unwrap(),
-        "--events",
-        &events.to_string(),
-        "--days",
-        &days.to_string(),
-        "--hosts",
-        &hosts.to_string(),
-        "--seed",
-        &seed.to_string(),
-        "--end-date",
-        "2026-11-27",
-        "--attack-rate",
-        &rate.to_string(),
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
+use crate::support::{bin_output, data_files, generate, read_parquet, read_table_events, scratch};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
@@ -55,9 +22,9 @@ fn the_generator_is_deterministic_per_seed() {
         dir.path().join("b"),
         dir.path().join("c"),
     );
-    let sa = generate_json(&a, 20_000, 3, 12, 7, 0.1);
-    let sb = generate_json(&b, 20_000, 3, 12, 7, 0.1);
-    generate_json(&c, 20_000, 3, 12, 8, 0.1);
+    let sa = generate(&a, 20_000, 3, 12, 7, 0.1);
+    let sb = generate(&b, 20_000, 3, 12, 7, 0.1);
+    generate(&c, 20_000, 3, 12, 8, 0.1);
     assert_eq!(sa, sb);
     let (ea, eb, ec) = (
         read_table_events(&a),
@@ -76,7 +43,7 @@ fn the_generator_is_deterministic_per_seed() {
 fn the_table_opens_with_deltalake_and_plain_parquet_with_partitions_and_statistics() {
     let dir = scratch();
     let table = dir.path().join("t");
-    generate_json(&table, 30_000, 4, 10, 1, 0.05);
+    generate(&table, 30_000, 4, 10, 1, 0.05);
     runtime().block_on(async {
         let url = url::Url::from_directory_path(&table).unwrap();
         let t = deltalake::open_table(url).await.unwrap();
@@ -160,7 +127,7 @@ fn the_table_opens_with_deltalake_and_plain_parquet_with_partitions_and_statisti
 fn the_log_has_checkpoints_that_keep_files_and_statistics() {
     let dir = scratch();
     let table = dir.path().join("t");
-    let summary = generate_json(&table, 24_000, 12, 10, 1, 0.0);
+    let summary = generate(&table, 24_000, 12, 10, 1, 0.0);
     assert_eq!(summary["version"], 12);
     let log = table.join("_delta_log");
     assert!(
@@ -194,7 +161,7 @@ fn the_log_has_checkpoints_that_keep_files_and_statistics() {
 fn labels_match_the_injected_groups() {
     let dir = scratch();
     let table = dir.path().join("t");
-    let summary = generate_json(&table, 40_000, 7, 30, 3, 0.2);
+    let summary = generate(&table, 40_000, 7, 30, 3, 0.2);
     let attack_events = summary["attack_events"].as_u64().unwrap();
     assert!(attack_events > 0);
     let labels = read_parquet(&table.join("_procforest/labels.parquet"));
@@ -263,7 +230,7 @@ fn labels_match_the_injected_groups() {
 fn generated_activity_is_realistic() {
     let dir = scratch();
     let table = dir.path().join("t");
-    generate_json(&table, 100_000, 7, 12, 5, 0.0);
+    generate(&table, 100_000, 7, 12, 5, 0.0);
     let events = read_table_events(&table);
     let mut per_host_day: HashMap<(String, i64), usize> = HashMap::new();
     let mut per_process: HashMap<&str, usize> = HashMap::new();
@@ -316,7 +283,7 @@ fn bad_generator_settings_are_refused() {
     ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("attack rate"));
-    generate_json(&t, 100, 1, 1, 1, 0.0);
+    generate(&t, 100, 1, 1, 1, 0.0);
     let out = bin_output(&["generate", "--out", t.to_str().unwrap(), "--events", "100"]);
     assert_eq!(
         out.status.code(),

@@ -38,8 +38,15 @@ pub fn bin_output(args: &[&str]) -> Output {
         .unwrap()
 }
 
-/// Generates a table ending 2026-11-27.
-pub fn generate(path: &Path, events: u64, days: u32, hosts: usize, seed: u64, attack_rate: f64) {
+/// Generates a table ending 2026-11-27; returns the generator's summary (its stdout).
+pub fn generate(
+    path: &Path,
+    events: u64,
+    days: u32,
+    hosts: usize,
+    seed: u64,
+    attack_rate: f64,
+) -> serde_json::Value {
     let out = bin_output(&[
         "generate",
         "--out",
@@ -62,6 +69,7 @@ pub fn generate(path: &Path, events: u64, days: u32, hosts: usize, seed: u64, at
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 /// Every batch of a Parquet file.
