@@ -130,10 +130,7 @@ async fn evaluate_sets(args: EvaluateArgs) -> Result<()> {
                 seed: args.inject_seed,
                 scenarios: args.inject_scenarios,
                 keep: args.inject_keep.clone(),
-                runs_as: match args.inject_as.as_str() {
-                    "machine" => inject::RunsAs::Machine,
-                    _ => inject::RunsAs::Mapped,
-                },
+                runs_as: args.inject_as.into(),
             };
             Some(inject::inject(&variants[0].1, &replay).await?)
         }

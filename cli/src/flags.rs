@@ -4,6 +4,7 @@
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use procforest_datasets::inject::RunsAs;
 use procforest_pipeline::config::{FeatureSet, Preset};
 
 use crate::error::{CliError, Result};
@@ -63,6 +64,24 @@ impl From<PresetArg> for Preset {
     }
 }
 
+/// Whose events replayed attacks become (see [`RunsAs`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum InjectAsArg {
+    /// Tenant accounts the seed picks.
+    Mapped,
+    /// Each host's machine account.
+    Machine,
+}
+
+impl From<InjectAsArg> for RunsAs {
+    fn from(arg: InjectAsArg) -> Self {
+        match arg {
+            InjectAsArg::Mapped => RunsAs::Mapped,
+            InjectAsArg::Machine => RunsAs::Machine,
+        }
+    }
+}
+
 impl From<FeaturesArg> for FeatureSet {
     fn from(arg: FeaturesArg) -> Self {
         match arg {
@@ -118,8 +137,8 @@ pub struct EvaluateArgs {
     pub inject_scenarios: Option<usize>,
     /// Whose events the replayed attacks become: `mapped` (tenant accounts chosen by the
     /// seed) or `machine` (each host's machine account, as an attacker running as SYSTEM).
-    #[arg(long, value_parser = ["mapped", "machine"], default_value = "mapped", requires = "inject")]
-    pub inject_as: String,
+    #[arg(long, value_enum, default_value = "mapped", requires = "inject")]
+    pub inject_as: InjectAsArg,
     /// Keep the table with the attacks replayed in this new folder (to run on it or read
     /// it afterwards); default: a temporary folder, removed at the end.
     #[arg(long, value_name = "DIR", requires = "inject")]
