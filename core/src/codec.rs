@@ -24,7 +24,7 @@ use datafusion_proto::{
 use crate::{
     key_counts::{KeyCountsExec, KeyCountsTable},
     partition_writer::{ParquetWriterExec, ScratchSink},
-    scan::DeltaFilesTable,
+    scan::{DeltaFilesTable, SkipDeletedExec},
     udf::{
         CategoryIndexUdf, GroupSetUdf, LineEntropyUdf, SampleKeyUdf, ScoreUdf, SortedDistinctUdf,
         TemplateUdf,
@@ -50,6 +50,7 @@ enum Kind {
     GroupSetUdf = 10,
     TemplateUdf = 11,
     LineEntropyUdf = 12,
+    SkipDeletedExec = 13,
 }
 
 fn write(kind: Kind, payload: &[u8], buf: &mut Vec<u8>) {
@@ -79,6 +80,7 @@ fn read(buf: &[u8]) -> Result<Option<(Kind, &[u8])>> {
         10 => Kind::GroupSetUdf,
         11 => Kind::TemplateUdf,
         12 => Kind::LineEntropyUdf,
+        13 => Kind::SkipDeletedExec,
         other => {
             return Err(DataFusionError::Internal(format!(
                 "procforest codec: unknown kind {other} (is every process the same version?)"
@@ -282,6 +284,9 @@ impl PhysicalExtensionCodec for ProcforestPhysicalCodec {
             Some((Kind::ParquetWriterExec, payload)) => {
                 Ok(Arc::new(ParquetWriterExec::decode(payload, inputs)?))
             }
+            Some((Kind::SkipDeletedExec, payload)) => {
+                Ok(Arc::new(SkipDeletedExec::decode(payload, inputs)?))
+            }
             Some((kind, _)) => Err(DataFusionError::Internal(format!(
                 "procforest codec: {kind:?} is not a plan node"
             ))),
@@ -300,6 +305,9 @@ impl PhysicalExtensionCodec for ProcforestPhysicalCodec {
             Ok(())
         } else if let Some(exec) = node.downcast_ref::<ParquetWriterExec>() {
             write(Kind::ParquetWriterExec, &exec.encode()?, buf);
+            Ok(())
+        } else if let Some(exec) = node.downcast_ref::<SkipDeletedExec>() {
+            write(Kind::SkipDeletedExec, &exec.encode()?, buf);
             Ok(())
         } else {
             self.inner.try_encode(node, buf, proto_converter)

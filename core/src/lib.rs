@@ -22,6 +22,7 @@
 //!   same command replaced by placeholders).
 
 pub mod codec;
+pub mod deleted_rows;
 pub mod key_counts;
 pub mod object_stores;
 pub mod partition_writer;

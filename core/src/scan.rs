@@ -34,6 +34,12 @@ use datafusion::{
 use object_store::path::Path;
 use url::Url;
 
+use crate::deleted_rows::DeletedRows;
+
+mod skip_deleted;
+
+pub use skip_deleted::SkipDeletedExec;
+
 /// One active data file of the snapshot.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ResolvedFile {
@@ -53,9 +59,20 @@ pub struct ResolvedFile {
     /// Rows whose `TimeGenerated` is null, when the log has statistics.
     #[serde(default)]
     pub time_nulls: Option<u64>,
+    /// The rows its deletion vector removes, if it has one.
+    #[serde(default)]
+    pub deleted_rows: Option<DeletedRows>,
 }
 
 impl ResolvedFile {
+    /// Rows left after its deletion vector, when known.
+    pub fn live_rows(&self) -> Option<u64> {
+        match &self.deleted_rows {
+            Some(deleted) => Some(deleted.live_rows()),
+            None => self.num_records,
+        }
+    }
+
     /// The start of the interval of `length_us` microseconds that holds all of the file's
     /// events, if its statistics say there is one.
     pub fn interval(&self, length_us: i64) -> Option<i64> {
@@ -338,6 +355,18 @@ impl DeltaFilesTable {
             })
     }
 
+    /// The deleted rows of the files that have some, by object path.
+    fn deleted_rows(&self) -> std::collections::BTreeMap<String, DeletedRows> {
+        self.files
+            .iter()
+            .zip(&self.resolved.files)
+            .filter_map(|((path, _), file)| {
+                let deleted = file.deleted_rows.as_ref()?;
+                Some((path.to_string(), deleted.clone()))
+            })
+            .collect()
+    }
+
     /// Whether [`Self::with_file_intervals`] added its column.
     pub fn has_file_intervals(&self) -> bool {
         self.file_intervals.is_some()
@@ -438,7 +467,7 @@ impl DeltaFilesTable {
         let (path, values) = &self.files[i];
         let file = PartitionedFile::new(path.to_string(), self.resolved.files[i].size)
             .with_partition_values(values.clone());
-        let Some(rows) = self.resolved.files[i].num_records else {
+        let Some(rows) = self.resolved.files[i].live_rows() else {
             return file;
         };
         let mut stats = Statistics::new_unknown(&self.schema);
@@ -528,7 +557,12 @@ impl TableProvider for DeltaFilesTable {
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
-        Ok(DataSourceExec::from_data_source(config))
+        let scan = DataSourceExec::from_data_source(config);
+        let deleted = self.deleted_rows();
+        if deleted.is_empty() {
+            return Ok(scan);
+        }
+        Ok(Arc::new(SkipDeletedExec::try_new(scan, deleted)?))
     }
 }
 
@@ -548,6 +582,7 @@ mod tests {
             num_records: Some(10),
             time_bounds: bounds,
             time_nulls: nulls,
+            deleted_rows: None,
         }
     }
 

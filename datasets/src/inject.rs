@@ -286,7 +286,7 @@ impl Tenant {
             start: DateTime::from_timestamp_micros(day_start_us - 1),
             end: as_of,
         };
-        let (resolved, _) = source::resolve(table, range)?;
+        let (resolved, _) = source::resolve(table, range).await?;
         let ctx = SessionContext::new();
         let scan = DeltaFilesTable::try_new(resolved, table.schema.clone())
             .runtime("reading the report day")?;

@@ -34,7 +34,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             start: None,
             end: chrono::Utc::now(),
         },
-    )?;
+    )
+    .await?;
     let mut config = SessionConfig::new().with_target_partitions(partitions);
     // The keys read as the job reads them (string views), unless told otherwise.
     let schema = if std::env::var_os("BARE_PLAIN_STRINGS").is_some() {

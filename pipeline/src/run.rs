@@ -190,11 +190,11 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
         start: train_start_us.and_then(DateTime::from_timestamp_micros),
         end: as_of,
     };
-    let (resolved, pruning) = source::resolve(&table, range)?;
+    let (resolved, pruning) = source::resolve(&table, range).await?;
     if resolved.files.is_empty() {
         return Err(no_events(config, as_of));
     }
-    let files = summary_files(&table, &resolved, config, report_start_us, as_of)?;
+    let files = summary_files(&table, &resolved, config, report_start_us, as_of).await?;
     Ok(Snapshot {
         table,
         as_of,
@@ -210,7 +210,7 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
 /// Interval-aligned files split into history and report; otherwise the report window's
 /// files are resolved again, for its command lines alone (time ranges are exclusive at
 /// the start).
-fn summary_files(
+async fn summary_files(
     table: &EventTable,
     resolved: &ResolvedTable,
     config: &RunConfig,
@@ -229,7 +229,7 @@ fn summary_files(
         start: DateTime::from_timestamp_micros(report_start_us - 1),
         end: as_of,
     };
-    let (report, _) = source::resolve(table, report_range)?;
+    let (report, _) = source::resolve(table, report_range).await?;
     Ok(SummaryFiles {
         sources: crate::stages::summaries::Sources::Whole,
         counted: resolved.clone(),

@@ -4,12 +4,10 @@
 
 use std::collections::HashMap;
 
-use arrow::{
-    array::{Array, AsArray},
-    datatypes::{DataType, Date32Type, Int64Type, SchemaRef, TimeUnit},
-};
+use arrow::datatypes::{DataType, SchemaRef};
 use chrono::{DateTime, NaiveDate, Utc};
-use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use delta_kernel::expressions::Scalar;
+use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, kernel::DeletionVectorDescriptor};
 use procforest_core::{
     scan::{ResolvedFile, ResolvedTable},
     schema::{EVENT_DATE, TIME_GENERATED, check_schema},
@@ -19,6 +17,10 @@ use crate::{
     error::{BoxError, Context, PipelineError, Result},
     setting::Setting,
 };
+
+mod deletion_vectors;
+#[cfg(test)]
+mod tests;
 
 /// Which snapshot to read.
 #[derive(Debug, Clone, Default)]
@@ -109,6 +111,19 @@ pub async fn open(
     choice: &SnapshotChoice,
     storage_options: HashMap<String, String>,
 ) -> Result<EventTable> {
+    let table = open_any(location, choice, storage_options).await?;
+    check_schema(&table.schema)
+        .map_err(|e| PipelineError::bad_setting(Setting::Table, format!("{location}: {e}")))?;
+    Ok(table)
+}
+
+/// Opens the table at the chosen snapshot and checks it can be read as plain Parquet,
+/// whatever its columns.
+async fn open_any(
+    location: &str,
+    choice: &SnapshotChoice,
+    storage_options: HashMap<String, String>,
+) -> Result<EventTable> {
     let url = table_url(location)?;
     let mut builder = DeltaTableBuilder::from_url(url.clone())
         .bad_setting(Setting::Table, location)?
@@ -159,7 +174,7 @@ pub async fn open(
     }
     for feature in &reader_features {
         match feature.as_str() {
-            "deletionVectors" => {} // refused below only if a file has one
+            "deletionVectors" => {} // deleted rows are resolved and skipped
             "columnMapping" => {}   // mode checked above
             "typeWidening" | "typeWidening-preview" => {
                 return refuse("it uses type widening".into());
@@ -180,8 +195,6 @@ pub async fn open(
         return refuse("type widening is enabled".into());
     }
     let schema = state.snapshot().arrow_schema();
-    check_schema(&schema)
-        .map_err(|e| PipelineError::bad_setting(Setting::Table, format!("{location}: {e}")))?;
     let partition_columns = state.metadata().partition_columns().to_vec();
     Ok(EventTable {
         location: location.to_string(),
@@ -215,22 +228,99 @@ pub struct Pruning {
     pub files_scanned: usize,
     /// Bytes to read.
     pub bytes_scanned: u64,
-    /// Rows in the files to read (from the log's statistics, where present).
+    /// Rows in the files to read (from the log's statistics, where present), less the
+    /// rows deletion vectors remove.
     pub rows_in_scanned_files: u64,
+    /// Rows of the files to read that deletion vectors remove.
+    pub rows_deleted: u64,
 }
 
-/// Resolves the snapshot into the files that may hold events in `range`.
-pub fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, Pruning)> {
+/// What the log says of one active file.
+struct FileFacts {
+    /// Relative to the table root (or absolute), URL-decoded.
+    path: String,
+    size: u64,
+    /// Raw partition values by column.
+    partition_values: HashMap<String, Option<String>>,
+    /// Rows in the file before any deletion vector.
+    num_records: Option<u64>,
+    /// Inclusive bounds of its non-null `TimeGenerated` values, microseconds.
+    time_bounds: (Option<i64>, Option<i64>),
+    time_nulls: Option<u64>,
+    deletion_vector: Option<DeletionVectorDescriptor>,
+}
+
+/// The active files of the snapshot, from the log replay (the add-actions table of
+/// delta-rs 1.1 fails on files with deletion vectors).
+fn file_facts(table: &EventTable) -> Result<Vec<FileFacts>> {
     let state = table.table.snapshot().runtime("reading the snapshot")?;
-    let actions = state
-        .add_actions_table(true)
+    let files = state
+        .snapshot()
+        .try_log_data()
         .runtime("listing the snapshot's files")?;
-    let n = actions.num_rows();
+    Ok(files
+        .iter()
+        .map(|file| FileFacts {
+            path: file.path().into_owned(),
+            size: file.size().max(0) as u64,
+            partition_values: file.partition_values_map(),
+            num_records: file.num_records().map(|n| n as u64),
+            time_bounds: (
+                stat_micros(file.min_values()).map(|(v, _)| v),
+                stat_micros(file.max_values()).map(|(ceiled, _)| inclusive_max(ceiled)),
+            ),
+            time_nulls: match struct_field(file.null_counts(), TIME_GENERATED) {
+                Some(Scalar::Long(n)) => u64::try_from(n).ok(),
+                _ => None,
+            },
+            deletion_vector: file.deletion_vector_descriptor(),
+        })
+        .collect())
+}
+
+/// A field of a statistics struct.
+fn struct_field(stats: Option<Scalar>, name: &str) -> Option<Scalar> {
+    let Some(Scalar::Struct(data)) = stats else {
+        return None;
+    };
+    data.fields()
+        .iter()
+        .zip(data.values())
+        .find(|(field, _)| field.name() == name)
+        .map(|(_, value)| value.clone())
+}
+
+/// `TimeGenerated` of a min or max statistics struct, in microseconds (UTC, or read as
+/// UTC when the column has no time zone), and whether the column has one.
+fn stat_micros(stats: Option<Scalar>) -> Option<(i64, bool)> {
+    match struct_field(stats, TIME_GENERATED)? {
+        Scalar::Timestamp(v) => Some((v, true)),
+        Scalar::TimestampNtz(v) => Some((v, false)),
+        _ => None,
+    }
+}
+
+/// The inclusive upper bound of a file's times from delta-rs's maximum statistic.
+/// Writers truncate statistics to milliseconds; delta-rs rounds a maximum that falls on a
+/// whole millisecond up to the next one (it may have been truncated), and keeps any other
+/// as exact. So a whole-millisecond value bounds the times from above exclusively.
+fn inclusive_max(ceiled: i64) -> i64 {
+    if ceiled % 1000 == 0 {
+        ceiled - 1
+    } else {
+        ceiled
+    }
+}
+
+/// Resolves the snapshot into the files that may hold events in `range`, with the rows
+/// their deletion vectors remove.
+pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, Pruning)> {
+    let facts = file_facts(table)?;
     let mut pruning = Pruning {
-        files_total: n,
+        files_total: facts.len(),
         ..Default::default()
     };
-    if n == 0 {
+    if facts.is_empty() {
         return Err(PipelineError::bad_setting(
             Setting::Table,
             format!(
@@ -239,67 +329,23 @@ pub fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, P
             ),
         ));
     }
-    let col = |name: &str| actions.column_by_name(name);
-    let path = col("path")
-        .and_then(|c| c.as_string_opt::<i32>())
-        .ok_or_else(|| PipelineError::runtime("snapshot files have no path"))?;
-    let size = col("size_bytes")
-        .and_then(|c| c.as_primitive_opt::<Int64Type>())
-        .ok_or_else(|| PipelineError::runtime("snapshot files have no size"))?;
-    let records = col("num_records").and_then(|c| c.as_primitive_opt::<Int64Type>());
-    let time_nulls = col(&format!("null_count.{TIME_GENERATED}"))
-        .and_then(|c| c.as_primitive_opt::<Int64Type>());
-    let dv = col("deletion_vector.cardinality");
-    let time_min = col(&format!("min.{TIME_GENERATED}"));
-    let time_max = col(&format!("max.{TIME_GENERATED}"));
-    let event_date = col(&format!("partition.{EVENT_DATE}"))
-        .filter(|c| c.data_type() == &DataType::Date32)
-        .and_then(|c| c.as_primitive_opt::<Date32Type>());
-    let partitions: Vec<_> = table
-        .partition_columns
-        .iter()
-        .map(|p| col(&format!("partition.{p}")).cloned())
-        .collect();
-    let micros = |c: Option<&std::sync::Arc<dyn Array>>, i: usize| -> Option<i64> {
-        let c = c?;
-        if c.is_null(i) {
-            return None;
-        }
-        match c.data_type() {
-            DataType::Timestamp(TimeUnit::Microsecond, _) => Some(
-                c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>()
-                    .value(i),
-            ),
-            DataType::Timestamp(TimeUnit::Millisecond, _) => Some(
-                c.as_primitive::<arrow::datatypes::TimestampMillisecondType>()
-                    .value(i)
-                    * 1000,
-            ),
-            _ => None,
-        }
-    };
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let dated_partition = table.partition_columns.iter().any(|p| p == EVENT_DATE)
+        && table
+            .schema
+            .field_with_name(EVENT_DATE)
+            .is_ok_and(|f| f.data_type() == &DataType::Date32);
     let start_us = range.start.map(|s| s.timestamp_micros());
     let end_us = range.end.timestamp_micros();
     let mut files = Vec::new();
-    for i in 0..n {
-        let file_path = path.value(i);
-        if dv.is_some_and(|c| c.is_valid(i)) {
-            return Err(PipelineError::bad_setting(
-                Setting::Table,
-                format!(
-                    "{} (version {}): file {file_path} has a deletion vector; procforest \
-                 reads data files as plain Parquet and would count deleted rows",
-                    table.location, table.version
-                ),
-            ));
-        }
+    let mut deletion_vectors = Vec::new();
+    for fact in facts {
         // The partition is the UTC date of TimeGenerated; a day of slack either side keeps
         // tables partitioned in another time zone correct.
-        if let Some(dates) = event_date
-            && dates.is_valid(i)
-        {
-            let day = epoch + chrono::Duration::days(dates.value(i) as i64);
+        let day = dated_partition
+            .then(|| fact.partition_values.get(EVENT_DATE).cloned().flatten())
+            .flatten()
+            .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+        if let Some(day) = day {
             let day_start = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
             let too_late = day_start - chrono::Duration::days(1) > range.end;
             let too_early = range
@@ -310,9 +356,7 @@ pub fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, P
                 continue;
             }
         }
-        // Statistics are truncated to milliseconds: the true maximum is below max + 1 ms.
-        let min = micros(time_min, i);
-        let max = micros(time_max, i).map(|m| m + 1000);
+        let (min, max) = fact.time_bounds;
         let after_end = min.is_some_and(|m| m > end_us);
         let before_start = matches!((start_us, max), (Some(s), Some(m)) if m <= s);
         if after_end || before_start {
@@ -321,35 +365,41 @@ pub fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, P
         }
         let url = table
             .url
-            .join(file_path)
-            .runtime(format!("resolving file {file_path}"))?;
-        let partition_values = partitions
+            .join(&fact.path)
+            .runtime(format!("resolving file {}", fact.path))?;
+        let partition_values = table
+            .partition_columns
             .iter()
-            .map(|p| {
-                p.as_ref().and_then(|c| {
-                    if c.is_null(i) {
-                        None
-                    } else {
-                        arrow::util::display::array_value_to_string(c, i).ok()
-                    }
-                })
-            })
+            .map(|p| fact.partition_values.get(p).cloned().flatten())
             .collect();
-        let rows = records.filter(|r| r.is_valid(i)).map(|r| r.value(i) as u64);
-        pruning.bytes_scanned += size.value(i) as u64;
-        pruning.rows_in_scanned_files += rows.unwrap_or(0);
+        if let Some(dv) = fact.deletion_vector {
+            deletion_vectors.push(deletion_vectors::Wanted {
+                file: files.len(),
+                path: fact.path.clone(),
+                size: fact.size,
+                num_records: fact.num_records,
+                descriptor: dv,
+            });
+        }
+        pruning.bytes_scanned += fact.size;
         files.push(ResolvedFile {
             url: url.to_string(),
-            size: size.value(i) as u64,
+            size: fact.size,
             partition_values,
-            num_records: rows,
-            // The true maximum is below the (millisecond) statistic + 1 ms.
-            time_bounds: min.zip(max.map(|m| m - 1)),
-            time_nulls: time_nulls
-                .filter(|c| c.is_valid(i))
-                .map(|c| c.value(i) as u64),
+            num_records: fact.num_records,
+            time_bounds: min.zip(max),
+            time_nulls: fact.time_nulls,
+            deleted_rows: None,
         });
     }
+    for (file, deleted) in deletion_vectors::read(table, deletion_vectors).await? {
+        files[file].deleted_rows = Some(deleted);
+    }
+    pruning.rows_in_scanned_files = files.iter().filter_map(ResolvedFile::live_rows).sum();
+    pruning.rows_deleted = files
+        .iter()
+        .filter_map(|f| f.deleted_rows.as_ref().map(|d| d.count()))
+        .sum();
     files.sort_by(|a, b| a.url.cmp(&b.url));
     pruning.files_scanned = files.len();
     Ok((
@@ -366,16 +416,10 @@ pub fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTable, P
 /// The end (last microsecond) of the UTC day holding the table's newest event, from the
 /// files' `TimeGenerated` statistics.
 pub fn end_of_newest_day(table: &EventTable) -> Result<DateTime<Utc>> {
-    let state = table.table.snapshot().runtime("reading the snapshot")?;
-    let actions = state
-        .add_actions_table(true)
-        .runtime("listing the snapshot's files")?;
-    let newest = actions
-        .column_by_name(&format!("max.{TIME_GENERATED}"))
-        .and_then(|c| arrow::compute::cast(c, &procforest_core::schema::time_type()).ok())
-        .and_then(|c| {
-            arrow::compute::max(c.as_primitive::<arrow::datatypes::TimestampMicrosecondType>())
-        })
+    let newest = file_facts(table)?
+        .iter()
+        .filter_map(|f| f.time_bounds.1)
+        .max()
         .ok_or_else(|| {
             PipelineError::bad_setting(
                 Setting::AsOf,

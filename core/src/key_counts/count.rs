@@ -170,6 +170,10 @@ impl IntervalCounter {
         let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
         let roots = keys.iter().flatten().copied().chain(time).chain(line);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
+        let builder = match &file.deleted_rows {
+            Some(deleted) => builder.with_row_selection(deleted.row_selection()),
+            None => builder,
+        };
         let mut batches = builder
             .with_projection(mask)
             .with_batch_size(self.batch_size)

@@ -11,7 +11,7 @@
 use std::{collections::VecDeque, fmt, sync::Arc};
 
 use arrow::{
-    array::{AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, UInt64Array},
+    array::{Array, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, UInt64Array},
     datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type},
 };
 use datafusion::{
@@ -38,6 +38,8 @@ fn work_list_schema() -> SchemaRef {
         Field::new("size", DataType::UInt64, false),
         Field::new("interval_us", DataType::Int64, false),
         Field::new("check_time", DataType::Boolean, false),
+        // A file's deleted rows as JSON, null when it has none.
+        Field::new("deleted_rows", DataType::Utf8, true),
     ]))
 }
 
@@ -61,6 +63,18 @@ pub fn work_list(partitions: &[Vec<CountedFile>]) -> Result<Arc<dyn ExecutionPla
                     Arc::new(BooleanArray::from_iter(
                         files.iter().map(|f| Some(f.check_time)),
                     )),
+                    Arc::new(StringArray::from(
+                        files
+                            .iter()
+                            .map(|f| {
+                                f.deleted_rows
+                                    .as_ref()
+                                    .map(serde_json::to_string)
+                                    .transpose()
+                            })
+                            .collect::<serde_json::Result<Vec<_>>>()
+                            .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                    )),
                 ],
             )?;
             Ok(vec![batch])
@@ -70,7 +84,7 @@ pub fn work_list(partitions: &[Vec<CountedFile>]) -> Result<Arc<dyn ExecutionPla
 }
 
 /// The files listed in work-list batches.
-fn files_of(batches: &[RecordBatch]) -> Vec<CountedFile> {
+fn files_of(batches: &[RecordBatch]) -> Result<Vec<CountedFile>> {
     let mut files = Vec::new();
     // The input's schema was checked by `KeyCountsExec::try_new`.
     for batch in batches {
@@ -78,16 +92,25 @@ fn files_of(batches: &[RecordBatch]) -> Vec<CountedFile> {
         let size = batch.column(1).as_primitive::<UInt64Type>();
         let interval = batch.column(2).as_primitive::<Int64Type>();
         let check_time = batch.column(3).as_boolean();
+        let deleted = batch.column(4).as_string::<i32>();
         for i in 0..batch.num_rows() {
+            let deleted_rows = match deleted.is_valid(i) {
+                true => Some(
+                    serde_json::from_str(deleted.value(i))
+                        .map_err(|e| DataFusionError::External(Box::new(e)))?,
+                ),
+                false => None,
+            };
             files.push(CountedFile {
                 path: path.value(i).to_string(),
                 size: size.value(i),
                 interval_us: interval.value(i),
                 check_time: check_time.value(i),
+                deleted_rows,
             });
         }
     }
-    files
+    Ok(files)
 }
 
 /// Counts the groups of the files its input lists; see the module documentation.
@@ -260,7 +283,7 @@ impl ExecutionPlan for KeyCountsExec {
         };
         let batches = futures::stream::once(async move {
             let work: Vec<RecordBatch> = work.try_collect().await?;
-            Ok::<_, DataFusionError>(count_intervals(counter, files_of(&work)))
+            Ok::<_, DataFusionError>(count_intervals(counter, files_of(&work)?))
         })
         .try_flatten()
         .map(move |batch| batch.and_then(&project));
@@ -309,6 +332,6 @@ pub(super) fn files_of_partitions(exec: &KeyCountsExec) -> Vec<Vec<CountedFile>>
     source
         .partitions()
         .iter()
-        .map(|batches| files_of(batches))
+        .map(|batches| files_of(batches).expect("a valid work list"))
         .collect()
 }

@@ -118,6 +118,8 @@ pub struct CountedFile {
     pub interval_us: i64,
     /// Whether its rows' times must be checked against the window.
     pub check_time: bool,
+    /// The rows its deletion vector removes, if it has one.
+    pub deleted_rows: Option<crate::deleted_rows::DeletedRows>,
 }
 
 /// The table provider of key counts over a resolved snapshot's files; see the module
@@ -182,6 +184,7 @@ impl KeyCountsTable {
                 size: file.size,
                 interval_us: file.interval(interval_us).expect("checked by can_read"),
                 check_time: !window.holds_all_of(file),
+                deleted_rows: file.deleted_rows.clone(),
             });
         }
         let store = match store {

@@ -171,6 +171,7 @@ fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> Resol
         num_records: Some(events.len() as u64),
         time_bounds: Some((*valid.iter().min().unwrap(), *valid.iter().max().unwrap())),
         time_nulls: Some((times.len() - valid.len()) as u64),
+        deleted_rows: None,
     }
 }
 
@@ -385,6 +386,7 @@ async fn a_key_that_is_not_a_string_names_the_file_and_column() {
         num_records: Some(1),
         time_bounds: Some((START, START)),
         time_nulls: Some(0),
+        deleted_rows: None,
     };
     let window = TimeWindow {
         after_us: None,
@@ -417,6 +419,7 @@ fn files_outside_one_interval_or_keys_in_partition_values_are_refused() {
         num_records: Some(1),
         time_bounds: bounds,
         time_nulls: Some(0),
+        deleted_rows: None,
     };
     let resolved = |files, partition_columns: Vec<&str>| ResolvedTable {
         table_url: "file:///t/".into(),
@@ -449,6 +452,10 @@ fn the_plan_survives_encoding() {
         size: 100 + i as u64,
         interval_us: START + i * DAY,
         check_time: i % 2 == 0,
+        // One file with deleted rows: they travel in the work list too.
+        deleted_rows: (i == 1).then(|| {
+            crate::deleted_rows::DeletedRows::new(10, [2u64, 3].into_iter().collect()).unwrap()
+        }),
     };
     let window = TimeWindow {
         after_us: Some(START - 1),
