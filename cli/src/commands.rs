@@ -52,6 +52,7 @@ async fn generate_table(args: GenerateArgs) -> Result<()> {
         seed: args.seed,
         end_date,
         attack_rate: args.attack_rate,
+        duplicates: args.duplicates,
     };
     let summary = generate(&config).await?;
     print_json(&summary)

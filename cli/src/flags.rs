@@ -381,6 +381,12 @@ pub struct GenerateArgs {
     /// Probability that a host gets an attack episode on a given day.
     #[arg(long, default_value_t = 0.01)]
     pub attack_rate: f64,
+    /// Share of events ingested twice and then deleted by a MERGE-style dedupe that
+    /// writes deletion vectors (alternately inline and in a shared file), as the usual
+    /// ingestion leaves a Databricks table; the rows left are the table generated
+    /// without duplicates.
+    #[arg(long, default_value_t = 0.0)]
+    pub duplicates: f64,
 }
 
 /// Parses a `YYYY-MM-DD` date, naming the setting on error.

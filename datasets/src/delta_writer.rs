@@ -28,8 +28,9 @@ pub struct EventTableWriter {
 }
 
 impl EventTableWriter {
-    /// Creates the table at `location`; an existing table is refused.
-    pub async fn create(location: &str) -> Result<Self> {
+    /// Creates the table at `location`, with deletion vectors enabled if asked; an
+    /// existing table is refused.
+    pub async fn create(location: &str, deletion_vectors: bool) -> Result<Self> {
         let url = table_url_for_write(location)?;
         let schema: StructType = event_schema()
             .as_ref()
@@ -45,6 +46,10 @@ impl EventTableWriter {
             .with_configuration_property(
                 TableProperty::CheckpointInterval,
                 Some(CHECKPOINT_INTERVAL),
+            )
+            .with_configuration_property(
+                TableProperty::EnableDeletionVectors,
+                deletion_vectors.then_some("true"),
             )
             .with_save_mode(SaveMode::ErrorIfExists)
             .await
@@ -103,6 +108,11 @@ impl EventTableWriter {
     /// The table.
     pub fn table(&self) -> &DeltaTable {
         &self.table
+    }
+
+    /// The table, to commit to it directly.
+    pub fn table_mut(&mut self) -> &mut DeltaTable {
+        &mut self.table
     }
 
     /// Writes ground-truth labels and the generator's settings under `_procforest/`.

@@ -9,9 +9,9 @@ use arrow::{
     datatypes::{Float64Type, Int8Type, Int64Type, TimestampMicrosecondType},
 };
 
-const AS_OF: &str = "2026-11-27";
+pub(crate) const AS_OF: &str = "2026-11-27";
 
-fn run_ok(args: &[&str]) -> String {
+pub(crate) fn run_ok(args: &[&str]) -> String {
     let out = bin_output(args);
     assert!(
         out.status.success(),
@@ -380,7 +380,7 @@ fn no_arguments_reports_the_bundled_real_sample() {
 }
 
 /// Runs with outputs and asserts exit code 1, a message containing `needle`, and no output.
-fn assert_bad_input(args: &[&str], needle: &str) {
+pub(crate) fn assert_bad_input(args: &[&str], needle: &str) {
     let dir = scratch();
     let json = dir.path().join("a.jsonl");
     let manifest = dir.path().join("m.json");
@@ -467,7 +467,10 @@ fn bad_tables_are_refused_with_a_clear_message() {
 
     let dv = dir.path().join("dv");
     support::write_table_with_deletion_vector(&dv);
-    assert_bad_input(&["run", "--table", dv.to_str().unwrap()], "deletion vector");
+    assert_bad_input(
+        &["run", "--table", dv.to_str().unwrap()],
+        "the deletion vector of file EventDate=2026-11-27/part-0.parquet: inline: bad encoding",
+    );
 }
 
 #[test]

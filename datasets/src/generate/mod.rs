@@ -55,6 +55,10 @@ pub struct GenerateConfig {
     pub end_date: NaiveDate,
     /// Probability that a host gets an attack episode on a given day.
     pub attack_rate: f64,
+    /// Share of events ingested twice, then deleted by [`crate::deletion_vectors::dedupe`]:
+    /// the rows left are those of the table generated without duplicates.
+    #[serde(default)]
+    pub duplicates: f64,
 }
 
 /// What was generated.
@@ -68,6 +72,8 @@ pub struct GenerateSummary {
     pub labelled_groups: usize,
     /// Delta version after the last commit.
     pub version: i64,
+    /// Duplicates deleted with deletion vectors.
+    pub deleted: crate::deletion_vectors::Deleted,
 }
 
 impl GenerateConfig {
@@ -83,6 +89,12 @@ impl GenerateConfig {
             return Err(PipelineError::bad_input(
                 "hosts must be between 1 and 1000000",
             ));
+        }
+        if !(0.0..1.0).contains(&self.duplicates) {
+            return Err(PipelineError::bad_input(format!(
+                "duplicates {} is not a share in [0, 1)",
+                self.duplicates
+            )));
         }
         if !(0.0..=1.0).contains(&self.attack_rate) {
             return Err(PipelineError::bad_input(format!(
@@ -132,7 +144,7 @@ pub async fn generate(config: &GenerateConfig) -> Result<GenerateSummary> {
         &days.iter().map(|d| day_weight(*d)).collect::<Vec<_>>(),
     );
 
-    let mut writer = EventTableWriter::create(&config.out).await?;
+    let mut writer = EventTableWriter::create(&config.out, config.duplicates > 0.0).await?;
     let mut labels: HashMap<labels::LabelKey, Label> = HashMap::new();
     let mut written = 0u64;
     let progress = std::io::stderr().is_terminal();
@@ -146,6 +158,12 @@ pub async fn generate(config: &GenerateConfig) -> Result<GenerateSummary> {
             .and_utc()
             .timestamp_micros();
         let mut batch = BatchBuilder::new(*day);
+        if config.duplicates > 0.0 {
+            // Drawn apart from the events, which stay those of the table without them.
+            let mut duplicate_rng = ChaCha8Rng::seed_from_u64(config.seed);
+            duplicate_rng.set_stream(5000 + d as u64);
+            batch.duplicates = Some((config.duplicates, duplicate_rng));
+        }
         let mut attack_iter = {
             let mut a = attacks[d].clone();
             a.sort_by_key(|e| (e.offset_us, e.host));
@@ -186,15 +204,20 @@ pub async fn generate(config: &GenerateConfig) -> Result<GenerateSummary> {
     if progress {
         eprintln!();
     }
+    let deleted = match config.duplicates > 0.0 {
+        true => crate::deletion_vectors::dedupe(writer.table_mut()).await?,
+        false => Default::default(),
+    };
     let mut labels: Vec<Label> = labels.into_values().collect();
     labels.sort_by(|a, b| a.key.cmp(&b.key));
     let labelled_groups = labels.len();
     writer.put_labels(&labels, config).await?;
     Ok(GenerateSummary {
-        events: written,
+        events: written - deleted.rows,
         attack_events,
         labelled_groups,
         version: writer.version(),
+        deleted,
     })
 }
 
@@ -295,6 +318,8 @@ struct BatchBuilder {
     event_date: Date32Builder,
     scratch: String,
     rows: usize,
+    /// The share of rows written twice, and the draws deciding which.
+    duplicates: Option<(f64, ChaCha8Rng)>,
 }
 
 impl BatchBuilder {
@@ -316,6 +341,7 @@ impl BatchBuilder {
             event_date: Date32Builder::new(),
             scratch: String::new(),
             rows: 0,
+            duplicates: None,
         }
     }
 
@@ -325,6 +351,26 @@ impl BatchBuilder {
 
     #[allow(clippy::too_many_arguments)]
     fn push_row(
+        &mut self,
+        time_us: i64,
+        computer: &str,
+        account: &tenant::Account,
+        image: &str,
+        parent: &str,
+        command: &str,
+        logon_id: u64,
+    ) {
+        let twice = self
+            .duplicates
+            .as_mut()
+            .is_some_and(|(share, rng)| rng.random::<f64>() < *share);
+        for _ in 0..if twice { 2 } else { 1 } {
+            self.append_row(time_us, computer, account, image, parent, command, logon_id);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn append_row(
         &mut self,
         time_us: i64,
         computer: &str,

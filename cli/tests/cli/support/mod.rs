@@ -47,23 +47,45 @@ pub fn generate(
     seed: u64,
     attack_rate: f64,
 ) -> serde_json::Value {
-    let out = bin_output(&[
+    generate_with(path, events, days, hosts, seed, attack_rate, &[])
+}
+
+/// [`generate`] with more of the generator's flags.
+pub fn generate_with(
+    path: &Path,
+    events: u64,
+    days: u32,
+    hosts: usize,
+    seed: u64,
+    attack_rate: f64,
+    flags: &[&str],
+) -> serde_json::Value {
+    let numbers = [
+        events.to_string(),
+        days.to_string(),
+        hosts.to_string(),
+        seed.to_string(),
+        attack_rate.to_string(),
+    ];
+    let mut args = vec![
         "generate",
         "--out",
         path.to_str().unwrap(),
         "--events",
-        &events.to_string(),
+        &numbers[0],
         "--days",
-        &days.to_string(),
+        &numbers[1],
         "--hosts",
-        &hosts.to_string(),
+        &numbers[2],
         "--seed",
-        &seed.to_string(),
+        &numbers[3],
         "--end-date",
         "2026-11-27",
         "--attack-rate",
-        &attack_rate.to_string(),
-    ]);
+        &numbers[4],
+    ];
+    args.extend_from_slice(flags);
+    let out = bin_output(&args);
     assert!(
         out.status.success(),
         "{}",
@@ -163,6 +185,29 @@ pub fn count_delta_rows(path: &Path) -> usize {
                     .sum::<usize>()
             })
             .sum()
+    })
+}
+
+/// Rows of a Delta table as delta-rs's own DataFusion provider reads it: an independent
+/// reader of deletion vectors.
+pub fn count_live_rows(path: &Path) -> usize {
+    runtime().block_on(async {
+        let table = deltalake::open_table(url::Url::from_directory_path(path).unwrap())
+            .await
+            .unwrap();
+        let ctx = datafusion::prelude::SessionContext::new();
+        table.update_datafusion_session(&ctx.state()).unwrap();
+        ctx.register_table("t", table.table_provider().await.unwrap())
+            .unwrap();
+        // The rows themselves, not a count statistics could answer.
+        let batches = ctx
+            .sql("SELECT \"TimeGenerated\" FROM t")
+            .await
+            .unwrap()
+            .collect()
+            .await
+            .unwrap();
+        batches.iter().map(|b| b.num_rows()).sum()
     })
 }
 

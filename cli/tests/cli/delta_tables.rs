@@ -1,0 +1,123 @@
+//! Tables as Spark and Databricks write them: deletion vectors, and the errors when they
+//! cannot be trusted.
+
+use std::{fs, path::Path};
+
+use arrow::util::display::array_value_to_string;
+
+use crate::{
+    run::{AS_OF, assert_bad_input, run_ok},
+    support::{generate, generate_with, read_parquet, scratch},
+};
+
+/// A run's answer: its anomalies (JSON lines), every group's count and score, its model.
+fn answer(table: &Path, out: &Path, name: &str, flags: &[&str]) -> (String, Vec<String>, String) {
+    let json = out.join(format!("{name}.jsonl"));
+    let scores_path = out.join(format!("{name}.parquet"));
+    let model = out.join(format!("{name}.model.json"));
+    let mut args = vec![
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--scores-out",
+        scores_path.to_str().unwrap(),
+        "--model-out",
+        model.to_str().unwrap(),
+    ];
+    args.extend_from_slice(flags);
+    run_ok(&args);
+    let mut groups: Vec<String> = read_parquet(&scores_path)
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |i| {
+                b.columns()
+                    .iter()
+                    .map(|c| array_value_to_string(c, i).unwrap())
+                    .collect::<Vec<_>>()
+                    .join("|")
+            })
+        })
+        .collect();
+    groups.sort();
+    (
+        fs::read_to_string(json).unwrap(),
+        groups,
+        fs::read_to_string(model).unwrap(),
+    )
+}
+
+/// The generator's duplicates, deleted with deletion vectors, leave exactly the table
+/// generated without them: every way of reading it gives that table's answer.
+#[test]
+fn deleted_rows_give_the_answer_of_the_table_without_them() {
+    let dir = scratch();
+    let with = dir.path().join("with_vectors");
+    let summary = generate_with(&with, 40_000, 5, 15, 9, 0.05, &["--duplicates", "0.05"]);
+    let deleted = &summary["deleted"];
+    let files = deleted["files"].as_u64().unwrap();
+    let inline = deleted["inline"].as_u64().unwrap();
+    assert!(
+        files >= 4 && inline >= 2 && files - inline >= 2,
+        "{summary}"
+    );
+    assert!(deleted["rows"].as_u64().unwrap() > 1_000, "{summary}");
+    let without = dir.path().join("without");
+    generate(&without, 40_000, 5, 15, 9, 0.05);
+    assert_eq!(
+        crate::support::count_live_rows(&with),
+        crate::support::count_delta_rows(&without),
+        "delta-rs reads the vectors we wrote as deleting the duplicates"
+    );
+
+    // Key counts (day files), the GROUP BY over the scan (hourly intervals: files span
+    // several), the evidence's scans (soc); one and several partitions.
+    for (name, flags) in [
+        ("days", &["--partitions", "1"][..]),
+        ("days3", &["--partitions", "3"][..]),
+        ("hours", &["--interval", "hour", "--window", "1d"][..]),
+        ("soc", &["--preset", "soc", "--partitions", "3"][..]),
+    ] {
+        let expected = answer(&without, dir.path(), &format!("{name}-without"), flags);
+        let got = answer(&with, dir.path(), &format!("{name}-with"), flags);
+        assert!(!expected.0.is_empty(), "{name}: some anomalies");
+        assert_eq!(got.0, expected.0, "{name}: anomalies");
+        assert!(got.1 == expected.1, "{name}: group counts and scores");
+        assert_eq!(got.2, expected.2, "{name}: model");
+    }
+}
+
+/// A stored vector whose bytes were damaged, or whose file is gone, stops the run naming
+/// the data file and the vector file; nothing is written.
+#[test]
+fn a_corrupt_or_missing_vector_file_is_named() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate_with(&table, 8_000, 3, 5, 2, 0.0, &["--duplicates", "0.05"]);
+    let vectors: Vec<_> = fs::read_dir(&table)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "bin"))
+        .collect();
+    assert_eq!(vectors.len(), 1, "one shared vector file");
+    let name = vectors[0]
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let mut bytes = fs::read(&vectors[0]).unwrap();
+    bytes[12] ^= 0x40;
+    fs::write(&vectors[0], &bytes).unwrap();
+    let args = ["run", "--table", table.to_str().unwrap(), "--as-of", AS_OF];
+    assert_bad_input(&args, "checksum mismatch");
+    assert_bad_input(&args, &name);
+    assert_bad_input(&args, "the deletion vector of file EventDate=");
+
+    fs::remove_file(&vectors[0]).unwrap();
+    assert_bad_input(&args, &format!("{name} is named in the log but missing"));
+}
