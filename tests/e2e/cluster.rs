@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use procforest_tests::{Cluster, free_port, procforest};
 
-use crate::common::{AS_OF, generate, run};
+use crate::common::{AS_OF, generate, generate_with, run};
 
 fn executor_ran_tasks(work_dir: &std::path::Path) -> bool {
     // Each task that writes shuffle output leaves a folder named after its job.
@@ -66,6 +66,46 @@ fn a_cluster_gives_the_standalone_answer_and_uses_every_executor() {
         cluster.jobs().len() >= 5,
         "the run submitted its jobs to the scheduler"
     );
+}
+
+/// Deleted rows are skipped by the executors: the selections travel in the plan, through
+/// the codecs. A table whose duplicates are deleted by vectors gives, on the cluster, the
+/// standalone answer of the same table generated without them.
+#[test]
+fn deletion_vectors_are_applied_on_the_executors() {
+    let dir = tempfile::tempdir().unwrap();
+    let with = dir.path().join("with_vectors");
+    let with = with.to_str().unwrap();
+    generate_with(with, 60_000, 5, 20, 13, &["--duplicates", "0.05"], &[]);
+    let without = dir.path().join("without");
+    let without = without.to_str().unwrap();
+    generate(without, 60_000, 5, 20, 13, &[]);
+
+    let cluster = Cluster::start(dir.path(), 2, &[]);
+    let url = cluster.url();
+    // Key counts; the GROUP BY over the scan (hourly intervals); the soc preset's scans.
+    let hourly = ["--interval", "hour", "--window", "1d"];
+    for (name, flags) in [
+        ("days", &[][..]),
+        ("hours", &hourly[..]),
+        ("soc", &["--preset", "soc"][..]),
+    ] {
+        let expected = run(
+            without,
+            dir.path(),
+            &format!("{name}-standalone"),
+            flags,
+            &[],
+        );
+        assert!(!expected.anomalies.is_empty(), "{name}: some anomalies");
+        let mut args = vec!["--scheduler", url.as_str(), "--partitions", "4"];
+        args.extend_from_slice(flags);
+        let got = run(with, dir.path(), &format!("{name}-cluster"), &args, &[]);
+        assert!(got == expected, "{name}: the cluster's answer differs");
+    }
+    for (i, e) in cluster.executors.iter().enumerate() {
+        assert!(executor_ran_tasks(&e.work_dir), "executor {i} ran no task");
+    }
 }
 
 #[test]

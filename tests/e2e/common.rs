@@ -21,26 +21,44 @@ pub fn generate(
     seed: u64,
     env: &[(String, String)],
 ) {
-    let o = procforest(
-        &[
-            "generate",
-            "--out",
-            out,
-            "--events",
-            &events.to_string(),
-            "--days",
-            &days.to_string(),
-            "--hosts",
-            &hosts.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--end-date",
-            AS_OF,
-            "--attack-rate",
-            "0.05",
-        ],
-        env,
-    );
+    generate_with(out, events, days, hosts, seed, &[], env)
+}
+
+/// [`generate`] with more of the generator's flags.
+pub fn generate_with(
+    out: &str,
+    events: u64,
+    days: u32,
+    hosts: usize,
+    seed: u64,
+    flags: &[&str],
+    env: &[(String, String)],
+) {
+    let numbers = [
+        events.to_string(),
+        days.to_string(),
+        hosts.to_string(),
+        seed.to_string(),
+    ];
+    let mut args = vec![
+        "generate",
+        "--out",
+        out,
+        "--events",
+        &numbers[0],
+        "--days",
+        &numbers[1],
+        "--hosts",
+        &numbers[2],
+        "--seed",
+        &numbers[3],
+        "--end-date",
+        AS_OF,
+        "--attack-rate",
+        "0.05",
+    ];
+    args.extend_from_slice(flags);
+    let o = procforest(&args, env);
     assert!(
         o.status.success(),
         "generate: {}",
