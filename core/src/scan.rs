@@ -93,6 +93,20 @@ pub struct ResolvedTable {
     pub partition_columns: Vec<String>,
     /// The files to read, sorted by URL.
     pub files: Vec<ResolvedFile>,
+    /// Under column mapping, the files' name of each column whose name there differs
+    /// from the table's (logical → physical); empty without.
+    #[serde(default)]
+    pub physical_names: std::collections::BTreeMap<String, String>,
+}
+
+impl ResolvedTable {
+    /// The name the data files give the column the table calls `logical`.
+    pub fn physical_name<'a>(&'a self, logical: &'a str) -> &'a str {
+        self.physical_names
+            .get(logical)
+            .map(String::as_str)
+            .unwrap_or(logical)
+    }
 }
 
 impl ResolvedTable {
@@ -122,7 +136,8 @@ pub struct DeltaFilesTable {
     resolved: ResolvedTable,
     /// File columns, then partition columns.
     schema: SchemaRef,
-    file_schema: SchemaRef,
+    /// The file columns as the files name them (column mapping), which the scan reads.
+    read_schema: SchemaRef,
     partition_fields: Vec<FieldRef>,
     store: ObjectStoreUrl,
     /// Per file, its object path and typed partition values.
@@ -206,6 +221,16 @@ impl DeltaFilesTable {
             .cloned()
             .collect();
         let file_schema = Arc::new(Schema::new(file_fields));
+        let read_schema = Arc::new(Schema::new(
+            file_schema
+                .fields()
+                .iter()
+                .map(|f| {
+                    let physical = resolved.physical_name(f.name());
+                    Arc::new(f.as_ref().clone().with_name(physical))
+                })
+                .collect::<Vec<FieldRef>>(),
+        ));
         // The provider's schema is file columns then partition columns, as scans emit them.
         let mut ordered: Vec<FieldRef> = file_schema.fields().iter().cloned().collect();
         ordered.extend(partition_fields.iter().cloned());
@@ -265,7 +290,7 @@ impl DeltaFilesTable {
         Ok(Self {
             resolved,
             schema,
-            file_schema,
+            read_schema,
             partition_fields,
             store,
             files,
@@ -353,6 +378,55 @@ impl DeltaFilesTable {
                     _ => false,
                 }
             })
+    }
+
+    /// `expr` naming columns as the files do.
+    fn with_physical_names(&self, expr: Expr) -> Result<Expr> {
+        use datafusion::common::tree_node::{Transformed, TreeNode};
+        if self.resolved.physical_names.is_empty() {
+            return Ok(expr);
+        }
+        let renamed = expr.transform(|e| match e {
+            Expr::Column(c) if self.resolved.physical_names.contains_key(&c.name) => {
+                let physical = self.resolved.physical_name(&c.name).to_string();
+                Ok(Transformed::yes(Expr::Column(
+                    datafusion::common::Column::new(c.relation, physical),
+                )))
+            }
+            other => Ok(Transformed::no(other)),
+        })?;
+        Ok(renamed.data)
+    }
+
+    /// `scan`'s columns renamed from the files' names to the table's (a projection on
+    /// top, when column mapping renamed any it reads).
+    fn with_logical_names(&self, scan: Arc<dyn ExecutionPlan>) -> Result<Arc<dyn ExecutionPlan>> {
+        use datafusion::physical_plan::projection::ProjectionExec;
+        let output = scan.schema();
+        let logical: std::collections::BTreeMap<&str, &str> = self
+            .resolved
+            .physical_names
+            .iter()
+            .map(|(l, p)| (p.as_str(), l.as_str()))
+            .collect();
+        if !output
+            .fields()
+            .iter()
+            .any(|f| logical.contains_key(f.name().as_str()))
+        {
+            return Ok(scan);
+        }
+        let exprs: Vec<(Arc<dyn datafusion::physical_plan::PhysicalExpr>, String)> = output
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                let name = logical.get(f.name().as_str()).copied().unwrap_or(f.name());
+                let column = datafusion::physical_expr::expressions::Column::new(f.name(), i);
+                (Arc::new(column) as _, name.to_string())
+            })
+            .collect();
+        Ok(Arc::new(ProjectionExec::try_new(exprs, scan)?))
     }
 
     /// The deleted rows of the files that have some, by object path.
@@ -512,7 +586,7 @@ impl TableProvider for DeltaFilesTable {
         filters: &[Expr],
         limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
-        let table_schema = TableSchema::builder(self.file_schema.clone())
+        let table_schema = TableSchema::builder(self.read_schema.clone())
             .with_table_partition_cols(self.partition_fields.clone())
             .build();
         let mut source = ParquetSource::new(table_schema);
@@ -529,10 +603,12 @@ impl TableProvider for DeltaFilesTable {
                     .iter()
                     .all(|c| !partition_names.contains(c.name.as_str()))
             })
-            .cloned()
-            .collect();
+            .map(|f| self.with_physical_names(f.clone()))
+            .collect::<Result<_>>()?;
         if let Some(predicate) = conjunction(file_filters) {
-            let df_schema = DFSchema::try_from(self.schema.clone())?;
+            let mut fields: Vec<FieldRef> = self.read_schema.fields().iter().cloned().collect();
+            fields.extend(self.partition_fields.iter().cloned());
+            let df_schema = DFSchema::try_from(Schema::new(fields))?;
             let predicate = state.create_physical_expr(predicate, &df_schema)?;
             source = source.with_predicate(predicate);
         }
@@ -557,12 +633,12 @@ impl TableProvider for DeltaFilesTable {
             .with_projection_indices(projection.cloned())?
             .with_limit(limit)
             .build();
-        let scan = DataSourceExec::from_data_source(config);
+        let mut scan: Arc<dyn ExecutionPlan> = DataSourceExec::from_data_source(config);
         let deleted = self.deleted_rows();
-        if deleted.is_empty() {
-            return Ok(scan);
+        if !deleted.is_empty() {
+            scan = Arc::new(SkipDeletedExec::try_new(scan, deleted)?);
         }
-        Ok(Arc::new(SkipDeletedExec::try_new(scan, deleted)?))
+        self.with_logical_names(scan)
     }
 }
 
@@ -588,6 +664,7 @@ mod tests {
 
     fn table(files: Vec<ResolvedFile>) -> DeltaFilesTable {
         let resolved = ResolvedTable {
+            physical_names: Default::default(),
             table_url: "file:///t/".into(),
             version: 0,
             partition_columns: Vec::new(),

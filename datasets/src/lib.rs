@@ -7,6 +7,7 @@
 //! - [`labels`]: each table's ground truth, and a report checked against it.
 //! - [`evaluate`]: detection quality per feature set against the labels.
 
+pub mod column_mapping;
 pub mod deletion_vectors;
 pub mod delta_writer;
 pub mod evaluate;

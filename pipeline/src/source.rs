@@ -2,7 +2,7 @@
 //! get wrong, checks the event columns, and resolves the snapshot into the files to read
 //! for a time window (pruned by partition and by `TimeGenerated` statistics).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use arrow::datatypes::{DataType, SchemaRef};
 use chrono::{DateTime, NaiveDate, Utc};
@@ -51,7 +51,23 @@ pub struct EventTable {
     pub schema: SchemaRef,
     /// Partition columns.
     pub partition_columns: Vec<String>,
+    /// Under column mapping, the data files' name of each column the files name
+    /// differently (logical → physical).
+    pub physical_names: BTreeMap<String, String>,
 }
+
+impl EventTable {
+    /// The name the data files and the log's file entries give column `logical`.
+    fn physical_name<'a>(&'a self, logical: &'a str) -> &'a str {
+        self.physical_names
+            .get(logical)
+            .map(String::as_str)
+            .unwrap_or(logical)
+    }
+}
+
+/// The field metadata key of a column's physical name.
+const PHYSICAL_NAME: &str = "delta.columnMapping.physicalName";
 
 /// A storage failure: refused credentials (the object store's own `Unauthenticated` or
 /// `PermissionDenied`, anywhere in the error's chain, the Delta kernel's included) are a configuration problem (exit
@@ -169,8 +185,13 @@ async fn open_any(
             ),
         ))
     };
-    if !column_mapping.eq_ignore_ascii_case("none") {
-        return refuse(format!("column mapping mode `{column_mapping}` is in use"));
+    if !["none", "name", "id"]
+        .iter()
+        .any(|m| column_mapping.eq_ignore_ascii_case(m))
+    {
+        return refuse(format!(
+            "its column mapping mode `{column_mapping}` is unknown"
+        ));
     }
     for feature in &reader_features {
         match feature.as_str() {
@@ -195,6 +216,19 @@ async fn open_any(
         return refuse("type widening is enabled".into());
     }
     let schema = state.snapshot().arrow_schema();
+    // Under column mapping (`name` or `id`: Spark names the files' columns by their
+    // physical names in both), the files are read by physical name.
+    let physical_names = match column_mapping.eq_ignore_ascii_case("none") {
+        true => BTreeMap::new(),
+        false => schema
+            .fields()
+            .iter()
+            .filter_map(|f| {
+                let physical = f.metadata().get(PHYSICAL_NAME)?;
+                (physical != f.name()).then(|| (f.name().clone(), physical.clone()))
+            })
+            .collect(),
+    };
     let partition_columns = state.metadata().partition_columns().to_vec();
     Ok(EventTable {
         location: location.to_string(),
@@ -202,6 +236,7 @@ async fn open_any(
         version,
         schema,
         partition_columns,
+        physical_names,
         table,
     })
 }
@@ -253,6 +288,7 @@ struct FileFacts {
 /// The active files of the snapshot, from the log replay (the add-actions table of
 /// delta-rs 1.1 fails on files with deletion vectors).
 fn file_facts(table: &EventTable) -> Result<Vec<FileFacts>> {
+    let time = table.physical_name(TIME_GENERATED);
     let state = table.table.snapshot().runtime("reading the snapshot")?;
     let files = state
         .snapshot()
@@ -266,10 +302,12 @@ fn file_facts(table: &EventTable) -> Result<Vec<FileFacts>> {
             partition_values: file.partition_values_map(),
             num_records: file.num_records().map(|n| n as u64),
             time_bounds: (
-                stat_micros(file.min_values()).map(|(v, _)| v),
-                stat_micros(file.max_values()).map(|(ceiled, _)| inclusive_max(ceiled)),
+                stat_micros(file.min_values(), time).map(|(v, _)| v),
+                stat_micros(file.max_values(), time).map(|(ceiled, _)| inclusive_max(ceiled)),
             ),
-            time_nulls: match struct_field(file.null_counts(), TIME_GENERATED) {
+            time_nulls: match struct_field(file.null_counts(), time)
+                .or_else(|| struct_field(file.null_counts(), TIME_GENERATED))
+            {
                 Some(Scalar::Long(n)) => u64::try_from(n).ok(),
                 _ => None,
             },
@@ -292,8 +330,9 @@ fn struct_field(stats: Option<Scalar>, name: &str) -> Option<Scalar> {
 
 /// `TimeGenerated` of a min or max statistics struct, in microseconds (UTC, or read as
 /// UTC when the column has no time zone), and whether the column has one.
-fn stat_micros(stats: Option<Scalar>) -> Option<(i64, bool)> {
-    match struct_field(stats, TIME_GENERATED)? {
+fn stat_micros(stats: Option<Scalar>, time: &str) -> Option<(i64, bool)> {
+    let value = struct_field(stats.clone(), time).or_else(|| struct_field(stats, TIME_GENERATED));
+    match value? {
         Scalar::Timestamp(v) => Some((v, true)),
         Scalar::TimestampNtz(v) => Some((v, false)),
         _ => None,
@@ -342,7 +381,10 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
         // The partition is the UTC date of TimeGenerated; a day of slack either side keeps
         // tables partitioned in another time zone correct.
         let day = dated_partition
-            .then(|| fact.partition_values.get(EVENT_DATE).cloned().flatten())
+            .then(|| {
+                let name = table.physical_name(EVENT_DATE);
+                fact.partition_values.get(name).cloned().flatten()
+            })
             .flatten()
             .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
         if let Some(day) = day {
@@ -370,7 +412,10 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
         let partition_values = table
             .partition_columns
             .iter()
-            .map(|p| fact.partition_values.get(p).cloned().flatten())
+            .map(|p| {
+                let name = table.physical_name(p);
+                fact.partition_values.get(name).cloned().flatten()
+            })
             .collect();
         if let Some(dv) = fact.deletion_vector {
             deletion_vectors.push(deletion_vectors::Wanted {
@@ -408,6 +453,7 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
             version: table.version,
             partition_columns: table.partition_columns.clone(),
             files,
+            physical_names: table.physical_names.clone(),
         },
         pruning,
     ))

@@ -10,11 +10,18 @@ use crate::{
     support::{generate, generate_with, read_parquet, scratch},
 };
 
-/// A run's answer: its anomalies (JSON lines), every group's count and score, its model.
-fn answer(table: &Path, out: &Path, name: &str, flags: &[&str]) -> (String, Vec<String>, String) {
+/// A run's answer: its anomalies (JSON lines), every group's count and score, its model,
+/// and how its summaries read the files (the manifest's `summary_sources`).
+fn answer(
+    table: &Path,
+    out: &Path,
+    name: &str,
+    flags: &[&str],
+) -> (String, Vec<String>, String, String) {
     let json = out.join(format!("{name}.jsonl"));
     let scores_path = out.join(format!("{name}.parquet"));
     let model = out.join(format!("{name}.model.json"));
+    let manifest = out.join(format!("{name}.manifest.json"));
     let mut args = vec![
         "run",
         "--table",
@@ -28,6 +35,8 @@ fn answer(table: &Path, out: &Path, name: &str, flags: &[&str]) -> (String, Vec<
         scores_path.to_str().unwrap(),
         "--model-out",
         model.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
     ];
     args.extend_from_slice(flags);
     run_ok(&args);
@@ -44,10 +53,13 @@ fn answer(table: &Path, out: &Path, name: &str, flags: &[&str]) -> (String, Vec<
         })
         .collect();
     groups.sort();
+    let manifest: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(manifest).unwrap()).unwrap();
     (
         fs::read_to_string(json).unwrap(),
         groups,
         fs::read_to_string(model).unwrap(),
+        manifest["summary_sources"].to_string(),
     )
 }
 
@@ -88,6 +100,7 @@ fn deleted_rows_give_the_answer_of_the_table_without_them() {
         assert_eq!(got.0, expected.0, "{name}: anomalies");
         assert!(got.1 == expected.1, "{name}: group counts and scores");
         assert_eq!(got.2, expected.2, "{name}: model");
+        assert_eq!(got.3, expected.3, "{name}: the files are read the same way");
     }
 }
 
@@ -120,4 +133,69 @@ fn a_corrupt_or_missing_vector_file_is_named() {
 
     fs::remove_file(&vectors[0]).unwrap();
     assert_bad_input(&args, &format!("{name} is named in the log but missing"));
+}
+
+/// A copy of a table with column mapping (`name` and `id` modes), two of its columns
+/// renamed since (the files still call them `Hostname` and `ProcessCommandLine`, the others
+/// `col-<uuid>`), reads by the table's names and gives the original's answer.
+#[test]
+fn a_column_mapped_table_with_renamed_columns_gives_the_unmapped_answer() {
+    use procforest_datasets::column_mapping::{Mode, copy_with_mapping};
+    let dir = scratch();
+    let plain = dir.path().join("plain");
+    generate(&plain, 30_000, 4, 12, 4, 0.05);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    for mode in [Mode::Name, Mode::Id] {
+        let mapped = dir.path().join(format!("{mode:?}"));
+        let names = runtime
+            .block_on(copy_with_mapping(
+                plain.to_str().unwrap(),
+                mapped.to_str().unwrap(),
+                mode,
+            ))
+            .unwrap();
+        assert_eq!(names["Computer"], "Hostname");
+        // The copy's files name no column as the table does.
+        let file = crate::support::data_files(&mapped).remove(0);
+        let columns: Vec<String> = crate::support::read_parquet(&file)[0]
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
+        assert!(
+            columns.contains(&"ProcessCommandLine".to_string()),
+            "{columns:?}"
+        );
+        assert!(
+            !columns.iter().any(|c| names.contains_key(c)),
+            "{columns:?}"
+        );
+
+        let hourly = ["--interval", "hour", "--window", "1d"];
+        for (name, flags) in [
+            ("days", &[][..]),
+            ("hours", &hourly[..]),
+            ("soc", &["--preset", "soc"][..]),
+        ] {
+            let expected = answer(&plain, dir.path(), &format!("{mode:?}-{name}-plain"), flags);
+            let got = answer(
+                &mapped,
+                dir.path(),
+                &format!("{mode:?}-{name}-mapped"),
+                flags,
+            );
+            assert!(!expected.0.is_empty(), "{name}: some anomalies");
+            assert_eq!(got.0, expected.0, "{mode:?} {name}: anomalies");
+            assert!(
+                got.1 == expected.1,
+                "{mode:?} {name}: group counts and scores"
+            );
+            assert_eq!(got.2, expected.2, "{mode:?} {name}: model");
+            assert_eq!(
+                got.3, expected.3,
+                "{mode:?} {name}: the files are read the same way"
+            );
+        }
+    }
 }

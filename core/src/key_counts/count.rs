@@ -32,12 +32,12 @@ use parquet::arrow::{
 };
 
 use super::{
-    CountedFile, TimeWindow,
+    CountedFile, FileColumns, TimeWindow,
     line_ids::LineIds,
     output_schema,
     value_ids::{NULL_ID, ValueIds},
 };
-use crate::schema::{COMMAND_LINE, GROUP_KEYS, TIME_GENERATED};
+use crate::schema::{GROUP_KEYS, TIME_GENERATED};
 
 /// Group counts of one interval, keyed by the four value numbers (`Computer` highest).
 type Counts = HashMap<u128, u64, foldhash::fast::FixedState>;
@@ -69,6 +69,8 @@ pub(super) struct IntervalCounter {
     ids: [ValueIds; 4],
     /// The command lines' numbers, when they are collected.
     lines: Option<LineIds>,
+    /// The files' names of the columns read.
+    columns: FileColumns,
 }
 
 impl IntervalCounter {
@@ -91,7 +93,14 @@ impl IntervalCounter {
             schema: output_schema(command_lines),
             ids: Default::default(),
             lines: command_lines.then(LineIds::default),
+            columns: FileColumns::default(),
         }
+    }
+
+    /// The counter reading columns by the files' names `columns` (column mapping).
+    pub(super) fn with_columns(mut self, columns: FileColumns) -> Self {
+        self.columns = columns;
+        self
     }
 
     /// The summary rows of interval `interval_us` from its `files`.
@@ -122,17 +131,19 @@ impl IntervalCounter {
         let metadata =
             ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
         let file_schema = metadata.schema().clone();
-        let keys: Vec<Option<usize>> = GROUP_KEYS
+        let keys: Vec<Option<usize>> = self
+            .columns
+            .keys
             .iter()
             .map(|key| file_schema.index_of(key).ok())
             .collect();
         let time = match file.check_time {
-            true => file_schema.index_of(TIME_GENERATED).ok(),
+            true => file_schema.index_of(&self.columns.time).ok(),
             false => None,
         };
         // A file without command lines has none to collect.
         let line = match self.lines {
-            Some(_) => file_schema.index_of(COMMAND_LINE).ok(),
+            Some(_) => file_schema.index_of(&self.columns.command_line).ok(),
             None => None,
         };
         // A file without the time column has no event in the window.
@@ -183,14 +194,17 @@ impl IntervalCounter {
         while let Some(batch) = batches.try_next().await? {
             row_keys.clear();
             row_keys.resize(batch.num_rows(), 0);
-            for (ids, key) in self.ids.iter_mut().zip(GROUP_KEYS) {
+            for (ids, key) in self.ids.iter_mut().zip(&self.columns.keys) {
                 match batch.column_by_name(key) {
                     Some(column) => ids.fold_into(column, &mut row_keys)?,
                     // A key the file lacks is null in every row.
                     None => row_keys.iter_mut().for_each(|k| *k <<= 32),
                 }
             }
-            let lines = match (&mut self.lines, batch.column_by_name(COMMAND_LINE)) {
+            let lines = match (
+                &mut self.lines,
+                batch.column_by_name(&self.columns.command_line),
+            ) {
                 (Some(ids), Some(column)) => {
                     ids.ids_into(column, &mut row_lines)?;
                     Some(row_lines.as_slice())
@@ -198,7 +212,7 @@ impl IntervalCounter {
                 _ => None,
             };
             let times = batch
-                .column_by_name(TIME_GENERATED)
+                .column_by_name(&self.columns.time)
                 .map(micros)
                 .transpose()?;
             let window = self.window;

@@ -29,7 +29,7 @@ use datafusion::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use super::{CountedFile, TimeWindow, count::IntervalCounter, output_schema};
+use super::{CountedFile, FileColumns, TimeWindow, count::IntervalCounter, output_schema};
 
 /// The work list's schema: one row per file.
 fn work_list_schema() -> SchemaRef {
@@ -124,6 +124,8 @@ pub struct KeyCountsExec {
     projection: Option<Vec<usize>>,
     /// Whether each group's command lines are collected too.
     command_lines: bool,
+    /// The files' names of the columns read.
+    columns: FileColumns,
     properties: Arc<PlanProperties>,
     metrics: ExecutionPlanMetricsSet,
 }
@@ -134,6 +136,8 @@ struct Encoded {
     window: TimeWindow,
     projection: Option<Vec<usize>>,
     command_lines: bool,
+    #[serde(default)]
+    columns: FileColumns,
 }
 
 impl KeyCountsExec {
@@ -170,9 +174,16 @@ impl KeyCountsExec {
             window,
             projection,
             command_lines,
+            columns: FileColumns::default(),
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
         })
+    }
+
+    /// The node reading columns by the files' names `columns` (column mapping).
+    pub fn with_file_columns(mut self, columns: FileColumns) -> Self {
+        self.columns = columns;
+        self
     }
 
     /// Serialises the node (its input, the work list, travels as its child).
@@ -182,6 +193,7 @@ impl KeyCountsExec {
             window: self.window,
             projection: self.projection.clone(),
             command_lines: self.command_lines,
+            columns: self.columns.clone(),
         };
         serde_json::to_vec(&encoded).map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -198,6 +210,7 @@ impl KeyCountsExec {
             encoded.projection,
             encoded.command_lines,
         )
+        .map(|exec| exec.with_file_columns(encoded.columns))
     }
 }
 
@@ -247,13 +260,16 @@ impl ExecutionPlan for KeyCountsExec {
         children: Vec<Arc<dyn ExecutionPlan>>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let input = crate::single_input("KeyCountsExec", &children)?;
-        Ok(Arc::new(Self::try_new(
-            input.clone(),
-            self.store.clone(),
-            self.window,
-            self.projection.clone(),
-            self.command_lines,
-        )?))
+        Ok(Arc::new(
+            Self::try_new(
+                input.clone(),
+                self.store.clone(),
+                self.window,
+                self.projection.clone(),
+                self.command_lines,
+            )?
+            .with_file_columns(self.columns.clone()),
+        ))
     }
 
     fn metrics(&self) -> Option<MetricsSet> {
@@ -275,7 +291,8 @@ impl ExecutionPlan for KeyCountsExec {
             self.window,
             context.session_config().batch_size(),
             self.command_lines,
-        );
+        )
+        .with_columns(self.columns.clone());
         let projection = self.projection.clone();
         let project = move |batch: RecordBatch| match &projection {
             Some(indices) => Ok(batch.project(indices)?),

@@ -43,7 +43,7 @@ pub use exec::{KeyCountsExec, work_list};
 
 use crate::{
     scan::{ResolvedFile, ResolvedTable, balance, store_and_path},
-    schema::{COMMAND_LINES, COUNT, GROUP_KEYS, INTERVAL, TIME_GENERATED, time_type},
+    schema::{COMMAND_LINE, COMMAND_LINES, COUNT, GROUP_KEYS, INTERVAL, TIME_GENERATED, time_type},
 };
 
 /// The schema of key counts: [`INTERVAL`], the four keys (plain strings, null where the
@@ -104,6 +104,41 @@ impl TimeWindow {
             && file
                 .time_bounds
                 .is_some_and(|(low, high)| self.contains(low) && self.contains(high))
+    }
+}
+
+/// The names the data files give the columns key counts read: the table's, unless column
+/// mapping renamed them.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct FileColumns {
+    /// The four keys, in [`GROUP_KEYS`] order.
+    pub keys: [String; 4],
+    /// `TimeGenerated`.
+    pub time: String,
+    /// `CommandLine`.
+    pub command_line: String,
+}
+
+impl FileColumns {
+    /// The files' names of `resolved`'s columns.
+    pub fn of(resolved: &ResolvedTable) -> Self {
+        Self {
+            keys: GROUP_KEYS.map(|k| resolved.physical_name(k).to_string()),
+            time: resolved.physical_name(TIME_GENERATED).to_string(),
+            command_line: resolved.physical_name(COMMAND_LINE).to_string(),
+        }
+    }
+}
+
+impl Default for FileColumns {
+    fn default() -> Self {
+        Self::of(&ResolvedTable {
+            physical_names: Default::default(),
+            table_url: String::new(),
+            version: 0,
+            partition_columns: Vec::new(),
+            files: Vec::new(),
+        })
     }
 }
 
@@ -275,13 +310,16 @@ impl TableProvider for KeyCountsTable {
         _limit: Option<usize>,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let partitions = self.partitions(state.config().target_partitions());
-        Ok(Arc::new(KeyCountsExec::try_new(
-            work_list(&partitions)?,
-            self.store.clone(),
-            self.window,
-            projection.cloned(),
-            self.command_lines,
-        )?))
+        Ok(Arc::new(
+            KeyCountsExec::try_new(
+                work_list(&partitions)?,
+                self.store.clone(),
+                self.window,
+                projection.cloned(),
+                self.command_lines,
+            )?
+            .with_file_columns(FileColumns::of(&self.resolved)),
+        ))
     }
 }
 

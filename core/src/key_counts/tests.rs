@@ -250,6 +250,7 @@ fn write_days(dir: &Path, days: &[Vec<Event>], layouts: &[Layout]) -> Vec<Resolv
 
 fn table(files: Vec<ResolvedFile>, window: TimeWindow) -> KeyCountsTable {
     let resolved = ResolvedTable {
+        physical_names: Default::default(),
         table_url: "file:///unused/".into(),
         version: 0,
         partition_columns: Vec::new(),
@@ -422,6 +423,7 @@ fn files_outside_one_interval_or_keys_in_partition_values_are_refused() {
         deleted_rows: None,
     };
     let resolved = |files, partition_columns: Vec<&str>| ResolvedTable {
+        physical_names: Default::default(),
         table_url: "file:///t/".into(),
         version: 0,
         partition_columns: partition_columns.into_iter().map(String::from).collect(),
