@@ -2,6 +2,7 @@
 //! the work.
 
 use procforest_datasets::{
+    delta_writer::Layout,
     evaluate,
     generate::{GenerateConfig, generate},
     inject,
@@ -53,6 +54,11 @@ async fn generate_table(args: GenerateArgs) -> Result<()> {
         end_date,
         attack_rate: args.attack_rate,
         duplicates: args.duplicates,
+        layout: Layout {
+            files_per_day: args.files_per_day,
+            partitioned: !args.unpartitioned,
+            naive_time: args.naive_time,
+        },
     };
     let summary = generate(&config).await?;
     print_json(&summary)

@@ -387,6 +387,17 @@ pub struct GenerateArgs {
     /// without duplicates.
     #[arg(long, default_value_t = 0.0)]
     pub duplicates: f64,
+    /// Files per day, each a run of consecutive events, as streaming ingestion writes
+    /// them.
+    #[arg(long, default_value_t = 1)]
+    pub files_per_day: usize,
+    /// No partition column (as a liquid-clustered table): files are found by their
+    /// statistics alone.
+    #[arg(long)]
+    pub unpartitioned: bool,
+    /// `TimeGenerated` as `timestamp_ntz`, the UTC wall-clock time without a zone.
+    #[arg(long)]
+    pub naive_time: bool,
 }
 
 /// Parses a `YYYY-MM-DD` date, naming the setting on error.

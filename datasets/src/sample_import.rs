@@ -284,7 +284,7 @@ pub async fn import(events_dir: &Path, out: &str) -> Result<ImportSummary> {
     // Time order within each file, as the generator writes it.
     events.sort_by(|a, b| a.time.cmp(&b.time).then(a.source.cmp(b.source)));
     let labels = labels(&events);
-    let mut writer = EventTableWriter::create(out, false).await?;
+    let mut writer = EventTableWriter::create(out, false, Default::default()).await?;
     writer.write(to_batch(&events)?).await?;
     writer.commit().await?;
     let summary = ImportSummary {

@@ -10,7 +10,7 @@ use delta_kernel::expressions::Scalar;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, kernel::DeletionVectorDescriptor};
 use procforest_core::{
     scan::{ResolvedFile, ResolvedTable},
-    schema::{EVENT_DATE, TIME_GENERATED, check_schema},
+    schema::{EVENT_DATE, EVIDENCE_COLUMNS, REQUIRED_COLUMNS, TIME_GENERATED, check_schema},
 };
 
 use crate::{
@@ -68,6 +68,8 @@ impl EventTable {
 
 /// The field metadata key of a column's physical name.
 const PHYSICAL_NAME: &str = "delta.columnMapping.physicalName";
+/// The field metadata key of a column's type widenings.
+const TYPE_CHANGES: &str = "delta.typeChanges";
 
 /// A storage failure: refused credentials (the object store's own `Unauthenticated` or
 /// `PermissionDenied`, anywhere in the error's chain, the Delta kernel's included) are a configuration problem (exit
@@ -157,6 +159,12 @@ async fn open_any(
         DeltaTableError::InvalidTableLocation(m) => {
             PipelineError::bad_setting(Setting::Table, format!("{location}: {m}"))
         }
+        DeltaTableError::KernelError(delta_kernel::Error::Unsupported(what)) => {
+            PipelineError::bad_setting(
+                Setting::Table,
+                format!("{location}: the Delta kernel cannot read it: {what}"),
+            )
+        }
         DeltaTableError::KernelError(k) if matches!(choice, SnapshotChoice::Version(_)) => {
             PipelineError::bad_setting(Setting::Version, k.to_string())
         }
@@ -197,9 +205,7 @@ async fn open_any(
         match feature.as_str() {
             "deletionVectors" => {} // deleted rows are resolved and skipped
             "columnMapping" => {}   // mode checked above
-            "typeWidening" | "typeWidening-preview" => {
-                return refuse("it uses type widening".into());
-            }
+            "typeWidening" | "typeWidening-preview" => {} // widened columns checked below
             f if SAFE_READER_FEATURES.contains(&f) => {}
             other => return refuse(format!("it uses the reader feature `{other}`")),
         }
@@ -212,10 +218,23 @@ async fn open_any(
     if enabled("delta.enableRowTracking") {
         return refuse("row tracking is enabled".into());
     }
-    if enabled("delta.enableTypeWidening") {
-        return refuse("type widening is enabled".into());
-    }
     let schema = state.snapshot().arrow_schema();
+    // Older files keep a widened column's narrower type: harmless where procforest never
+    // reads the column, refused where it does.
+    let read = REQUIRED_COLUMNS
+        .iter()
+        .chain(EVIDENCE_COLUMNS)
+        .map(|(name, _)| *name)
+        .chain([EVENT_DATE]);
+    for name in read {
+        if let Ok(field) = schema.field_with_name(name)
+            && let Some(changes) = field.metadata().get(TYPE_CHANGES)
+        {
+            return refuse(format!(
+                "the type of column {name}, which procforest reads, was widened ({changes})"
+            ));
+        }
+    }
     // Under column mapping (`name` or `id`: Spark names the files' columns by their
     // physical names in both), the files are read by physical name.
     let physical_names = match column_mapping.eq_ignore_ascii_case("none") {

@@ -199,3 +199,112 @@ fn a_column_mapped_table_with_renamed_columns_gives_the_unmapped_answer() {
         }
     }
 }
+
+/// Tables laid out as users' are — twenty files a day (streaming ingestion), no partition
+/// column (liquid clustering), `TimeGenerated` as `timestamp_ntz` (read as UTC) — give the
+/// day-partitioned table's answer, their summaries still reading whole days.
+#[test]
+fn tables_laid_out_as_users_write_them_give_the_same_answer() {
+    let dir = scratch();
+    let plain = dir.path().join("plain");
+    generate(&plain, 30_000, 4, 12, 6, 0.05);
+    let laid_out = dir.path().join("laid_out");
+    let flags = ["--files-per-day", "20", "--unpartitioned", "--naive-time"];
+    generate_with(&laid_out, 30_000, 4, 12, 6, 0.05, &flags);
+    let files = crate::support::count_files(&laid_out);
+    assert_eq!(files, 80, "twenty files a day");
+    let hourly = ["--interval", "hour", "--window", "1d"];
+    for (name, flags) in [
+        ("days", &[][..]),
+        ("hours", &hourly[..]),
+        ("soc", &["--preset", "soc"][..]),
+    ] {
+        let expected = answer(&plain, dir.path(), &format!("{name}-plain"), flags);
+        let got = answer(&laid_out, dir.path(), &format!("{name}-laid-out"), flags);
+        assert!(
+            name == "soc" || !expected.0.is_empty(),
+            "{name}: some anomalies"
+        );
+        assert_eq!(got.0, expected.0, "{name}: anomalies");
+        assert!(got.1 == expected.1, "{name}: group counts and scores");
+        assert_eq!(got.2, expected.2, "{name}: model");
+        assert_eq!(got.3, expected.3, "{name}: the files are read the same way");
+    }
+}
+
+/// Type widening on a column procforest never reads changes nothing; on one it reads,
+/// the table is refused naming the column. A reader feature nobody knows is refused.
+#[test]
+fn widened_types_and_unknown_reader_features() {
+    use crate::support::{commit_protocol_and_metadata, set_field};
+    let dir = scratch();
+    let plain = dir.path().join("plain");
+    generate(&plain, 8_000, 3, 6, 3, 0.05);
+    let expected = answer(&plain, dir.path(), "plain", &[]);
+
+    let widen = |protocol: &mut serde_json::Value| {
+        *protocol = serde_json::json!({
+            "minReaderVersion": 3,
+            "minWriterVersion": 7,
+            "readerFeatures": ["typeWidening"],
+            "writerFeatures": ["typeWidening"],
+        });
+    };
+    let unread = dir.path().join("unread");
+    crate::support::copy_dir(&plain, &unread);
+    commit_protocol_and_metadata(&unread, |protocol, metadata| {
+        widen(protocol);
+        metadata["configuration"]["delta.enableTypeWidening"] = "true".into();
+        let change = serde_json::json!([{"fromType": "integer", "toType": "long"}]);
+        set_field(
+            metadata,
+            "EventID",
+            "long",
+            serde_json::json!({"delta.typeChanges": change}),
+        );
+    });
+    let got = answer(&unread, dir.path(), "unread", &[]);
+    assert_eq!(got.0, expected.0);
+    assert!(got.1 == expected.1);
+
+    let read = dir.path().join("read");
+    crate::support::copy_dir(&plain, &read);
+    commit_protocol_and_metadata(&read, |protocol, metadata| {
+        widen(protocol);
+        for features in ["readerFeatures", "writerFeatures"] {
+            protocol[features] = serde_json::json!(["typeWidening", "timestampNtz"]);
+        }
+        let change = serde_json::json!([{"fromType": "date", "toType": "timestamp_ntz"}]);
+        set_field(
+            metadata,
+            "TimeGenerated",
+            "timestamp_ntz",
+            serde_json::json!({"delta.typeChanges": change}),
+        );
+    });
+    assert_bad_input(
+        &["run", "--table", read.to_str().unwrap(), "--as-of", AS_OF],
+        "the type of column TimeGenerated, which procforest reads, was widened",
+    );
+
+    let unknown = dir.path().join("unknown");
+    crate::support::copy_dir(&plain, &unknown);
+    commit_protocol_and_metadata(&unknown, |protocol, _| {
+        *protocol = serde_json::json!({
+            "minReaderVersion": 3,
+            "minWriterVersion": 7,
+            "readerFeatures": ["aFeatureFromTheFuture"],
+            "writerFeatures": ["aFeatureFromTheFuture"],
+        });
+    });
+    assert_bad_input(
+        &[
+            "run",
+            "--table",
+            unknown.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+        ],
+        "aFeatureFromTheFuture",
+    );
+}

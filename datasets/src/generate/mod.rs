@@ -59,6 +59,9 @@ pub struct GenerateConfig {
     /// the rows left are those of the table generated without duplicates.
     #[serde(default)]
     pub duplicates: f64,
+    /// How the events are laid out in files.
+    #[serde(default)]
+    pub layout: crate::delta_writer::Layout,
 }
 
 /// What was generated.
@@ -144,7 +147,8 @@ pub async fn generate(config: &GenerateConfig) -> Result<GenerateSummary> {
         &days.iter().map(|d| day_weight(*d)).collect::<Vec<_>>(),
     );
 
-    let mut writer = EventTableWriter::create(&config.out, config.duplicates > 0.0).await?;
+    let mut writer =
+        EventTableWriter::create(&config.out, config.duplicates > 0.0, config.layout).await?;
     let mut labels: HashMap<labels::LabelKey, Label> = HashMap::new();
     let mut written = 0u64;
     let progress = std::io::stderr().is_terminal();
@@ -169,7 +173,19 @@ pub async fn generate(config: &GenerateConfig) -> Result<GenerateSummary> {
             a.sort_by_key(|e| (e.offset_us, e.host));
             a.into_iter().peekable()
         };
-        for s in skeletons {
+        // Each day in files of consecutive events, as a streaming ingestion writes them.
+        let per_file = skeletons
+            .len()
+            .div_ceil(config.layout.files_per_day.max(1))
+            .max(1);
+        for (i, s) in skeletons.into_iter().enumerate() {
+            if i > 0 && i % per_file == 0 {
+                written += batch.len() as u64;
+                if batch.len() > 0 {
+                    writer.write(batch.finish()?).await?;
+                }
+                writer.end_file().await?;
+            }
             while let Some(a) = attack_iter.next_if(|a| a.offset_us <= s.offset_us) {
                 batch.push_attack(&tenant, &a, day_start_us, *day, &mut labels);
                 if batch.len() >= BATCH_ROWS {

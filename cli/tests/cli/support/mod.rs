@@ -388,3 +388,93 @@ pub fn write_table_with_gaps(path: &Path) {
     .unwrap();
     write_table(path, batch);
 }
+
+/// Commits to the table at `path` a new version whose protocol and metadata are the
+/// table's first ones as changed by `change` (generated tables declare both in version 0).
+pub fn commit_protocol_and_metadata(
+    path: &Path,
+    change: impl FnOnce(&mut serde_json::Value, &mut serde_json::Value),
+) {
+    let log = path.join("_delta_log");
+    let first = std::fs::read_to_string(log.join("00000000000000000000.json")).unwrap();
+    let action = |key: &str| -> serde_json::Value {
+        first
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .find_map(|a| a.get(key).cloned())
+            .unwrap()
+    };
+    let (mut protocol, mut metadata) = (action("protocol"), action("metaData"));
+    change(&mut protocol, &mut metadata);
+    let versions = std::fs::read_dir(&log)
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            let name = name.to_string_lossy();
+            name.ends_with(".json") && !name.contains("checkpoint")
+        })
+        .count();
+    let commit = [
+        serde_json::json!({"protocol": protocol}),
+        serde_json::json!({"metaData": metadata}),
+    ]
+    .iter()
+    .map(|a| format!("{a}\n"))
+    .collect::<String>();
+    std::fs::write(log.join(format!("{versions:020}.json")), commit).unwrap();
+}
+
+/// Sets field `name`'s type and metadata in a `metaData` action's schema.
+pub fn set_field(
+    metadata: &mut serde_json::Value,
+    name: &str,
+    delta_type: &str,
+    meta: serde_json::Value,
+) {
+    let mut schema: serde_json::Value =
+        serde_json::from_str(metadata["schemaString"].as_str().unwrap()).unwrap();
+    let field = schema["fields"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["name"] == name)
+        .unwrap();
+    field["type"] = delta_type.into();
+    field["metadata"] = meta;
+    metadata["schemaString"] = schema.to_string().into();
+}
+
+/// Copies a folder tree.
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let path = entry.unwrap().path();
+        let target = to.join(path.file_name().unwrap());
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
+}
+
+/// The Parquet files under a table's folder, outside the log and side folders.
+pub fn count_files(table: &Path) -> usize {
+    fn walk(dir: &Path) -> usize {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .map(|p| {
+                let name = p.file_name().unwrap().to_string_lossy().to_string();
+                if name.starts_with('_') {
+                    0
+                } else if p.is_dir() {
+                    walk(&p)
+                } else {
+                    usize::from(name.ends_with(".parquet"))
+                }
+            })
+            .sum()
+    }
+    walk(table)
+}
