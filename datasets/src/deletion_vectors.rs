@@ -17,7 +17,8 @@ use arrow::row::{RowConverter, SortField};
 use deltalake::{
     DeltaTable,
     kernel::{
-        Action, Add, DeletionVectorDescriptor, Remove, StorageType, transaction::CommitBuilder,
+        Action, Add, DeletionVectorDescriptor, Remove, StorageType,
+        transaction::{CommitBuilder, CommitProperties},
     },
     protocol::DeltaOperation,
 };
@@ -195,7 +196,7 @@ pub async fn delete_rows(
             ..Default::default()
         }));
     }
-    CommitBuilder::default()
+    CommitBuilder::from(CommitProperties::default())
         .with_actions(actions)
         .build(
             Some(snapshot),

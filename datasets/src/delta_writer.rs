@@ -8,7 +8,9 @@ use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use deltalake::{
     DeltaTable, DeltaTableBuilder, TableProperty,
     kernel::{
-        Action, StructType, engine::arrow_conversion::TryIntoKernel, transaction::CommitBuilder,
+        Action, StructType,
+        engine::arrow_conversion::TryIntoKernel,
+        transaction::{CommitBuilder, CommitProperties},
     },
     parquet::{arrow::ArrowWriter, file::properties::WriterProperties},
     protocol::DeltaOperation,
@@ -161,7 +163,9 @@ impl EventTableWriter {
         let snapshot = self.table.snapshot().runtime("reading the snapshot")?;
         let partition_by =
             Some(snapshot.metadata().partition_columns().to_vec()).filter(|p| !p.is_empty());
-        CommitBuilder::default()
+        // With the default properties' post-commit hook: a checkpoint every
+        // CHECKPOINT_INTERVAL versions, as flush_and_commit writes.
+        CommitBuilder::from(CommitProperties::default())
             .with_actions(actions)
             .build(
                 Some(snapshot),

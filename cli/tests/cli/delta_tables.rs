@@ -69,7 +69,12 @@ fn answer(
 fn deleted_rows_give_the_answer_of_the_table_without_them() {
     let dir = scratch();
     let with = dir.path().join("with_vectors");
-    let summary = generate_with(&with, 40_000, 5, 15, 9, 0.05, &["--duplicates", "0.05"]);
+    // Eight days: the vectors' commit is version 9, which gets a checkpoint.
+    let summary = generate_with(&with, 40_000, 8, 15, 9, 0.05, &["--duplicates", "0.05"]);
+    assert!(
+        with.join("_delta_log/00000000000000000009.checkpoint.parquet")
+            .is_file()
+    );
     let deleted = &summary["deleted"];
     let files = deleted["files"].as_u64().unwrap();
     let inline = deleted["inline"].as_u64().unwrap();
@@ -79,7 +84,7 @@ fn deleted_rows_give_the_answer_of_the_table_without_them() {
     );
     assert!(deleted["rows"].as_u64().unwrap() > 1_000, "{summary}");
     let without = dir.path().join("without");
-    generate(&without, 40_000, 5, 15, 9, 0.05);
+    generate(&without, 40_000, 8, 15, 9, 0.05);
     assert_eq!(
         crate::support::count_live_rows(&with),
         crate::support::count_delta_rows(&without),
