@@ -168,6 +168,14 @@ struct Encoded {
     file_interval_us: Option<i64>,
 }
 
+/// The file at object path `path`. (`PartitionedFile::new` would percent-encode the path's
+/// text again: a file named with a `%` would not be found.)
+pub fn file_at(path: &Path, size: u64) -> PartitionedFile {
+    let mut file = PartitionedFile::new(String::new(), size);
+    file.object_meta.location = path.clone();
+    file
+}
+
 /// Splits a file URL into its object store (`scheme://authority`) and its path there.
 pub fn store_and_path(file_url: &str) -> Result<(ObjectStoreUrl, Path)> {
     let url = Url::parse(file_url)
@@ -539,8 +547,7 @@ impl DeltaFilesTable {
     fn file(&self, i: usize) -> PartitionedFile {
         use datafusion::common::stats::Precision;
         let (path, values) = &self.files[i];
-        let file = PartitionedFile::new(path.to_string(), self.resolved.files[i].size)
-            .with_partition_values(values.clone());
+        let file = file_at(path, self.resolved.files[i].size).with_partition_values(values.clone());
         let Some(rows) = self.resolved.files[i].live_rows() else {
             return file;
         };

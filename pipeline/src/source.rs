@@ -424,10 +424,7 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
             pruning.pruned_by_statistics += 1;
             continue;
         }
-        let url = table
-            .url
-            .join(&fact.path)
-            .runtime(format!("resolving file {}", fact.path))?;
+        let url = file_url(&table.url, &fact.path)?;
         let partition_values = table
             .partition_columns
             .iter()
@@ -476,6 +473,24 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
         },
         pruning,
     ))
+}
+
+/// The URL of a data file the log names by `path` (URL-decoded): absolute as it is, else
+/// under the table's root, each segment percent-encoded again (a file name may hold `%`,
+/// spaces or `#`).
+fn file_url(table: &url::Url, path: &str) -> Result<url::Url> {
+    // A one-letter scheme is a Windows drive, not a URL.
+    if let Ok(absolute) = url::Url::parse(path)
+        && absolute.scheme().len() > 1
+    {
+        return Ok(absolute);
+    }
+    let mut url = table.clone();
+    url.path_segments_mut()
+        .map_err(|_| PipelineError::runtime(format!("table URL {table} has no path")))?
+        .pop_if_empty()
+        .extend(path.split('/'));
+    Ok(url)
 }
 
 /// The end (last microsecond) of the UTC day holding the table's newest event, from the

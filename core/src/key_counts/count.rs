@@ -17,14 +17,13 @@ use arrow::{
 };
 use datafusion::{
     common::{DataFusionError, Result},
-    datasource::{
-        listing::PartitionedFile,
-        physical_plan::parquet::{DefaultParquetFileReaderFactory, ParquetFileReaderFactory},
+    datasource::physical_plan::parquet::{
+        DefaultParquetFileReaderFactory, ParquetFileReaderFactory,
     },
     physical_plan::metrics::ExecutionPlanMetricsSet,
 };
 use futures::TryStreamExt;
-use object_store::ObjectStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use parquet::arrow::{
     ParquetRecordBatchStreamBuilder, ProjectionMask,
     arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions},
@@ -45,6 +44,9 @@ type Counts = HashMap<u128, u64, foldhash::fast::FixedState>;
 /// The distinct command lines of one interval's groups: (group key, line number) pairs.
 type LinePairs = HashSet<(u128, u32), foldhash::fast::FixedState>;
 
+/// Files up to this size are read in one request.
+const WHOLE_FILE_BYTES: u64 = 8 << 20;
+
 /// One interval's tallies.
 #[derive(Default)]
 struct Tally {
@@ -59,6 +61,8 @@ struct Tally {
 pub(super) struct IntervalCounter {
     /// DataFusion's reader of Parquet files in an object store (it records bytes read).
     readers: DefaultParquetFileReaderFactory,
+    /// The store, to read small files whole.
+    store: Arc<dyn ObjectStore>,
     partition: usize,
     metrics: ExecutionPlanMetricsSet,
     /// The store's URL, to name files in errors.
@@ -84,7 +88,8 @@ impl IntervalCounter {
         command_lines: bool,
     ) -> Self {
         Self {
-            readers: DefaultParquetFileReaderFactory::new(store),
+            readers: DefaultParquetFileReaderFactory::new(store.clone()),
+            store,
             partition,
             metrics,
             store_url,
@@ -121,13 +126,27 @@ impl IntervalCounter {
         self.batches(interval_us, tally)
     }
 
-    async fn count_file(&mut self, file: &CountedFile, tally: &mut Tally) -> Result<()> {
-        let mut reader: Box<dyn AsyncFileReader> = self.readers.create_reader(
+    /// A reader of `file`: a small one is read whole in one request (a footer, then its
+    /// column chunks, would be three or more, each a round trip to an object store and a
+    /// blocking-pool hop on a local disk), a large one range by range.
+    async fn reader(&self, file: &CountedFile) -> Result<Box<dyn AsyncFileReader>> {
+        let path = object_store::path::Path::parse(&file.path)
+            .map_err(|e| DataFusionError::External(Box::new(e)))?;
+        if file.size <= WHOLE_FILE_BYTES {
+            let bytes = self.store.get_range(&path, 0..file.size).await?;
+            return Ok(Box::new(std::io::Cursor::new(bytes)));
+        }
+        let reader = self.readers.create_reader(
             self.partition,
-            PartitionedFile::new(file.path.clone(), file.size),
+            crate::scan::file_at(&path, file.size),
             None,
             &self.metrics,
         )?;
+        Ok(reader)
+    }
+
+    async fn count_file(&mut self, file: &CountedFile, tally: &mut Tally) -> Result<()> {
+        let mut reader = self.reader(file).await?;
         let metadata =
             ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
         let file_schema = metadata.schema().clone();

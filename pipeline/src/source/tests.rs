@@ -258,3 +258,47 @@ async fn a_renamed_partition_column_reads_by_its_new_name() {
         .join("\n")
     );
 }
+
+#[tokio::test]
+async fn v2_checkpoints_with_sidecars_and_compacted_logs_read_as_expected() {
+    // Spark's `multipart v2 checkpoint` test: ids 0 (three times), 0..30, 0..100 twice,
+    // 0..1000, behind v2 checkpoints whose files are listed in sidecars.
+    let r = read(
+        &fixture("v2-checkpoints-parquet-with-sidecars"),
+        SnapshotChoice::Newest,
+        "SELECT id FROM t ORDER BY id",
+    )
+    .await;
+    let mut expected: Vec<i64> = [3, 30, 100, 100, 1000]
+        .iter()
+        .enumerate()
+        .flat_map(|(i, &n)| match i {
+            0 => vec![0; n],
+            _ => (0..n as i64).collect(),
+        })
+        .collect();
+    expected.sort();
+    assert_eq!(longs(&r.batches), expected);
+    // A log with compacted (merged) commit files, deletes and merges among them.
+    let r = read(
+        &fixture("compacted-log-files-table"),
+        SnapshotChoice::Newest,
+        "SELECT id, comment FROM t ORDER BY id",
+    )
+    .await;
+    assert_eq!(
+        pretty_format_batches(&r.batches).unwrap().to_string(),
+        [
+            "+----+--------------------+",
+            "| id | comment            |",
+            "+----+--------------------+",
+            "| 0  | new                |",
+            "| 1  | after-large-delete |",
+            "| 2  |                    |",
+            "| 10 | merge1-insert      |",
+            "| 12 | merge2-insert      |",
+            "+----+--------------------+",
+        ]
+        .join("\n")
+    );
+}
