@@ -7,3 +7,4 @@ mod azure_monitor;
 mod cluster;
 mod common;
 mod helm;
+mod sentinel;
