@@ -22,12 +22,11 @@ use deltalake::{
     },
     protocol::DeltaOperation,
 };
-use object_store::{ObjectStoreExt, path::Path};
 use procforest_core::deleted_rows::{self, FILE_FORMAT_VERSION};
 use procforest_pipeline::error::{Context, PipelineError, Result};
 use roaring::RoaringTreemap;
 
-use crate::delta_writer::put_bytes;
+use crate::delta_writer::{active_files, get_bytes, put_bytes};
 
 /// What [`dedupe`] deleted.
 #[derive(Debug, Clone, Copy, Default, serde::Serialize)]
@@ -43,29 +42,15 @@ pub struct Deleted {
 /// Deletes, in every file of `table`, each row equal to an earlier row of the file; one
 /// commit. Files holding no duplicate are left alone.
 pub async fn dedupe(table: &mut DeltaTable) -> Result<Deleted> {
-    let snapshot = table.snapshot().runtime("reading the snapshot")?;
-    let files: Vec<_> = snapshot
-        .snapshot()
-        .try_log_data()
-        .runtime("listing the files")?
-        .iter()
-        .collect();
-    let store = table.log_store().object_store(None);
     let mut deletions = BTreeMap::new();
-    for file in &files {
+    for file in active_files(table)? {
         if file.deletion_vector_descriptor().is_some() {
             return Err(PipelineError::bad_input(format!(
                 "{} already has a deletion vector",
                 file.path()
             )));
         }
-        let bytes = store
-            .get(&Path::parse(file.path().as_ref()).runtime("a data file path")?)
-            .await
-            .runtime(format!("reading {}", file.path()))?
-            .bytes()
-            .await
-            .runtime(format!("reading {}", file.path()))?;
+        let bytes = get_bytes(table, file.path().as_ref()).await?;
         let rows = repeated_rows(bytes).runtime(format!("reading {}", file.path()))?;
         if !rows.is_empty() {
             deletions.insert(file.path().into_owned(), rows);
@@ -117,12 +102,8 @@ pub async fn delete_rows(
     if deletions.is_empty() {
         return Ok(deleted);
     }
-    let snapshot = table.snapshot().runtime("reading the snapshot")?;
-    let files: BTreeMap<String, _> = snapshot
-        .snapshot()
-        .try_log_data()
-        .runtime("listing the files")?
-        .iter()
+    let files: BTreeMap<String, _> = active_files(table)?
+        .into_iter()
         .map(|f| (f.path().into_owned(), f))
         .collect();
     // The stored vectors share one file, named from its content (the generator is
@@ -199,7 +180,7 @@ pub async fn delete_rows(
     CommitBuilder::from(CommitProperties::default())
         .with_actions(actions)
         .build(
-            Some(snapshot),
+            Some(table.snapshot().runtime("reading the snapshot")?),
             table.log_store(),
             DeltaOperation::Delete { predicate: None },
         )

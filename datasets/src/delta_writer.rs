@@ -223,6 +223,30 @@ pub async fn put_parquet(table: &DeltaTable, path: &str, batch: &RecordBatch) ->
     put_bytes(table, path, bytes).await
 }
 
+/// The active files of `table`'s snapshot, from the log replay.
+pub fn active_files(table: &DeltaTable) -> Result<Vec<deltalake::kernel::LogicalFileView>> {
+    Ok(table
+        .snapshot()
+        .runtime("reading the snapshot")?
+        .snapshot()
+        .try_log_data()
+        .runtime("listing the files")?
+        .iter()
+        .collect())
+}
+
+/// The bytes of the file at `path` (as the log names it) relative to the table root.
+pub async fn get_bytes(table: &DeltaTable, path: &str) -> Result<bytes::Bytes> {
+    let store = table.log_store().object_store(None);
+    store
+        .get(&Path::parse(path).runtime(format!("a file path: {path}"))?)
+        .await
+        .runtime(format!("reading {path}"))?
+        .bytes()
+        .await
+        .runtime(format!("reading {path}"))
+}
+
 /// Writes bytes at `path` relative to the table root.
 pub async fn put_bytes(table: &DeltaTable, path: &str, bytes: Vec<u8>) -> Result<()> {
     let store = table.log_store().object_store(None);
