@@ -23,11 +23,11 @@ Tables go to $PROCFOREST_BENCH_DIR (default /tmp/procforest-bench) and are reuse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from run import timed  # the same /usr/bin/time wrapper as bench/run.py
 
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/procforest/target")) / "release"
 BIN = Path(os.environ.get("PROCFOREST_BIN", TARGET / "procforest"))
@@ -44,24 +44,12 @@ LAYOUTS = {
 }
 
 
-def timed(cmd):
-    """Runs cmd under /usr/bin/time -v; returns (wall seconds, peak RSS MiB)."""
-    t0 = time.time()
-    r = subprocess.run(["/usr/bin/time", "-v", *map(str, cmd)], capture_output=True, text=True,
-                       env={**os.environ, "PROCFOREST_LOG": "warn"})
-    wall = time.time() - t0
-    if r.returncode != 0:
-        sys.exit(f"{cmd} failed:\n{r.stderr[-3000:]}")
-    rss = next(int(l.split()[-1]) for l in r.stderr.splitlines() if "Maximum resident" in l) / 1024
-    return wall, rss
-
-
 def table(events, layout):
     suffix = "" if layout == "day" else "-" + layout.replace("/", "-per-")
     path = WORK / f"events-{events}{suffix}"
     if not (path / "_delta_log").is_dir():
         hosts = max(50, events // 20000)
-        wall, _ = timed([BIN, "generate", "--out", path, "--events", events, "--days", 30,
+        _, wall, _ = timed([BIN, "generate", "--out", path, "--events", events, "--days", 30,
                          "--hosts", hosts, "--seed", 1, "--end-date", END_DATE,
                          "--attack-rate", 0.01, *LAYOUTS[layout]])
         print(f"generated {path} in {wall:.0f} s", file=sys.stderr)
@@ -71,7 +59,7 @@ def table(events, layout):
 def run(path):
     with tempfile.TemporaryDirectory() as tmp:
         manifest, anomalies = Path(tmp) / "m.json", Path(tmp) / "a.jsonl"
-        wall, rss = timed([BIN, "run", "--table", path, "--as-of", END_DATE, "--quiet",
+        _, wall, rss = timed([BIN, "run", "--table", path, "--as-of", END_DATE, "--quiet",
                            "--manifest", manifest, "--json", anomalies])
         return wall, rss, json.loads(manifest.read_text()), anomalies.read_text()
 

@@ -16,10 +16,11 @@ range) over the seeds. A third run replays the attacks as each host's machine ac
 """
 import json
 import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from evaluation import run  # runs a procforest command, stopping on failure
 
 REPO = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/procforest/target")) / "release"
@@ -41,14 +42,6 @@ RUNS = {
 }
 METRICS = ["flagged_fraction", "precision", "recall", "p@10", "p@50", "roc_auc", "pr_auc",
            "mixed_recall", "new_recall"]
-
-
-def run(cmd):
-    r = subprocess.run([str(c) for c in cmd], capture_output=True, text=True,
-                       env={**os.environ, "PROCFOREST_LOG": "error"})
-    if r.returncode != 0:
-        sys.exit(f"{cmd} failed:\n{r.stderr[-3000:]}")
-    return r.stdout
 
 
 def tenant(hosts, seed):

@@ -102,11 +102,20 @@ pub struct ResolvedTable {
 impl ResolvedTable {
     /// The name the data files give the column the table calls `logical`.
     pub fn physical_name<'a>(&'a self, logical: &'a str) -> &'a str {
-        self.physical_names
-            .get(logical)
-            .map(String::as_str)
-            .unwrap_or(logical)
+        physical_name(&self.physical_names, logical)
     }
+}
+
+/// The name `physical_names` (logical → physical, for the columns renamed in the files)
+/// gives column `logical` in the data files.
+pub fn physical_name<'a>(
+    physical_names: &'a std::collections::BTreeMap<String, String>,
+    logical: &'a str,
+) -> &'a str {
+    physical_names
+        .get(logical)
+        .map(String::as_str)
+        .unwrap_or(logical)
 }
 
 impl ResolvedTable {

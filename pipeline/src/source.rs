@@ -9,7 +9,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use delta_kernel::expressions::Scalar;
 use deltalake::{DeltaTable, DeltaTableBuilder, DeltaTableError, kernel::DeletionVectorDescriptor};
 use procforest_core::{
-    scan::{ResolvedFile, ResolvedTable},
+    scan::{ResolvedFile, ResolvedTable, physical_name},
     schema::{EVENT_DATE, EVIDENCE_COLUMNS, REQUIRED_COLUMNS, TIME_GENERATED, check_schema},
 };
 
@@ -59,10 +59,7 @@ pub struct EventTable {
 impl EventTable {
     /// The name the data files and the log's file entries give column `logical`.
     fn physical_name<'a>(&'a self, logical: &'a str) -> &'a str {
-        self.physical_names
-            .get(logical)
-            .map(String::as_str)
-            .unwrap_or(logical)
+        physical_name(&self.physical_names, logical)
     }
 }
 
@@ -315,45 +312,48 @@ fn file_facts(table: &EventTable) -> Result<Vec<FileFacts>> {
         .runtime("listing the snapshot's files")?;
     Ok(files
         .iter()
-        .map(|file| FileFacts {
-            path: file.path().into_owned(),
-            size: file.size().max(0) as u64,
-            partition_values: file.partition_values_map(),
-            num_records: file.num_records().map(|n| n as u64),
-            time_bounds: (
-                stat_micros(file.min_values(), time).map(|(v, _)| v),
-                stat_micros(file.max_values(), time).map(|(ceiled, _)| inclusive_max(ceiled)),
-            ),
-            time_nulls: match struct_field(file.null_counts(), time)
-                .or_else(|| struct_field(file.null_counts(), TIME_GENERATED))
-            {
-                Some(Scalar::Long(n)) => u64::try_from(n).ok(),
-                _ => None,
-            },
-            deletion_vector: file.deletion_vector_descriptor(),
+        .map(|file| {
+            let (min, max, nulls) = (file.min_values(), file.max_values(), file.null_counts());
+            FileFacts {
+                path: file.path().into_owned(),
+                size: file.size().max(0) as u64,
+                partition_values: file.partition_values_map(),
+                num_records: file.num_records().map(|n| n as u64),
+                time_bounds: (
+                    stat_micros(min.as_ref(), time),
+                    stat_micros(max.as_ref(), time).map(inclusive_max),
+                ),
+                time_nulls: match time_stat(nulls.as_ref(), time) {
+                    Some(Scalar::Long(n)) => u64::try_from(*n).ok(),
+                    _ => None,
+                },
+                deletion_vector: file.deletion_vector_descriptor(),
+            }
         })
         .collect())
 }
 
-/// A field of a statistics struct.
-fn struct_field(stats: Option<Scalar>, name: &str) -> Option<Scalar> {
+/// `TimeGenerated`'s entry in a statistics struct, by the files' name `time` (or, should
+/// the statistics use the table's name, by that).
+fn time_stat<'a>(stats: Option<&'a Scalar>, time: &str) -> Option<&'a Scalar> {
     let Some(Scalar::Struct(data)) = stats else {
         return None;
     };
-    data.fields()
-        .iter()
-        .zip(data.values())
-        .find(|(field, _)| field.name() == name)
-        .map(|(_, value)| value.clone())
+    let field = |name: &str| {
+        data.fields()
+            .iter()
+            .zip(data.values())
+            .find(|(field, _)| field.name() == name)
+            .map(|(_, value)| value)
+    };
+    field(time).or_else(|| field(TIME_GENERATED))
 }
 
 /// `TimeGenerated` of a min or max statistics struct, in microseconds (UTC, or read as
-/// UTC when the column has no time zone), and whether the column has one.
-fn stat_micros(stats: Option<Scalar>, time: &str) -> Option<(i64, bool)> {
-    let value = struct_field(stats.clone(), time).or_else(|| struct_field(stats, TIME_GENERATED));
-    match value? {
-        Scalar::Timestamp(v) => Some((v, true)),
-        Scalar::TimestampNtz(v) => Some((v, false)),
+/// UTC when the column has no time zone).
+fn stat_micros(stats: Option<&Scalar>, time: &str) -> Option<i64> {
+    match time_stat(stats, time)? {
+        Scalar::Timestamp(v) | Scalar::TimestampNtz(v) => Some(*v),
         _ => None,
     }
 }
