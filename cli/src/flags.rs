@@ -273,6 +273,9 @@ pub struct RunArgs {
     /// Append anomalies to this Delta table (re-runs of an as-of replace their rows).
     #[arg(long, env = "PROCFOREST_OUTPUT_DELTA")]
     pub output_delta: Option<String>,
+    /// Write the run as one self-contained HTML page (scores, anomalies, their evidence).
+    #[arg(long, env = "PROCFOREST_REPORT_HTML")]
+    pub report_html: Option<std::path::PathBuf>,
     /// Write the model as JSON.
     #[arg(long)]
     pub model_out: Option<std::path::PathBuf>,

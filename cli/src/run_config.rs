@@ -54,6 +54,7 @@ pub fn run_config_from(args: &RunArgs, table: String, preset: Preset) -> Result<
         scheduler: args.scheduler.clone(),
         scratch: args.scratch.clone(),
         scores_out: args.scores_out.clone(),
+        score_histogram: args.report_html.is_some(),
     })
 }
 
@@ -122,6 +123,7 @@ pub fn outputs(args: &RunArgs) -> Result<Outputs> {
         json: args.json.clone(),
         output_delta: args.output_delta.clone(),
         model_out: args.model_out.clone(),
+        report_html: args.report_html.clone(),
         manifest: args.manifest.clone(),
         monitor,
     })

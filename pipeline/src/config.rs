@@ -49,6 +49,9 @@ pub struct RunConfig {
     pub scratch: Option<String>,
     /// Where every scored row is written as Parquet (scoring then scores all rows).
     pub scores_out: Option<PathBuf>,
+    /// Whether to count the report groups' scores into a histogram (for a report page):
+    /// one more small job over the report's rows, unless every score is written anyway.
+    pub score_histogram: bool,
 }
 
 /// A named choice of the model's settings. Settings given beside a preset override it.

@@ -75,6 +75,9 @@ pub struct Manifest {
     pub model: ModelInfo,
     /// Anomalies reported.
     pub anomalies: usize,
+    /// The report groups' scores, when counted ([`crate::RunConfig::score_histogram`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub score_histogram: Option<crate::stages::scoring::ScoreHistogram>,
     /// The report window `(start, end]` (RFC 3339) and its first interval.
     pub report_window: ReportWindow,
     /// Recall and precision against ground-truth labels, when a front end attached them

@@ -38,7 +38,7 @@ use crate::{
         categories::{self, Census, Indices},
         evidence,
         features::{FeatureSet, seed_features},
-        scoring::{self, ReportRows, Selection},
+        scoring::{self, ReportRows, ScoreHistogram, Selection},
         summaries::{
             SampleChoice, SummaryFiles, SummaryPlan, SummaryWindow, WrittenSummaries,
             anomalies_command_lines, write_summaries,
@@ -268,6 +268,16 @@ struct Indexed {
     sample_rows: Vec<arrow::record_batch::RecordBatch>,
 }
 
+/// What scoring brought back.
+struct Scored {
+    /// The report's anomalies, in report order.
+    anomalies: Vec<ScoredRow>,
+    /// The scores file, still to finish.
+    scores_writer: Option<ScoresWriter>,
+    /// The report groups' scores, when asked for.
+    histogram: Option<ScoreHistogram>,
+}
+
 /// The fitted model, shared with the score UDF.
 struct Fitted {
     model: Arc<IsolationForest>,
@@ -326,7 +336,11 @@ impl Run<'_> {
         let (udf, fitted) = fit(&sample, self.config)?;
 
         self.phases.start("score");
-        let (anomalies, scores_writer) = self
+        let Scored {
+            anomalies,
+            scores_writer,
+            histogram,
+        } = self
             .score(
                 ctx,
                 report_features,
@@ -347,7 +361,9 @@ impl Run<'_> {
             writer.finish()?;
         }
         self.phases.stop();
-        let manifest = self.manifest(&indexed.census, written.groups, fitted.info, &anomalies)?;
+        let mut manifest =
+            self.manifest(&indexed.census, written.groups, fitted.info, &anomalies)?;
+        manifest.score_histogram = histogram;
         Ok(Report {
             anomalies,
             feature_names: names,
@@ -484,7 +500,7 @@ impl Run<'_> {
         udf: ScoreUdf,
         offset: f64,
         names: &[&'static str],
-    ) -> Result<(Vec<ScoredRow>, Option<ScoresWriter>)> {
+    ) -> Result<Scored> {
         let report = ReportRows {
             start_us: self.snapshot.report_start_us,
             end_us: self.snapshot.as_of_us,
@@ -504,6 +520,15 @@ impl Run<'_> {
                 .await
                 .runtime("planning features")?,
         };
+        let udf = udf.into_udf();
+        let counting = match (self.config.score_histogram, &scores_writer) {
+            (true, None) => Some(tokio::spawn({
+                let (features, names, udf) = (scored.clone(), names.to_vec(), udf.clone());
+                async move { scoring::score_histogram(features, &names, udf, report).await }
+            })),
+            _ => None,
+        };
+        let mut histogram = ScoreHistogram::default();
         let mut stream = scoring::score(scored, names, udf, selection).await?;
         let mut anomalies = Vec::new();
         while let Some(batch) = stream.next().await {
@@ -512,13 +537,26 @@ impl Run<'_> {
             match scores_writer.as_mut() {
                 Some(writer) => {
                     writer.write(&batch)?;
-                    anomalies.extend(rows.into_iter().filter(|r| report.holds(r)));
+                    for row in rows.into_iter().filter(|r| report.in_report(r)) {
+                        histogram.add(row.score);
+                        if report.holds(&row) {
+                            anomalies.push(row);
+                        }
+                    }
                 }
                 None => anomalies.extend(rows),
             }
         }
+        let histogram = match counting {
+            Some(counting) => Some(counting.await.runtime("counting the report's scores")??),
+            None => self.config.score_histogram.then_some(histogram),
+        };
         sort_report(&mut anomalies);
-        Ok((anomalies, scores_writer))
+        Ok(Scored {
+            anomalies,
+            scores_writer,
+            histogram,
+        })
     }
 
     /// Which features isolated each reported group (a walk of every tree per row, on
@@ -633,6 +671,7 @@ impl Run<'_> {
                 .collect(),
             model,
             anomalies: anomalies.len(),
+            score_histogram: None,
             report_window: ReportWindow {
                 start: format_interval(snapshot.as_of_us - config.window_us),
                 end: format_interval(snapshot.as_of_us),

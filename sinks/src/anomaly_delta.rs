@@ -209,3 +209,83 @@ impl crate::sink::Sink for AnomalyDelta {
         Ok(())
     }
 }
+
+/// Anomalies per `as_of_date` from `first` to `last` (inclusive), every night listed
+/// (0 where the table has no rows: no anomalies, or no run). A table not yet created
+/// counts as empty.
+pub async fn anomalies_per_night(
+    location: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<Vec<(String, u64)>> {
+    let counted = count_per_night(location, first, last).await?;
+    Ok(first
+        .iter_days()
+        .take_while(|night| *night <= last)
+        .map(|night| (night.to_string(), counted.get(&night).copied().unwrap_or(0)))
+        .collect())
+}
+
+async fn count_per_night(
+    location: &str,
+    first: NaiveDate,
+    last: NaiveDate,
+) -> Result<std::collections::HashMap<NaiveDate, u64>> {
+    let builder = DeltaTableBuilder::from_url(table_url_for_write(location)?)
+        .map_err(|e| SinkError::setting(Setting::OutputDelta, location, e))?;
+    let table = match builder.load().await {
+        Ok(table) => table,
+        Err(DeltaTableError::NotATable(_)) => return Ok(Default::default()),
+        Err(e) => Err(e).runtime(format!("opening the anomalies table {location}"))?,
+    };
+    let ctx = deltalake::datafusion::prelude::SessionContext::new();
+    table
+        .update_datafusion_session(&ctx.state())
+        .runtime(format!("reading the anomalies table {location}"))?;
+    let provider = table
+        .table_provider()
+        .await
+        .runtime(format!("reading the anomalies table {location}"))?;
+    let date = |d: NaiveDate| {
+        lit(ScalarValue::Date32(Some(
+            (d - NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")).num_days() as i32,
+        )))
+    };
+    let batches = ctx
+        .read_table(provider)
+        .and_then(|df| {
+            df.filter(
+                col(AS_OF_DATE)
+                    .gt_eq(date(first))
+                    .and(col(AS_OF_DATE).lt_eq(date(last))),
+            )
+        })
+        .and_then(|df| {
+            df.aggregate(
+                vec![col(AS_OF_DATE)],
+                vec![deltalake::datafusion::functions_aggregate::expr_fn::count(lit(1)).alias("n")],
+            )
+        })
+        .runtime(format!("counting the anomalies table {location}"))?
+        .collect()
+        .await
+        .runtime(format!("counting the anomalies table {location}"))?;
+    let mut counted = std::collections::HashMap::new();
+    for batch in &batches {
+        use arrow::array::AsArray;
+        let nights = batch
+            .column(0)
+            .as_primitive::<arrow::datatypes::Date32Type>();
+        let counts = batch
+            .column(1)
+            .as_primitive::<arrow::datatypes::Int64Type>();
+        for (night, n) in nights.iter().zip(counts.iter()) {
+            if let (Some(night), Some(n)) = (night, n) {
+                let night = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
+                    + chrono::Days::new(night as u64);
+                counted.insert(night, n as u64);
+            }
+        }
+    }
+    Ok(counted)
+}

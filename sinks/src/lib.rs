@@ -1,5 +1,5 @@
 //! Where a run's [`Report`] goes: the model file, JSON lines, a Delta table of anomalies,
-//! the console, Azure Monitor, and last the manifest. Each output is a [`Sink`]; [`deliver`]
+//! the HTML page, the console, Azure Monitor, and last the manifest. Each output is a [`Sink`]; [`deliver`]
 //! runs the ones an [`Outputs`] asks for, in that order. Files appear only when complete
 //! (`procforest_pipeline::files`), so a failed run leaves no partial output.
 
@@ -7,6 +7,7 @@ pub mod anomaly_delta;
 pub mod azure_monitor;
 pub mod console;
 pub mod error;
+pub mod html_report;
 pub mod json_lines;
 pub mod sink;
 
@@ -29,6 +30,8 @@ pub struct Outputs {
     pub output_delta: Option<String>,
     /// Model JSON.
     pub model_out: Option<PathBuf>,
+    /// The run as an HTML page.
+    pub report_html: Option<PathBuf>,
     /// Run manifest JSON.
     pub manifest: Option<PathBuf>,
     /// Azure Monitor delivery.
@@ -47,6 +50,12 @@ impl Outputs {
         }
         if let Some(location) = &self.output_delta {
             sinks.push(Box::new(anomaly_delta::AnomalyDelta(location.clone())));
+        }
+        if let Some(path) = &self.report_html {
+            sinks.push(Box::new(html_report::HtmlReport {
+                path: path.clone(),
+                anomalies_table: self.output_delta.clone(),
+            }));
         }
         if self.console {
             sinks.push(Box::new(console::Console));

@@ -7,4 +7,5 @@ mod azure_monitor;
 mod cluster;
 mod common;
 mod helm;
+mod html_report;
 mod sentinel;

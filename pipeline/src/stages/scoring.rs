@@ -1,7 +1,7 @@
 //! Scoring: every summary row scored on the executors by the model carried in the plan;
 //! the driver receives the report rows (or, for an audit, every row as a stream).
 
-use std::sync::Arc;
+use std::{collections::BTreeMap, sync::Arc};
 
 use arrow::{
     array::{Array, ArrayRef, AsArray, ListArray, RecordBatch, StringArray, UInt32Array},
@@ -10,13 +10,14 @@ use arrow::{
 };
 use datafusion::{
     execution::SendableRecordBatchStream,
+    logical_expr::ScalarUDF,
     prelude::{DataFrame, Expr, lit},
 };
 use procforest_core::{
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMMAND_LINES, COMPUTER, COUNT, GROUP_KEYS, INTERVAL, PROCESS, SCORE,
     },
-    udf::{Group, ScoreUdf},
+    udf::Group,
 };
 
 use super::{column, time_literal};
@@ -46,9 +47,12 @@ pub struct ReportRows {
 impl ReportRows {
     /// Whether `row` is one of the report's anomalies.
     pub fn holds(&self, row: &ScoredRow) -> bool {
-        row.interval_us >= self.start_us
-            && row.interval_us <= self.end_us
-            && row.score - self.offset < 0.0
+        self.in_report(row) && row.score - self.offset < 0.0
+    }
+
+    /// Whether `row` is one of the report's groups, anomalous or not.
+    pub fn in_report(&self, row: &ScoredRow) -> bool {
+        row.interval_us >= self.start_us && row.interval_us <= self.end_us
     }
 
     /// The report's intervals (filtered first, so that only their rows are featured and
@@ -65,17 +69,96 @@ impl ReportRows {
     }
 }
 
+/// The report groups' scores counted in bins of [`ScoreHistogram::BIN_WIDTH`]: what a
+/// report page draws beside the threshold. The same bins whether the plan counts them or
+/// the driver does from every score.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct ScoreHistogram {
+    /// Groups per bin: bin `b` holds the scores in `[b·w, (b+1)·w)`.
+    #[serde(serialize_with = "serialize_bins")]
+    pub bins: BTreeMap<i64, u64>,
+}
+
+impl ScoreHistogram {
+    /// Width of a bin (scores lie in (−1, 0)).
+    pub const BIN_WIDTH: f64 = 0.01;
+
+    /// The bin of `score`.
+    pub fn bin(score: f64) -> i64 {
+        (score / Self::BIN_WIDTH).floor() as i64
+    }
+
+    /// The start of bin `bin`.
+    pub fn bin_start(bin: i64) -> f64 {
+        bin as f64 * Self::BIN_WIDTH
+    }
+
+    /// Counts one score.
+    pub fn add(&mut self, score: f64) {
+        *self.bins.entry(Self::bin(score)).or_default() += 1;
+    }
+
+    /// Groups counted.
+    pub fn groups(&self) -> u64 {
+        self.bins.values().sum()
+    }
+}
+
+/// Bins as `[{"from": start, "groups": n}, …]`, readable without knowing the width.
+fn serialize_bins<S: serde::Serializer>(
+    bins: &BTreeMap<i64, u64>,
+    serializer: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    serializer.collect_seq(bins.iter().map(|(&bin, &groups)| {
+        serde_json::json!({"from": ScoreHistogram::bin_start(bin), "groups": groups})
+    }))
+}
+
+/// Counts the scores of the report's groups on the executors (one more small job beside
+/// the anomalies': the report's rows are scored twice, not gathered).
+pub async fn score_histogram(
+    features: DataFrame,
+    names: &[&str],
+    score: ScalarUDF,
+    report: ReportRows,
+) -> Result<ScoreHistogram> {
+    let score = score.call(names.iter().map(|f| column(f)).collect());
+    let bin = datafusion::functions::expr_fn::floor(score / lit(ScoreHistogram::BIN_WIDTH));
+    let batches = features
+        .filter(report.intervals())
+        .and_then(|df| {
+            df.aggregate(
+                vec![datafusion::logical_expr::cast(bin, DataType::Int64).alias("bin")],
+                vec![datafusion::functions_aggregate::expr_fn::count(lit(1)).alias("groups")],
+            )
+        })
+        .runtime("planning the score histogram")?
+        .collect()
+        .await
+        .runtime("counting the report's scores")?;
+    let mut histogram = ScoreHistogram::default();
+    for batch in &batches {
+        let bins = batch_column(batch, "bin")?.as_primitive::<Int64Type>();
+        let groups = batch_column(batch, "groups")?.as_primitive::<Int64Type>();
+        for (bin, groups) in bins.iter().zip(groups.iter()) {
+            let (Some(bin), Some(groups)) = (bin, groups) else {
+                continue;
+            };
+            *histogram.bins.entry(bin).or_default() += groups as u64;
+        }
+    }
+    Ok(histogram)
+}
+
 /// Plans the scoring of the `features` frame and starts streaming the selected rows
 /// (without command lines: see [`attach_command_lines`]).
 pub async fn score(
     features: DataFrame,
     names: &[&str],
-    udf: ScoreUdf,
+    score: ScalarUDF,
     selection: Selection,
 ) -> Result<SendableRecordBatchStream> {
-    let score = udf
-        .into_udf()
-        .call(names.iter().map(|f| column(f)).collect());
+    let score = score.call(names.iter().map(|f| column(f)).collect());
     let mut select = vec![
         column(INTERVAL),
         column(COMPUTER),
