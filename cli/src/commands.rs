@@ -15,7 +15,8 @@ use crate::{
     bundled,
     error::{CliError, Result},
     flags::{Command, EvaluateArgs, FeaturesArg, GenerateArgs, ProbeArgs, ResendArgs, RunArgs},
-    flags::{parse_date, parse_duration},
+    flags::{LogFormat, ProgressMode, parse_date, parse_duration},
+    progress::Display,
     run_config::{outputs, run_config, run_config_from},
 };
 
@@ -27,7 +28,7 @@ pub async fn dispatch(cli: crate::flags::Cli) -> Result<()> {
             let summary = sample_import::import(&args.events_dir, &args.out).await?;
             print_json(&summary)
         }
-        Command::Run(args) => run(*args).await,
+        Command::Run(args) => run(*args, cli.log_format).await,
         Command::Evaluate(args) => evaluate_sets(*args).await,
         Command::Resend(args) => resend(args).await,
         Command::Probe(args) => probe(args),
@@ -64,8 +65,9 @@ async fn generate_table(args: GenerateArgs) -> Result<()> {
     print_json(&summary)
 }
 
-/// `procforest run`: the run, then its outputs; a heartbeat file is touched meanwhile.
-async fn run(args: RunArgs) -> Result<()> {
+/// `procforest run`: the run, then its outputs; a heartbeat file is touched and progress
+/// shown meanwhile.
+async fn run(args: RunArgs, log_format: LogFormat) -> Result<()> {
     let (table, _bundled) = table_or_bundled(&args)?;
     let config = run_config(&args, table)?;
     let outputs = outputs(&args)?;
@@ -79,7 +81,15 @@ async fn run(args: RunArgs) -> Result<()> {
             }
         })
     });
-    let report = procforest_pipeline::run(&config).await;
+    let report = match progress_display(&args, log_format)? {
+        Some(display) => {
+            let (observer, progress) = crate::progress::start(display);
+            let report = procforest_pipeline::run_observed(&config, observer).await;
+            drop(progress);
+            report
+        }
+        None => procforest_pipeline::run(&config).await,
+    };
     if let Some(h) = heartbeat {
         h.abort();
     }
@@ -95,6 +105,40 @@ async fn run(args: RunArgs) -> Result<()> {
     // freeing each anomaly's strings (tens of milliseconds for a large report) is skipped.
     std::mem::forget(report);
     Ok(())
+}
+
+/// Whether the command is a run that draws a status line on the terminal.
+pub fn shows_status_line(cli: &crate::flags::Cli) -> bool {
+    match &cli.command {
+        Command::Run(args) => matches!(
+            progress_display(args, cli.log_format),
+            Ok(Some(Display::Terminal))
+        ),
+        _ => false,
+    }
+}
+
+/// How `--progress` shows the run (`None`: off); `auto` draws a status line only on a
+/// terminal with text logs.
+fn progress_display(args: &RunArgs, log_format: LogFormat) -> Result<Option<Display>> {
+    use std::io::IsTerminal;
+    let every = std::time::Duration::try_from_secs_f64(args.progress_interval)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| {
+            CliError::Usage(format!(
+                "--progress-interval {}: expected a positive number of seconds",
+                args.progress_interval
+            ))
+        })?;
+    let terminal = std::io::stderr().is_terminal() && matches!(log_format, LogFormat::Text);
+    Ok(match args.progress {
+        ProgressMode::Off => None,
+        ProgressMode::Terminal => Some(Display::Terminal),
+        ProgressMode::Log => Some(Display::Log(every)),
+        ProgressMode::Auto if terminal => Some(Display::Terminal),
+        ProgressMode::Auto => Some(Display::Log(every)),
+    })
 }
 
 /// The table's location: `--table`, or the bundled sample unpacked into a temporary

@@ -102,6 +102,19 @@ pub enum LogFormat {
     Json,
 }
 
+/// How a run shows where it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ProgressMode {
+    /// `terminal` when stderr is a terminal and logs are text, else `log`.
+    Auto,
+    /// A status line: the phase, its time, the scheduler's stages and tasks.
+    Terminal,
+    /// A progress log line every `--progress-interval` seconds (for pods).
+    Log,
+    /// Nothing beyond the phases' log lines.
+    Off,
+}
+
 /// Subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -301,6 +314,12 @@ pub struct RunArgs {
     /// Touch this file every 15 s while running (for `procforest probe` liveness checks).
     #[arg(long, env = "PROCFOREST_HEARTBEAT_FILE")]
     pub heartbeat_file: Option<std::path::PathBuf>,
+    /// How the run shows where it is: a terminal status line, progress log lines, or off.
+    #[arg(long, value_enum, default_value = "auto", env = "PROCFOREST_PROGRESS")]
+    pub progress: ProgressMode,
+    /// Seconds between progress log lines.
+    #[arg(long, default_value = "10", env = "PROCFOREST_PROGRESS_INTERVAL")]
+    pub progress_interval: f64,
     /// Ground-truth labels to check the report against, recorded in the manifest (a
     /// generated table's `TABLE/_procforest/labels.parquet`).
     #[arg(long)]

@@ -5,6 +5,7 @@ mod bundled;
 mod commands;
 mod error;
 mod flags;
+mod progress;
 mod run_config;
 
 use clap::Parser;
@@ -75,11 +76,15 @@ fn main() {
     };
     // Ballista's sort shuffle warns each time a task's shuffle buffer spills to disk, which
     // the evidence's large shuffles do by design: a line per spill, nothing to act on.
-    logging::init(
-        format,
-        "PROCFOREST_LOG",
-        "warn,procforest=info,ballista_core::execution_plans::sort_shuffle=error",
-    );
+    // A terminal's status line says which phase starts: the phases' log lines would only
+    // repeat it.
+    let default_filter = match commands::shows_status_line(&cli) {
+        true => {
+            "warn,procforest=info,procforest_pipeline::run=warn,ballista_core::execution_plans::sort_shuffle=error"
+        }
+        false => "warn,procforest=info,ballista_core::execution_plans::sort_shuffle=error",
+    };
+    logging::init(format, "PROCFOREST_LOG", default_filter);
     let runtime = match procforest_cluster::process::runtime() {
         Ok(r) => r,
         Err(e) => exit_with(CliError::Runtime(e)),

@@ -9,11 +9,13 @@
 //!   executor started in-process on loopback ports.
 //! - [`process`]: the async runtime, waiting for a peer, settings from the environment.
 //! - [`logging`]: one tracing setup for the three binaries.
+//! - [`progress`]: a run's jobs as the scheduler's REST API reports them.
 
 pub mod error;
 pub mod executor;
 pub mod logging;
 pub mod process;
+pub mod progress;
 pub mod scheduler;
 pub mod standalone;
 

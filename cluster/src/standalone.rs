@@ -10,7 +10,7 @@
 use std::{collections::HashMap, sync::Arc, time::Duration};
 
 use ballista::prelude::SessionContextExt;
-use ballista_core::config::TaskSchedulingPolicy;
+use ballista_core::config::{BALLISTA_JOB_NAME, TaskSchedulingPolicy};
 use ballista_executor::executor_process::{ExecutorProcessConfig, start_executor_process};
 use ballista_scheduler::{
     cluster::{BallistaCluster, ClusterState},
@@ -31,6 +31,10 @@ type Result<T, E = ClusterError> = std::result::Result<T, E>;
 pub struct Session {
     /// The session.
     pub ctx: SessionContext,
+    /// The scheduler's address, `df://HOST:PORT` (standalone's loopback one too).
+    pub scheduler_url: String,
+    /// The name every job of this session carries.
+    pub job_name: String,
     /// Standalone's work folder.
     work_dir: Option<tempfile::TempDir>,
     /// Why standalone's scheduler or executor stopped, once one has.
@@ -63,13 +67,16 @@ impl Session {
     }
 }
 
-/// Connects to `scheduler` (`df://host:port`), or starts Ballista standalone when `None`.
+/// Connects to `scheduler` (`df://host:port`), or starts Ballista standalone when `None`;
+/// the session's jobs are named `job_name` (so that a run finds its own on a shared
+/// scheduler).
 pub async fn connect(
     scheduler: Option<&str>,
     partitions: usize,
     azure_options: HashMap<String, String>,
+    job_name: &str,
 ) -> Result<Session> {
-    let mut config = session_config(partitions);
+    let mut config = session_config(partitions).set_str(BALLISTA_JOB_NAME, job_name);
     if scheduler.is_none() {
         // Standalone's shuffle files never leave this machine: compressing them (lz4, for
         // the network) only costs CPU.
@@ -130,6 +137,8 @@ pub async fn connect(
         .setup(format!("connecting to the scheduler at {url}"))?;
     Ok(Session {
         ctx,
+        scheduler_url: url,
+        job_name: job_name.to_string(),
         work_dir,
         standalone_stopped,
     })

@@ -12,6 +12,7 @@ pub mod config;
 pub mod error;
 pub mod files;
 pub mod manifest;
+pub mod observer;
 pub mod report;
 pub mod run;
 pub mod scores_out;
@@ -22,5 +23,6 @@ pub mod stages;
 
 pub use config::{AsOf, ConfigError, RunConfig, Setting};
 pub use error::{ErrorKind, PipelineError, Result};
+pub use observer::RunObserver;
 pub use report::{Report, ScoredRow};
-pub use run::run;
+pub use run::{run, run_observed};

@@ -30,6 +30,7 @@ use crate::{
     config::{AsOf, RunConfig},
     error::{Context, NoEventsWindow, PipelineError, Result},
     manifest::{KeyGaps, Manifest, ModelInfo, ReportWindow},
+    observer::{RunObserver, Unobserved},
     report::{Report, ScoredRow, format_interval, sort_report},
     scores_out::ScoresWriter,
     scratch::{Scratch, ScratchTable, read_digests, register_parquet},
@@ -47,22 +48,25 @@ use crate::{
     },
 };
 
-/// Seconds spent per phase.
+/// Seconds spent per phase; each start told to the run's observer.
 struct Phases {
     times: BTreeMap<&'static str, f64>,
     current: Option<(&'static str, Instant)>,
+    observer: Arc<dyn RunObserver>,
 }
 
 impl Phases {
-    fn new() -> Self {
+    fn new(observer: Arc<dyn RunObserver>) -> Self {
         Self {
             times: BTreeMap::new(),
             current: None,
+            observer,
         }
     }
     fn start(&mut self, name: &'static str) {
         self.stop();
         tracing::info!(phase = name, "starting");
+        self.observer.phase_started(name);
         self.current = Some((name, Instant::now()));
     }
     fn stop(&mut self) {
@@ -78,19 +82,27 @@ fn new_run_id() -> String {
 
 /// Runs the job; see the module documentation.
 pub async fn run(config: &RunConfig) -> Result<Report> {
+    run_observed(config, Arc::new(Unobserved)).await
+}
+
+/// [`run`], telling `observer` of its phases and its scheduler.
+pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) -> Result<Report> {
     config.validate()?;
     let started_at = Utc::now();
     let run_id = new_run_id();
-    let mut phases = Phases::new();
+    let mut phases = Phases::new(Arc::clone(&observer));
 
     phases.start("snapshot");
+    let job_name = format!("procforest {run_id}");
     let connecting = procforest_cluster::connect(
         config.scheduler.as_deref(),
         config.partitions,
         Default::default(),
+        &job_name,
     );
     let connecting = async { connecting.await.map_err(PipelineError::from) };
     let (snapshot, mut session) = futures::future::try_join(snapshot(config), connecting).await?;
+    observer.connected(&session.scheduler_url, &session.job_name);
 
     phases.start("summaries");
     let interval_us = config.interval.micros();

@@ -8,4 +8,5 @@ mod cluster;
 mod common;
 mod helm;
 mod html_report;
+mod progress;
 mod sentinel;
