@@ -280,9 +280,10 @@ pub struct RunArgs {
     /// Write anomalies as JSON lines to this file, or `-` for stdout.
     #[arg(long)]
     pub json: Option<String>,
-    /// Write every scored summary row to this Parquet file.
+    /// Write every scored summary row into this folder as Parquet files (a path, or a URL
+    /// the executors can write to); written by the executors, committed at the end.
     #[arg(long)]
-    pub scores_out: Option<std::path::PathBuf>,
+    pub scores_out: Option<String>,
     /// Append anomalies to this Delta table (re-runs of an as-of replace their rows).
     #[arg(long, env = "PROCFOREST_OUTPUT_DELTA")]
     pub output_delta: Option<String>,

@@ -221,8 +221,8 @@ pub async fn evaluate(variants: &[(String, RunConfig)]) -> Result<Vec<Metrics>> 
     let mut out = Vec::new();
     for (i, (name, config)) in variants.iter().enumerate() {
         let mut config = config.clone();
-        let scores = dir.path().join(format!("{i}.parquet"));
-        config.scores_out = Some(scores.clone());
+        let scores = dir.path().join(i.to_string());
+        config.scores_out = Some(scores.display().to_string());
         let report = run(&config).await?;
         let (start, end) = (report.first_interval_us, report.as_of.timestamp_micros());
         let judged = read_judged(&scores, &positives, start, end)?;
@@ -254,14 +254,9 @@ fn read_judged(
     start_us: i64,
     end_us: i64,
 ) -> Result<Vec<Judged>> {
-    let file = std::fs::File::open(path).runtime("reading scores")?;
-    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-        .runtime("reading scores")?
-        .build()
-        .runtime("reading scores")?;
     let mut out = Vec::new();
-    for batch in reader {
-        let b = batch.runtime("reading scores")?;
+    for batch in procforest_pipeline::scores_out::read_local(path)? {
+        let b = batch?;
         let t = b
             .column_by_name(INTERVAL)
             .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>());

@@ -2,7 +2,7 @@
 //! the stages write themselves (every score). Checked by [`RunConfig::validate`] before
 //! anything is read; a front end (the CLI) fills it from its flags.
 
-use std::{collections::HashMap, path::PathBuf};
+use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
 
@@ -47,8 +47,9 @@ pub struct RunConfig {
     pub scheduler: Option<String>,
     /// Scratch location for intermediate results (`None` = a temporary folder).
     pub scratch: Option<String>,
-    /// Where every scored row is written as Parquet (scoring then scores all rows).
-    pub scores_out: Option<PathBuf>,
+    /// Where every scored row is written by the executors, as a folder of Parquet files
+    /// (a local path, or a URL the executors can write to).
+    pub scores_out: Option<String>,
     /// Whether to count the report groups' scores into a histogram (for a report page):
     /// one more small job over the report's rows, unless every score is written anyway.
     pub score_histogram: bool,

@@ -32,14 +32,14 @@ use crate::{
     manifest::{KeyGaps, Manifest, ModelInfo, ReportWindow},
     observer::{RunObserver, Unobserved},
     report::{Report, ScoredRow, format_interval, sort_report},
-    scores_out::ScoresWriter,
+    scores_out::ScoresOut,
     scratch::{Scratch, ScratchTable, read_digests, register_parquet},
     source::{self, EventTable, Pruning, TimeRange},
     stages::{
         categories::{self, Census, Indices},
         evidence,
         features::{FeatureSet, seed_features},
-        scoring::{self, ReportRows, ScoreHistogram, Selection},
+        scoring::{self, ReportRows, ScoreHistogram},
         summaries::{
             SampleChoice, SummaryFiles, SummaryPlan, SummaryWindow, WrittenSummaries,
             anomalies_command_lines, write_summaries,
@@ -125,6 +125,10 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
         evidence::register_events(&session.ctx, &snapshot.resolved, &snapshot.table.schema)?;
     }
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
+    let scores_out = match &config.scores_out {
+        Some(location) => Some(ScoresOut::new(location, &run_id)?),
+        None => None,
+    };
     let run = Run {
         config,
         run_id,
@@ -132,6 +136,7 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
         phases,
         plan,
         snapshot,
+        scores_out: scores_out.clone(),
     };
     // A standalone scheduler or executor that stops ends the run: its jobs would wait
     // for it forever.
@@ -141,6 +146,9 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
             procforest_cluster::ClusterError::Standalone(reason),
         )),
     };
+    if let (Err(_), Some(scores_out)) = (&outcome, &scores_out) {
+        scores_out.abandon(&session.ctx).await;
+    }
     remove_work_folders(&mut session, scratch).await;
     outcome
 }
@@ -271,6 +279,8 @@ struct Run<'a> {
     /// How the summaries are computed.
     plan: SummaryPlan,
     snapshot: Snapshot,
+    /// Where every score goes, when asked.
+    scores_out: Option<ScoresOut>,
 }
 
 /// The summaries' census and the training sample's rows, from their digests.
@@ -284,8 +294,6 @@ struct Indexed {
 struct Scored {
     /// The report's anomalies, in report order.
     anomalies: Vec<ScoredRow>,
-    /// The scores file, still to finish.
-    scores_writer: Option<ScoresWriter>,
     /// The report groups' scores, when asked for.
     histogram: Option<ScoreHistogram>,
 }
@@ -350,7 +358,6 @@ impl Run<'_> {
         self.phases.start("score");
         let Scored {
             anomalies,
-            scores_writer,
             histogram,
         } = self
             .score(
@@ -369,8 +376,8 @@ impl Run<'_> {
         let anomalies = self
             .attach_evidence(ctx, anomalies, evidence.as_ref())
             .await?;
-        if let Some(writer) = scores_writer {
-            writer.finish()?;
+        if let Some(scores_out) = &self.scores_out {
+            scores_out.commit(ctx).await?;
         }
         self.phases.stop();
         let mut manifest =
@@ -447,25 +454,23 @@ impl Run<'_> {
 
     /// The report's rows have their own folder when the files are interval-aligned:
     /// scoring then reads them alone, not every summary row (the features' category
-    /// indices and rarity still come from all of them). With every score written out, all
-    /// rows are scored instead (`None`).
+    /// indices and rarity still come from all of them).
     fn plan_report_features(
         &self,
         ctx: &SessionContext,
         written: &WrittenSummaries,
         indices: Indices,
     ) -> Option<tokio::task::JoinHandle<Result<DataFrame>>> {
-        match (&self.config.scores_out, &written.report_dir) {
-            (None, Some(report_dir)) => Some(tokio::spawn(features_of(
+        written.report_dir.as_ref().map(|report_dir| {
+            tokio::spawn(features_of(
                 ctx.clone(),
                 self.config.features,
                 indices,
                 table::REPORT_ROWS,
                 report_dir.clone(),
                 written.counts_schema.clone(),
-            ))),
-            _ => None,
-        }
+            ))
+        })
     }
 
     /// The training sample's features: the seed features with looked-up indices computed
@@ -502,8 +507,8 @@ impl Run<'_> {
         .await
     }
 
-    /// Scores on the executors: the report's anomalies, and every row into the scores
-    /// file when one is asked for.
+    /// Scores on the executors: the report's anomalies, brought back; beside them, when
+    /// asked, the report groups' histogram and every row written by the executors.
     async fn score(
         &self,
         ctx: &SessionContext,
@@ -518,55 +523,48 @@ impl Run<'_> {
             end_us: self.snapshot.as_of_us,
             offset,
         };
-        let (selection, mut scores_writer) = match &self.config.scores_out {
-            Some(path) => (
-                Selection::All,
-                Some(ScoresWriter::create(path, names, offset)?),
-            ),
-            None => (Selection::Report(report), None),
+        let all_features = || async {
+            ctx.sql(&self.config.features.sql(indices))
+                .await
+                .runtime("planning features")
         };
         let scored = match report_features {
             Some(planned) => planned.await.runtime("planning the report's features")??,
-            None => ctx
-                .sql(&self.config.features.sql(indices))
-                .await
-                .runtime("planning features")?,
+            None => all_features().await?,
         };
         let udf = udf.into_udf();
-        let counting = match (self.config.score_histogram, &scores_writer) {
-            (true, None) => Some(tokio::spawn({
-                let (features, names, udf) = (scored.clone(), names.to_vec(), udf.clone());
-                async move { scoring::score_histogram(features, &names, udf, report).await }
-            })),
-            _ => None,
+        let counting = self.config.score_histogram.then(|| {
+            let (features, names, udf) = (scored.clone(), names.to_vec(), udf.clone());
+            tokio::spawn(
+                async move { scoring::score_histogram(features, &names, udf, report).await },
+            )
+        });
+        let writing = match &self.scores_out {
+            Some(scores_out) => {
+                let (features, names) = (all_features().await?, names.to_vec());
+                let (scores_out, udf) = (scores_out.clone(), udf.clone());
+                Some(tokio::spawn(async move {
+                    scores_out.write(features, &names, udf, offset).await
+                }))
+            }
+            None => None,
         };
-        let mut histogram = ScoreHistogram::default();
-        let mut stream = scoring::score(scored, names, udf, selection).await?;
+        let mut stream = scoring::score(scored, names, udf, report).await?;
         let mut anomalies = Vec::new();
         while let Some(batch) = stream.next().await {
             let batch = batch.runtime("scoring")?;
-            let rows = scoring::rows(&batch, names)?;
-            match scores_writer.as_mut() {
-                Some(writer) => {
-                    writer.write(&batch)?;
-                    for row in rows.into_iter().filter(|r| report.in_report(r)) {
-                        histogram.add(row.score);
-                        if report.holds(&row) {
-                            anomalies.push(row);
-                        }
-                    }
-                }
-                None => anomalies.extend(rows),
-            }
+            anomalies.extend(scoring::rows(&batch, names)?);
         }
+        sort_report(&mut anomalies);
         let histogram = match counting {
             Some(counting) => Some(counting.await.runtime("counting the report's scores")??),
-            None => self.config.score_histogram.then_some(histogram),
+            None => None,
         };
-        sort_report(&mut anomalies);
+        if let Some(writing) = writing {
+            writing.await.runtime("writing every score")??;
+        }
         Ok(Scored {
             anomalies,
-            scores_writer,
             histogram,
         })
     }

@@ -110,11 +110,35 @@ pub fn run(
     }
 }
 
+/// Every row's (interval, score) in a `--scores-out` folder.
+pub fn read_interval_scores(path: &Path) -> Vec<(i64, f64)> {
+    let mut out = Vec::new();
+    for (key, (_, bits)) in read_scores(path) {
+        let interval = key.split('|').next().unwrap().parse().unwrap();
+        out.push((interval, f64::from_bits(bits)));
+    }
+    out
+}
+
+/// Every row of a `--scores-out` folder: group key → (count, score bits).
 pub fn read_scores(path: &Path) -> BTreeMap<String, (i64, u64)> {
-    let reader = ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(path).unwrap())
+    let mut files: Vec<_> = std::fs::read_dir(path)
         .unwrap()
-        .build()
-        .unwrap();
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    assert!(
+        path.join("_SUCCESS").is_file(),
+        "{} is not committed",
+        path.display()
+    );
+    let reader = files.into_iter().flat_map(|file| {
+        ParquetRecordBatchReaderBuilder::try_new(std::fs::File::open(file).unwrap())
+            .unwrap()
+            .build()
+            .unwrap()
+    });
     let mut out = BTreeMap::new();
     for b in reader {
         let b = b.unwrap();

@@ -1110,3 +1110,77 @@ fn the_anomalies_command_lines_are_gathered_after_scoring() {
         assert_eq!(flagged[group], all[group], "{group:?}");
     }
 }
+
+#[test]
+fn the_scores_folder_is_replaced_by_a_rerun_and_refused_when_a_file() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 10_000, 3, 5, 4, 0.0);
+    let scores_dir = dir.path().join("scores");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--scores-out",
+            scores_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        run_ok(&args);
+        let mut names: Vec<String> = fs::read_dir(&scores_dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .collect();
+        names.sort();
+        names
+    };
+    let first = run(&["--partitions", "3"]);
+    assert!(first.contains(&"_SUCCESS".to_string()), "{first:?}");
+    assert!(
+        first
+            .iter()
+            .all(|n| n == "_SUCCESS" || n.ends_with(".parquet")),
+        "{first:?}"
+    );
+    let first_groups = scores(&scores_dir);
+    // A second run replaces the files: the same groups once each, none of the first's files.
+    let second = run(&["--partitions", "2"]);
+    assert!(
+        second.iter().all(|n| n == "_SUCCESS" || !first.contains(n)),
+        "{second:?}"
+    );
+    let second_groups = scores(&scores_dir);
+    let rows: usize = read_parquet(&scores_dir).iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, second_groups.len(), "a group written twice");
+    assert_eq!(
+        first_groups
+            .keys()
+            .collect::<std::collections::BTreeSet<_>>(),
+        second_groups
+            .keys()
+            .collect::<std::collections::BTreeSet<_>>()
+    );
+
+    let file = dir.path().join("a-file");
+    fs::write(&file, "not a folder").unwrap();
+    let o = bin_output(&[
+        "run",
+        "--table",
+        table.to_str().unwrap(),
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--scores-out",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        stderr.contains("--scores-out") && stderr.contains("is a file"),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&file).unwrap(), "not a folder");
+}

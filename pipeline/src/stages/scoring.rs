@@ -23,17 +23,8 @@ use procforest_core::{
 use super::{column, time_literal};
 use crate::error::{Context, PipelineError, Result};
 
-/// Which rows to bring back.
-#[derive(Debug, Clone, Copy)]
-pub enum Selection {
-    /// Every scored row (for the scores file); the driver picks the report's.
-    All,
-    /// Only the report's anomalies, picked in the plan.
-    Report(ReportRows),
-}
-
 /// The report's anomalies: rows of the intervals from `start_us` to `end_us` scoring below
-/// `offset`. One definition for the plan's filter and the driver's.
+/// `offset`.
 #[derive(Debug, Clone, Copy)]
 pub struct ReportRows {
     /// First report interval.
@@ -45,16 +36,6 @@ pub struct ReportRows {
 }
 
 impl ReportRows {
-    /// Whether `row` is one of the report's anomalies.
-    pub fn holds(&self, row: &ScoredRow) -> bool {
-        self.in_report(row) && row.score - self.offset < 0.0
-    }
-
-    /// Whether `row` is one of the report's groups, anomalous or not.
-    pub fn in_report(&self, row: &ScoredRow) -> bool {
-        row.interval_us >= self.start_us && row.interval_us <= self.end_us
-    }
-
     /// The report's intervals (filtered first, so that only their rows are featured and
     /// scored).
     fn intervals(&self) -> Expr {
@@ -150,13 +131,13 @@ pub async fn score_histogram(
     Ok(histogram)
 }
 
-/// Plans the scoring of the `features` frame and starts streaming the selected rows
+/// Plans the scoring of the `features` frame and starts streaming the report's anomalies
 /// (without command lines: see [`attach_command_lines`]).
 pub async fn score(
     features: DataFrame,
     names: &[&str],
     score: ScalarUDF,
-    selection: Selection,
+    report: ReportRows,
 ) -> Result<SendableRecordBatchStream> {
     let score = score.call(names.iter().map(|f| column(f)).collect());
     let mut select = vec![
@@ -169,14 +150,11 @@ pub async fn score(
     ];
     select.extend(names.iter().map(|f| column(f)));
     select.push(score.alias(SCORE));
-    let df = match selection {
-        Selection::All => features.select(select),
-        Selection::Report(report) => features
-            .filter(report.intervals())
-            .and_then(|df| df.select(select))
-            .and_then(|df| df.filter(report.flagged())),
-    }
-    .runtime("planning scoring")?;
+    let df = features
+        .filter(report.intervals())
+        .and_then(|df| df.select(select))
+        .and_then(|df| df.filter(report.flagged()))
+        .runtime("planning scoring")?;
     df.execute_stream().await.runtime("scoring")
 }
 

@@ -96,12 +96,30 @@ pub fn generate_with(
 
 /// Every batch of a Parquet file.
 pub fn read_parquet(path: &Path) -> Vec<RecordBatch> {
-    ParquetRecordBatchReaderBuilder::try_new(File::open(path).unwrap())
-        .unwrap()
-        .build()
-        .unwrap()
+    parquet_files(path)
+        .into_iter()
+        .flat_map(|file| {
+            ParquetRecordBatchReaderBuilder::try_new(File::open(file).unwrap())
+                .unwrap()
+                .build()
+                .unwrap()
+        })
         .map(|b| b.unwrap())
         .collect()
+}
+
+/// `path` itself, or the Parquet files of a folder (as `--scores-out` writes), by name.
+pub fn parquet_files(path: &Path) -> Vec<PathBuf> {
+    if !path.is_dir() {
+        return vec![path.to_path_buf()];
+    }
+    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    files.sort();
+    files
 }
 
 /// The data files of a table folder (not the log or side files).
