@@ -91,19 +91,28 @@ impl ScoresOut {
         offset: f64,
     ) -> Result<u64> {
         let schema = schema(names);
-        let score = score.call(names.iter().map(|f| column(f)).collect());
-        let prediction = when((score.clone() - lit(offset)).lt(lit(0.0)), lit(-1i8))
-            .otherwise(lit(1i8))
-            .runtime("planning predictions")?;
-        let mut select: Vec<_> = schema
-            .fields()
+        let kept = &schema.fields()[..schema.fields().len() - 2];
+        let mut select: Vec<_> = kept
             .iter()
-            .take(schema.fields().len() - 2)
             .map(|f| cast(column(f.name()), f.data_type().clone()).alias(f.name()))
             .collect();
-        select.push(score.alias(SCORE));
-        select.push(prediction.alias(PREDICTION));
-        let scored = features.select(select).runtime("planning the scores")?;
+        select.push(
+            score
+                .call(names.iter().map(|f| column(f)).collect())
+                .alias(SCORE),
+        );
+        // The prediction from the score column, in a projection of its own: in the same
+        // one, the score's expression would appear twice and be computed twice.
+        let prediction = when((column(SCORE) - lit(offset)).lt(lit(0.0)), lit(-1i8))
+            .otherwise(lit(1i8))
+            .runtime("planning predictions")?;
+        let mut with_prediction: Vec<_> = kept.iter().map(|f| column(f.name())).collect();
+        with_prediction.push(column(SCORE));
+        with_prediction.push(prediction.alias(PREDICTION));
+        let scored = features
+            .select(select)
+            .and_then(|df| df.select(with_prediction))
+            .runtime("planning the scores")?;
         summaries::write(scored, &self.pending, "every score").await
     }
 
