@@ -71,6 +71,7 @@ async fn run(args: RunArgs, log_format: LogFormat) -> Result<()> {
     let (table, _bundled) = table_or_bundled(&args)?;
     let config = run_config(&args, table)?;
     let outputs = outputs(&args)?;
+    outputs.check().await?;
     let heartbeat = args.heartbeat_file.clone().map(|path| {
         tokio::spawn(async move {
             loop {

@@ -75,5 +75,9 @@ pub fn sink_flag(setting: procforest_sinks::Setting) -> &'static str {
         S::MonitorDcr => "--monitor-dcr",
         S::MonitorStream => "--monitor-stream",
         S::MonitorAllowHttp => "--monitor-allow-http",
+        S::Json => "--json",
+        S::ModelOut => "--model-out",
+        S::Manifest => "--manifest",
+        S::ReportHtml => "--report-html",
     }
 }

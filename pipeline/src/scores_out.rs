@@ -216,6 +216,16 @@ fn local_folder(path: &str) -> Result<String> {
             format!("{path} is a file: the scores are written as a folder of Parquet files"),
         ));
     }
+    let parent = absolute.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(parent) = parent
+        && !absolute.is_dir()
+        && !parent.is_dir()
+    {
+        return Err(crate::PipelineError::bad_setting(
+            Setting::ScoresOut,
+            format!("{path}: folder {} does not exist", parent.display()),
+        ));
+    }
     Ok(url::Url::from_directory_path(&absolute)
         .map(String::from)
         .unwrap_or_else(|()| format!("file://{}/", absolute.display())))

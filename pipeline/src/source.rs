@@ -132,6 +132,17 @@ pub async fn open(
     Ok(table)
 }
 
+/// The newest version of the table at `url`, if it can be read.
+async fn newest_version(url: &url::Url, storage_options: HashMap<String, String>) -> Option<u64> {
+    let table = DeltaTableBuilder::from_url(url.clone())
+        .ok()?
+        .with_storage_options(storage_options)
+        .load()
+        .await
+        .ok()?;
+    table.version()
+}
+
 /// Opens the table at the chosen snapshot and checks it can be read as plain Parquet,
 /// whatever its columns.
 async fn open_any(
@@ -142,13 +153,23 @@ async fn open_any(
     let url = table_url(location)?;
     let mut builder = DeltaTableBuilder::from_url(url.clone())
         .bad_setting(Setting::Table, location)?
-        .with_storage_options(storage_options);
+        .with_storage_options(storage_options.clone());
     builder = match choice {
         SnapshotChoice::Newest => builder,
         SnapshotChoice::Version(v) => builder.with_version(*v),
         SnapshotChoice::Timestamp(t) => builder.with_timestamp(*t),
     };
-    let table = builder.load().await.map_err(|e| match e {
+    let loaded = builder.load().await;
+    if let (Err(DeltaTableError::KernelError(_)), SnapshotChoice::Version(v)) = (&loaded, choice)
+        && let Some(newest) = newest_version(&url, storage_options).await
+        && *v > newest
+    {
+        return Err(PipelineError::bad_setting(
+            Setting::Version,
+            format!("{v}: the newest version of {location} is {newest}"),
+        ));
+    }
+    let table = loaded.map_err(|e| match e {
         DeltaTableError::NotATable(_) => PipelineError::bad_setting(
             Setting::Table,
             format!("{location}: not a Delta table (no transaction log in _delta_log/)"),
@@ -171,6 +192,21 @@ async fn open_any(
         .snapshot()
         .runtime(format!("reading the snapshot of {location}"))?;
     let version = state.version() as i64;
+    if let SnapshotChoice::Timestamp(t) = choice
+        && let Some(committed) = state.version_timestamp(state.version())
+        && t.timestamp_millis() < committed
+    {
+        let committed = chrono::DateTime::from_timestamp_millis(committed)
+            .map_or(committed.to_string(), |c| c.to_rfc3339());
+        return Err(PipelineError::bad_setting(
+            Setting::Timestamp,
+            format!(
+                "{}: before the first version of {location} (version {version}, committed at \
+                 {committed})",
+                t.to_rfc3339()
+            ),
+        ));
+    }
     let protocol = state.protocol();
     let reader_features: Vec<String> = protocol
         .reader_features()

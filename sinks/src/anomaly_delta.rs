@@ -138,6 +138,44 @@ fn batch(rows: &[ScoredRow], key: &RunKey) -> Result<RecordBatch> {
     Ok(RecordBatch::try_new(schema(), columns).runtime("building the anomalies batch")?)
 }
 
+/// Refuses a table at `location` that is not an anomalies table (one of its columns
+/// missing); a location with no table yet is fine (the first write creates it).
+pub async fn check_table(location: &str) -> Result<()> {
+    // A local folder not there yet: nothing to check, and nothing to create before the run.
+    let local = location.strip_prefix("file://").unwrap_or(location);
+    if !local.contains("://") && !std::path::Path::new(local).exists() {
+        return Ok(());
+    }
+    let builder = DeltaTableBuilder::from_url(table_url_for_write(location)?)
+        .map_err(|e| SinkError::setting(Setting::OutputDelta, location, e))?;
+    let table = match builder.load().await {
+        Ok(table) => table,
+        Err(DeltaTableError::NotATable(_)) => return Ok(()),
+        Err(e) => return Err(SinkError::setting(Setting::OutputDelta, location, e)),
+    };
+    let existing = table
+        .snapshot()
+        .map_err(|e| SinkError::setting(Setting::OutputDelta, location, e))?
+        .schema();
+    // `evidence` came later: older tables gain it on their next write.
+    let missing: Vec<String> = schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().clone())
+        .filter(|name| name != "evidence" && existing.field(name).is_none())
+        .collect();
+    match missing.is_empty() {
+        true => Ok(()),
+        false => Err(SinkError::bad_setting(
+            Setting::OutputDelta,
+            format!(
+                "{location}: not an anomalies table (no column {})",
+                missing.join(", ")
+            ),
+        )),
+    }
+}
+
 /// Replaces this run's as-of rows in the table at `location` with `rows` (creating the
 /// table if needed); returns the table version written.
 pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Result<i64> {

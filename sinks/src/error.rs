@@ -20,6 +20,14 @@ pub enum Setting {
     MonitorStream,
     /// Whether plain `http://` endpoints are allowed (loopback tests).
     MonitorAllowHttp,
+    /// The JSON lines file.
+    Json,
+    /// The model file.
+    ModelOut,
+    /// The manifest file.
+    Manifest,
+    /// The HTML page.
+    ReportHtml,
 }
 
 impl Setting {
@@ -31,6 +39,10 @@ impl Setting {
             Setting::MonitorDcr => "monitor_dcr",
             Setting::MonitorStream => "monitor_stream",
             Setting::MonitorAllowHttp => "monitor_allow_http",
+            Setting::Json => "json",
+            Setting::ModelOut => "model_out",
+            Setting::Manifest => "manifest",
+            Setting::ReportHtml => "report_html",
         }
     }
 }

@@ -11,7 +11,10 @@ pub mod html_report;
 pub mod json_lines;
 pub mod sink;
 
-use std::{path::PathBuf, time::Instant};
+use std::{
+    path::{Path, PathBuf},
+    time::Instant,
+};
 
 use procforest_pipeline::{Report, files::write_file};
 
@@ -39,6 +42,29 @@ pub struct Outputs {
 }
 
 impl Outputs {
+    /// Refuses, before the run, outputs that could not be written after it: a file whose
+    /// folder does not exist or that is a folder, an anomalies table of another schema.
+    pub async fn check(&self) -> Result<()> {
+        let files = [
+            (
+                self.json.as_deref().filter(|j| *j != "-").map(Path::new),
+                Setting::Json,
+            ),
+            (self.model_out.as_deref(), Setting::ModelOut),
+            (self.manifest.as_deref(), Setting::Manifest),
+            (self.report_html.as_deref(), Setting::ReportHtml),
+        ];
+        for (path, setting) in files {
+            if let Some(path) = path {
+                check_file(path, setting)?;
+            }
+        }
+        if let Some(location) = &self.output_delta {
+            anomaly_delta::check_table(location).await?;
+        }
+        Ok(())
+    }
+
     /// The sinks before Azure Monitor and the manifest, in delivery order.
     fn sinks(&self) -> Vec<Box<dyn Sink>> {
         let mut sinks: Vec<Box<dyn Sink>> = Vec::new();
@@ -95,6 +121,30 @@ pub async fn deliver(report: &mut Report, outputs: &Outputs) -> Result<()> {
         }
         None => Ok(()),
     }
+}
+
+/// A file output can be written at `path`: its folder exists and it is no folder itself.
+fn check_file(path: &Path, setting: Setting) -> Result<()> {
+    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(folder) = folder
+        && !folder.is_dir()
+    {
+        return Err(SinkError::bad_setting(
+            setting,
+            format!(
+                "{}: folder {} does not exist",
+                path.display(),
+                folder.display()
+            ),
+        ));
+    }
+    if path.is_dir() {
+        return Err(SinkError::bad_setting(
+            setting,
+            format!("{} is a folder", path.display()),
+        ));
+    }
+    Ok(())
 }
 
 /// The model as JSON.

@@ -1184,3 +1184,108 @@ fn the_scores_folder_is_replaced_by_a_rerun_and_refused_when_a_file() {
     );
     assert_eq!(fs::read_to_string(&file).unwrap(), "not a folder");
 }
+
+/// Outputs that could not be written after the run are refused before it: nothing is
+/// computed, nothing written (issue 27).
+#[test]
+fn outputs_that_cannot_be_written_are_refused_before_the_run() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 2, 4, 1, 0.0);
+    let t = table.to_str().unwrap();
+    let folder = dir.path().to_str().unwrap();
+    for (flag, value, needle) in [
+        (
+            "--report-html",
+            "/nonexistent/r.html",
+            "--report-html /nonexistent/r.html: folder /nonexistent does not exist",
+        ),
+        ("--report-html", folder, "is a folder"),
+        (
+            "--model-out",
+            "/nonexistent/m.json",
+            "--model-out /nonexistent/m.json: folder",
+        ),
+        (
+            "--scores-out",
+            "/nonexistent/a/b",
+            "--scores-out /nonexistent/a/b: folder /nonexistent/a does not exist",
+        ),
+    ] {
+        assert_bad_input(
+            &["run", "--table", t, "--as-of", AS_OF, flag, value],
+            needle,
+        );
+    }
+    // The JSON and manifest files beside a good anomalies table: that table stays unmade.
+    let delta = dir.path().join("anomalies");
+    for (flag, needle) in [
+        ("--json", "--json /nonexistent/a.jsonl"),
+        ("--manifest", "--manifest /nonexistent/a.jsonl"),
+    ] {
+        let o = bin_output(&[
+            "run",
+            "--table",
+            t,
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            flag,
+            "/nonexistent/a.jsonl",
+            "--output-delta",
+            delta.to_str().unwrap(),
+        ]);
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains(needle), "{stderr}");
+        assert!(!delta.exists(), "the anomalies table was written");
+    }
+    // An anomalies table that is another table: refused, and left as it was.
+    let log_files = || fs::read_dir(table.join("_delta_log")).unwrap().count();
+    let before = log_files();
+    let o = bin_output(&[
+        "run",
+        "--table",
+        t,
+        "--as-of",
+        AS_OF,
+        "--quiet",
+        "--output-delta",
+        t,
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--output-delta {t}: not an anomalies table (no column as_of"
+        )),
+        "{stderr}"
+    );
+    assert_eq!(log_files(), before);
+}
+
+#[test]
+fn a_version_beyond_the_newest_names_the_newest() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 2, 4, 1, 0.0);
+    let t = table.to_str().unwrap();
+    assert_bad_input(
+        &["run", "--table", t, "--version", "999"],
+        &format!("--version 999: the newest version of {t} is 2"),
+    );
+}
+
+#[test]
+fn a_timestamp_before_the_first_version_is_refused() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 2, 4, 1, 0.0);
+    let t = table.to_str().unwrap();
+    assert_bad_input(
+        &["run", "--table", t, "--timestamp", "2001-01-01T00:00:00Z"],
+        &format!(
+            "--timestamp 2001-01-01T00:00:00+00:00: before the first version of {t} (version 0"
+        ),
+    );
+}
