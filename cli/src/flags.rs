@@ -455,11 +455,33 @@ impl MonitorArgs {
     }
 }
 
+/// The environment variables the flags of every command read, and the two read directly.
+fn environment_settings() -> std::collections::BTreeSet<String> {
+    fn walk(command: &clap::Command, out: &mut std::collections::BTreeSet<String>) {
+        out.extend(
+            command
+                .get_arguments()
+                .filter_map(|arg| arg.get_env())
+                .map(|env| env.to_string_lossy().into_owned()),
+        );
+        for sub in command.get_subcommands() {
+            walk(sub, out);
+        }
+    }
+    let mut out = ["PROCFOREST_LOG", "PROCFOREST_CONFIG"]
+        .map(String::from)
+        .into();
+    walk(&<Cli as clap::CommandFactory>::command(), &mut out);
+    out
+}
+
 /// Reads a settings file of `KEY=value` lines (`#` comments) into the environment for the
 /// keys not already set, so flags > environment > file. Values may be quoted.
+/// `PROCFOREST_` keys must be settings procforest reads.
 pub fn load_config_file(path: &std::path::Path) -> Result<Vec<(String, String)>> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| CliError::Usage(format!("--config {}: {e}", path.display())))?;
+    let known = environment_settings();
     let mut out = Vec::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -481,8 +503,63 @@ pub fn load_config_file(path: &std::path::Path) -> Result<Vec<(String, String)>>
                 i + 1
             )));
         }
+        // A misspelt setting would otherwise be ignored without a word.
+        if key.starts_with("PROCFOREST_") && !known.contains(key) {
+            return Err(CliError::Usage(format!(
+                "--config {}, line {}: {key} is no procforest setting (each flag's \
+                 environment variable, as `procforest run --help` shows it)",
+                path.display(),
+                i + 1
+            )));
+        }
         let value = value.trim().trim_matches('"').to_string();
         out.push((key.to_string(), value));
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Result<Vec<(String, String)>> {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        load_config_file(file.path())
+    }
+
+    #[test]
+    fn config_files_set_known_settings_and_refuse_misspelt_ones() {
+        let read = config(
+            "# nightly\nPROCFOREST_TREES = 200\nPROCFOREST_TABLE=\"az://e/t\"\nAZURE_CLIENT_ID=x\n",
+        )
+        .unwrap();
+        assert_eq!(
+            read,
+            [
+                ("PROCFOREST_TREES".to_string(), "200".to_string()),
+                ("PROCFOREST_TABLE".to_string(), "az://e/t".to_string()),
+                ("AZURE_CLIENT_ID".to_string(), "x".to_string()),
+            ]
+        );
+        let error = config("PROCFOREST_TREES=10\nPROCFOREST_TREEES=10\n").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("line 2: PROCFOREST_TREEES is no procforest setting"),
+            "{error}"
+        );
+        let error = config("HOME=/tmp\n").unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("line 1: HOME is not a PROCFOREST_"),
+            "{error}"
+        );
+        let error = config("PROCFOREST_TREES\n").unwrap_err();
+        assert!(
+            error.to_string().contains("line 1: expected KEY=value"),
+            "{error}"
+        );
+    }
 }

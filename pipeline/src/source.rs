@@ -132,6 +132,24 @@ pub async fn open(
     Ok(table)
 }
 
+/// The kernel's error without its backtrace wrapper (present when backtraces are on).
+fn kernel_root(error: &delta_kernel::Error) -> &delta_kernel::Error {
+    match error {
+        delta_kernel::Error::Backtraced { source, .. } => kernel_root(source),
+        other => other,
+    }
+}
+
+/// Whether the kernel failed to parse a log file: its JSON or a checkpoint's Parquet.
+fn is_damaged_log(error: &delta_kernel::Error) -> bool {
+    matches!(
+        kernel_root(error),
+        delta_kernel::Error::Arrow(arrow::error::ArrowError::JsonError(_))
+            | delta_kernel::Error::MalformedJson(_)
+            | delta_kernel::Error::Parquet(_)
+    )
+}
+
 /// The newest version of the table at `url`, if it can be read.
 async fn newest_version(url: &url::Url, storage_options: HashMap<String, String>) -> Option<u64> {
     let table = DeltaTableBuilder::from_url(url.clone())
@@ -183,6 +201,13 @@ async fn open_any(
                 format!("{location}: the Delta kernel cannot read it: {what}"),
             )
         }
+        DeltaTableError::KernelError(k) if is_damaged_log(&k) => PipelineError::bad_setting(
+            Setting::Table,
+            format!(
+                "{location}: a commit or checkpoint in its _delta_log/ cannot be read (damaged?): {}",
+                kernel_root(&k)
+            ),
+        ),
         DeltaTableError::KernelError(k) if matches!(choice, SnapshotChoice::Version(_)) => {
             PipelineError::bad_setting(Setting::Version, k.to_string())
         }

@@ -1289,3 +1289,30 @@ fn a_timestamp_before_the_first_version_is_refused() {
         ),
     );
 }
+
+#[test]
+fn a_damaged_commit_or_checkpoint_is_bad_input() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 5_000, 12, 4, 1, 0.0);
+    let log = table.join("_delta_log");
+    let checkpoint = fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with(".checkpoint.parquet"))
+        .expect("a checkpoint every ten commits");
+    let t = table.to_str().unwrap();
+    let needle = format!("--table {t}: a commit or checkpoint in its _delta_log/ cannot be read");
+    let bytes = fs::read(&checkpoint).unwrap();
+    fs::write(&checkpoint, &bytes[..bytes.len() / 2]).unwrap();
+    assert_bad_input(&["run", "--table", t], &needle);
+    fs::write(&checkpoint, &bytes).unwrap();
+    let mut commits: Vec<_> = fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    commits.sort();
+    fs::write(commits.last().unwrap(), "{\"add\": {\"path\": ").unwrap();
+    assert_bad_input(&["run", "--table", t], &needle);
+}
