@@ -332,7 +332,8 @@ pub struct TimeRange {
 pub struct Pruning {
     /// Active files in the snapshot.
     pub files_total: usize,
-    /// Files skipped by their `EventDate` partition.
+    /// Files skipped by their `EventDate` partition (files without `TimeGenerated`
+    /// statistics: where a file has them, they decide).
     pub pruned_by_partition: usize,
     /// Files skipped by their `TimeGenerated` statistics.
     pub pruned_by_statistics: usize,
@@ -457,9 +458,12 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
     let end_us = range.end.timestamp_micros();
     let mut files = Vec::new();
     let mut deletion_vectors = Vec::new();
+    let mut disagreeing = Vec::new();
     for fact in facts {
         // The partition is the UTC date of TimeGenerated; a day of slack either side keeps
-        // tables partitioned in another time zone correct.
+        // tables partitioned in another time zone correct. Statistics, where a file has
+        // them, decide instead: a partition value that disagrees with the rows would
+        // otherwise drop a file the window needs, without a word.
         let day = dated_partition
             .then(|| {
                 let name = table.physical_name(EVENT_DATE);
@@ -467,18 +471,23 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
             })
             .flatten()
             .and_then(|d| NaiveDate::parse_from_str(&d, "%Y-%m-%d").ok());
+        let (min, max) = fact.time_bounds;
         if let Some(day) = day {
             let day_start = day.and_hms_opt(0, 0, 0).expect("midnight").and_utc();
-            let too_late = day_start - chrono::Duration::days(1) > range.end;
-            let too_early = range
-                .start
-                .is_some_and(|s| day_start + chrono::Duration::days(2) <= s);
-            if too_late || too_early {
+            let (slack_start, slack_end) = (
+                (day_start - chrono::Duration::days(1)).timestamp_micros(),
+                (day_start + chrono::Duration::days(2)).timestamp_micros(),
+            );
+            if min.is_some_and(|m| m < slack_start) || max.is_some_and(|m| m >= slack_end) {
+                disagreeing.push(fact.path.clone());
+            }
+            let too_late = slack_start > end_us;
+            let too_early = start_us.is_some_and(|s| slack_end <= s);
+            if (too_late || too_early) && min.is_none() && max.is_none() {
                 pruning.pruned_by_partition += 1;
                 continue;
             }
         }
-        let (min, max) = fact.time_bounds;
         let after_end = min.is_some_and(|m| m > end_us);
         let before_start = matches!((start_us, max), (Some(s), Some(m)) if m <= s);
         if after_end || before_start {
@@ -513,6 +522,14 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
             time_nulls: fact.time_nulls,
             deleted_rows: None,
         });
+    }
+    if let Some(first) = disagreeing.first() {
+        tracing::warn!(
+            "{}: {} files hold TimeGenerated values outside their {EVENT_DATE} partition's \
+             day (first: {first}); their statistics decide which are read",
+            table.location,
+            disagreeing.len()
+        );
     }
     for (file, deleted) in deletion_vectors::read(table, deletion_vectors).await? {
         files[file].deleted_rows = Some(deleted);

@@ -1316,3 +1316,46 @@ fn a_damaged_commit_or_checkpoint_is_bad_input() {
     fs::write(commits.last().unwrap(), "{\"add\": {\"path\": ").unwrap();
     assert_bad_input(&["run", "--table", t], &needle);
 }
+
+/// A file whose `EventDate` partition disagrees with its rows is read by what its rows
+/// hold (its statistics), not dropped by its partition value.
+#[test]
+fn a_partition_value_that_disagrees_with_the_rows_loses_no_events() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 8_000, 5, 4, 3, 0.0);
+    let manifest = |name: &str| {
+        let path = dir.path().join(name);
+        run_ok(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--manifest",
+            path.to_str().unwrap(),
+        ]);
+        serde_json::from_str::<serde_json::Value>(&fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let before = manifest("before.json");
+    // The report day's file claims a day a month after the as-of.
+    let mut commits: Vec<_> = fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    commits.sort();
+    let last = commits.last().unwrap();
+    let text = fs::read_to_string(last).unwrap();
+    let changed = text.replace(
+        "\"EventDate\":\"2026-11-27\"",
+        "\"EventDate\":\"2026-12-27\"",
+    );
+    assert_ne!(text, changed, "the last commit adds the report day's file");
+    fs::write(last, changed).unwrap();
+    let after = manifest("after.json");
+    assert_eq!(after["events"], before["events"]);
+    assert_eq!(after["report_groups"], before["report_groups"]);
+    assert_eq!(after["model"]["hash"], before["model"]["hash"]);
+}
