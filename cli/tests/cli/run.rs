@@ -1307,13 +1307,8 @@ fn a_damaged_commit_or_checkpoint_is_bad_input() {
     fs::write(&checkpoint, &bytes[..bytes.len() / 2]).unwrap();
     assert_bad_input(&["run", "--table", t], &needle);
     fs::write(&checkpoint, &bytes).unwrap();
-    let mut commits: Vec<_> = fs::read_dir(&log)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    commits.sort();
-    fs::write(commits.last().unwrap(), "{\"add\": {\"path\": ").unwrap();
+    let last = support::commits(&table).pop().unwrap();
+    fs::write(last, "{\"add\": {\"path\": ").unwrap();
     assert_bad_input(&["run", "--table", t], &needle);
 }
 
@@ -1340,20 +1335,14 @@ fn a_partition_value_that_disagrees_with_the_rows_loses_no_events() {
     };
     let before = manifest("before.json");
     // The report day's file claims a day a month after the as-of.
-    let mut commits: Vec<_> = fs::read_dir(table.join("_delta_log"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
-        .collect();
-    commits.sort();
-    let last = commits.last().unwrap();
-    let text = fs::read_to_string(last).unwrap();
+    let last = support::commits(&table).pop().unwrap();
+    let text = fs::read_to_string(&last).unwrap();
     let changed = text.replace(
         "\"EventDate\":\"2026-11-27\"",
         "\"EventDate\":\"2026-12-27\"",
     );
     assert_ne!(text, changed, "the last commit adds the report day's file");
-    fs::write(last, changed).unwrap();
+    fs::write(&last, changed).unwrap();
     let after = manifest("after.json");
     assert_eq!(after["events"], before["events"]);
     assert_eq!(after["report_groups"], before["report_groups"]);

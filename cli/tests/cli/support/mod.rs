@@ -122,6 +122,17 @@ pub fn parquet_files(path: &Path) -> Vec<PathBuf> {
     files
 }
 
+/// The JSON commits of a table's log, oldest first.
+pub fn commits(table: &Path) -> Vec<PathBuf> {
+    let mut commits: Vec<PathBuf> = std::fs::read_dir(table.join("_delta_log"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    commits.sort();
+    commits
+}
+
 /// The data files of a table folder (not the log or side files).
 pub fn data_files(table: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
