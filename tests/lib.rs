@@ -333,6 +333,12 @@ impl Azurite {
                 cached.is_file().then_some(cached)
             })
             .unwrap_or_else(|| PathBuf::from("azurite-blob"));
+        assert!(
+            program.is_file() || on_path(&program),
+            "Azurite is missing ({}): install it with `npm install --prefix \
+             ~/.cache/procforest/npm azurite@3` (as .ci/run does) or set AZURITE_BLOB",
+            program.display()
+        );
         let port = free_port();
         let location = dir.join("azurite");
         std::fs::create_dir_all(&location).unwrap();
@@ -416,6 +422,39 @@ impl Azurite {
             .filter_map(|rest| rest.split_once("</Name>").map(|(name, _)| name.to_string()))
             .collect()
     }
+}
+
+/// Whether a bare program name is found on PATH.
+fn on_path(program: &Path) -> bool {
+    program.components().count() == 1
+        && std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+/// The Python interpreter the tests' Python checks run with — `PROCFOREST_PYTHON`, the
+/// virtual environment `.ci/run` makes (`~/.cache/procforest/venv`), or `python3` —
+/// checked to import `modules`; a missing one fails with the commands that install it.
+pub fn python(modules: &[&str]) -> PathBuf {
+    let python = std::env::var_os("PROCFOREST_PYTHON")
+        .map(PathBuf::from)
+        .or_else(|| {
+            let venv = dirs_home()?.join(".cache/procforest/venv/bin/python");
+            venv.is_file().then_some(venv)
+        })
+        .unwrap_or_else(|| PathBuf::from("python3"));
+    let imports = format!("import {}", modules.join(", "));
+    let found = Command::new(&python)
+        .args(["-c", &imports])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "{} cannot `{imports}`: make the tests' virtual environment with `python3 -m venv \
+         ~/.cache/procforest/venv && ~/.cache/procforest/venv/bin/pip install -r \
+         tests/requirements.txt` (as .ci/run does) or set PROCFOREST_PYTHON",
+        python.display()
+    );
+    python
 }
 
 fn dirs_home() -> Option<PathBuf> {

@@ -4,7 +4,7 @@
 Renders the chart with Helm v4's own library (PyPI helm-python-sdk), lints it strictly,
 validates every rendered manifest with kubernetes-validate --strict for Kubernetes 1.31 and
 newer, and checks procforest's own invariants on the rendered YAML. Needs:
-    pip install helm-python-sdk==0.2.2 kubernetes-validate==1.37.0 pyyaml
+    pip install -r tests/requirements.txt   (what .ci/run installs into ~/.cache/procforest/venv)
 Run: python3 helm/tests/test_chart.py   (exit 0 = all passed)
 """
 import copy
@@ -222,7 +222,7 @@ def validate(case, docs):
             p.write_text(yaml.safe_dump(d))
             files.append(str(p))
         for kv in KUBE_VERSIONS:
-            r = subprocess.run(["kubernetes-validate", "--strict", "--quiet", "-k", kv, *files],
+            r = subprocess.run([sys.executable, "-m", "kubernetes_validate", "--strict", "--quiet", "-k", kv, *files],
                                capture_output=True, text=True)
             check(r.returncode == 0, f"{case}: kubernetes-validate {kv}: {r.stdout}{r.stderr}")
 

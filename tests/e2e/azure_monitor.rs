@@ -342,7 +342,8 @@ fn the_official_python_client_uploads_our_records_to_the_stand_in() {
     )
     .join("../deploy/azure/crosscheck_python_client.py");
     let url = fake.url();
-    let out = std::process::Command::new("python3")
+    let python = procforest_tests::python(&["azure.monitor.ingestion"]);
+    let out = std::process::Command::new(python)
         .arg(script)
         .args([
             &url,
@@ -355,7 +356,7 @@ fn the_official_python_client_uploads_our_records_to_the_stand_in() {
             dead.to_str().unwrap(),
         ])
         .output()
-        .expect("python3 with azure-monitor-ingestion (.ci/run installs it)");
+        .expect("running the official client");
     assert!(
         out.status.success(),
         "the official client failed against the stand-in: {}{}",

@@ -6,10 +6,11 @@ fn the_chart_renders_lints_validates_and_keeps_its_invariants() {
         std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
     )
     .join("../helm/tests/test_chart.py");
-    let out = std::process::Command::new("python3")
+    let python = procforest_tests::python(&["helm_python", "yaml", "kubernetes_validate"]);
+    let out = std::process::Command::new(python)
         .arg(&script)
         .output()
-        .expect("python3 runs the chart tests (.ci/run installs helm-python-sdk and kubernetes-validate)");
+        .expect("running the chart tests");
     assert!(
         out.status.success(),
         "chart tests failed:\n{}{}",
