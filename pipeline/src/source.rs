@@ -106,6 +106,23 @@ pub fn storage_error(what: String, error: DeltaTableError) -> PipelineError {
 
 /// Parses a table location (path or URL) for reading; a missing local path is an error.
 pub fn table_url(location: &str) -> Result<url::Url> {
+    if let Some((scheme, _)) = location.split_once("://")
+        && !["file", "http", "https"].contains(&scheme)
+        && !procforest_core::object_stores::AZURE_SCHEMES.contains(&scheme)
+    {
+        return Err(PipelineError::bad_setting(
+            Setting::Table,
+            format!(
+                "{location}: procforest reads local paths, file:// and Azure storage ({}), \
+                 not {scheme}://",
+                procforest_core::object_stores::AZURE_SCHEMES
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    }
     let mut url = deltalake::table::builder::parse_table_uri(location).map_err(|e| match e {
         DeltaTableError::InvalidTableLocation(_) => {
             PipelineError::bad_setting(Setting::Table, format!("{location}: no such path"))

@@ -458,6 +458,19 @@ fn bad_tables_are_refused_with_a_clear_message() {
         "`TimeGenerated` is Utf8 but must be a timestamp",
     );
 
+    let numeric = dir.path().join("numeric");
+    support::write_table_with_numeric_computer(&numeric);
+    assert_bad_input(
+        &["run", "--table", numeric.to_str().unwrap()],
+        "`Computer` is Int64 but must be",
+    );
+
+    assert_bad_input(
+        &["run", "--table", "ftp://example.org/events"],
+        "--table ftp://example.org/events: procforest reads local paths, file:// and Azure \
+         storage (az://",
+    );
+
     let empty = dir.path().join("empty");
     support::write_empty_table(&empty);
     assert_bad_input(

@@ -304,6 +304,21 @@ pub fn write_table_without(path: &Path, column: &str) {
     write_table(path, event_columns(column, false));
 }
 
+/// A table whose `Computer` holds numbers.
+pub fn write_table_with_numeric_computer(path: &Path) {
+    let batch = event_columns("", false);
+    let schema = batch.schema();
+    let (index, _) = schema.column_with_name("Computer").unwrap();
+    let mut fields: Vec<Field> = schema.fields().iter().map(|f| f.as_ref().clone()).collect();
+    fields[index] = Field::new("Computer", DataType::Int64, true);
+    let mut columns = batch.columns().to_vec();
+    columns[index] = Arc::new(arrow::array::Int64Array::from(vec![1, 2, 3]));
+    write_table(
+        path,
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap(),
+    );
+}
+
 /// A table whose `TimeGenerated` is a string.
 pub fn write_table_with_string_time(path: &Path) {
     write_table(path, event_columns("", true));
