@@ -1,7 +1,9 @@
 //! The anomalies table: anomalies appended to a Delta table partitioned by as-of date.
 //!
 //! Idempotent: a run replaces the rows of its own as-of (partition `as_of_date` and exact
-//! `as_of`) in one commit, so re-running the same as-of never duplicates rows.
+//! `as_of`) in one commit, so re-running the same as-of never duplicates rows, and a commit
+//! that conflicts with another run's (or a table two runs create at once) is simply tried
+//! again.
 
 use std::sync::Arc;
 
@@ -176,9 +178,81 @@ pub async fn check_table(location: &str) -> Result<()> {
     }
 }
 
+/// Commits a run tries before giving up: another run writing the same table (another
+/// night, or the same night rerun) makes a commit conflict, and the write is tried again
+/// on the table as that run left it.
+const ATTEMPTS: usize = 5;
+
 /// Replaces this run's as-of rows in the table at `location` with `rows` (creating the
 /// table if needed); returns the table version written.
 pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Result<i64> {
+    let mut attempt = 1;
+    loop {
+        match write_once(location, rows, key).await {
+            Err(Attempt::Conflict(e)) if attempt < ATTEMPTS => {
+                tracing::info!(
+                    "the anomalies table {location} changed meanwhile ({e}); writing again"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50 * attempt as u64)).await;
+                attempt += 1;
+            }
+            Err(Attempt::Conflict(e)) => {
+                return Err(e).runtime(format!(
+                    "writing the anomalies table {location}: still conflicting after \
+                     {ATTEMPTS} attempts"
+                ))?;
+            }
+            Err(Attempt::Failed(e)) => return Err(e),
+            Ok(version) => return Ok(version),
+        }
+    }
+}
+
+/// Why a write did not land.
+enum Attempt {
+    /// Another writer committed first.
+    Conflict(DeltaTableError),
+    /// Anything else.
+    Failed(SinkError),
+}
+
+impl From<SinkError> for Attempt {
+    fn from(e: SinkError) -> Self {
+        Attempt::Failed(e)
+    }
+}
+
+impl From<procforest_pipeline::PipelineError> for Attempt {
+    fn from(e: procforest_pipeline::PipelineError) -> Self {
+        Attempt::Failed(e.into())
+    }
+}
+
+/// A conflict when the commit lost the race to another writer's; otherwise a failure
+/// while doing `what`, keeping the error as its source.
+fn attempt(error: DeltaTableError, what: String) -> Attempt {
+    use deltalake::kernel::transaction::TransactionError as T;
+    match &error {
+        DeltaTableError::Transaction {
+            source: T::CommitConflict(_) | T::VersionAlreadyExists(_) | T::MaxCommitAttempts(_),
+        }
+        | DeltaTableError::VersionAlreadyExists(_) => Attempt::Conflict(error),
+        _ => Attempt::Failed(
+            procforest_pipeline::PipelineError::Runtime {
+                what,
+                source: Some(Box::new(error)),
+            }
+            .into(),
+        ),
+    }
+}
+
+/// One try of [`write`].
+async fn write_once(
+    location: &str,
+    rows: &[ScoredRow],
+    key: &RunKey<'_>,
+) -> std::result::Result<i64, Attempt> {
     let url = table_url_for_write(location)?;
     let builder = DeltaTableBuilder::from_url(url)
         .map_err(|e| SinkError::setting(Setting::OutputDelta, location, e))?;
@@ -189,6 +263,7 @@ pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Resu
                 .as_ref()
                 .try_into_kernel()
                 .runtime("converting the anomalies schema")?;
+            // Ignore: when another run created it meanwhile, that table is used.
             DeltaTableBuilder::from_url(table_url_for_write(location)?)
                 .map_err(|e| SinkError::setting(Setting::OutputDelta, location, e))?
                 .build()
@@ -196,8 +271,9 @@ pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Resu
                 .create()
                 .with_columns(schema.fields().cloned())
                 .with_partition_columns([AS_OF_DATE])
+                .with_save_mode(SaveMode::Ignore)
                 .await
-                .runtime(format!("creating the anomalies table {location}"))?
+                .map_err(|e| attempt(e, format!("creating the anomalies table {location}")))?
         }
         Err(e) => Err(e).runtime(format!("opening the anomalies table {location}"))?,
     };
@@ -210,15 +286,12 @@ pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Resu
         (key.as_of.date_naive() - epoch).num_days() as i32,
     )));
     let this_run = col(AS_OF_DATE).eq(date).and(col("as_of").eq(as_of));
-    let table = if rows.is_empty() {
-        let (table, _) = table
+    let written = if rows.is_empty() {
+        table
             .delete()
             .with_predicate(this_run)
             .await
-            .runtime(format!(
-                "clearing this as-of in the anomalies table {location}"
-            ))?;
-        table
+            .map(|(table, _)| table)
     } else {
         table
             .write(vec![batch(rows, key)?])
@@ -226,8 +299,9 @@ pub async fn write(location: &str, rows: &[ScoredRow], key: &RunKey<'_>) -> Resu
             .with_replace_where(this_run)
             .with_schema_mode(deltalake::operations::write::SchemaMode::Merge)
             .await
-            .runtime(format!("writing the anomalies table {location}"))?
     };
+    let table =
+        written.map_err(|e| attempt(e, format!("writing the anomalies table {location}")))?;
     Ok(table.version().map(|v| v as i64).unwrap_or(-1))
 }
 
@@ -326,4 +400,61 @@ async fn count_per_night(
         }
     }
     Ok(counted)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use procforest_pipeline::report::GroupLines;
+
+    fn row(computer: &str) -> ScoredRow {
+        ScoredRow {
+            interval_us: 1_764_201_600_000_000,
+            computer: Some(computer.into()),
+            account: Some("CONTOSO\\alice".into()),
+            account_type: Some("User".into()),
+            process: Some("cmd.exe".into()),
+            count: 1,
+            command_lines: ["cmd /c whoami"].iter().collect::<GroupLines>(),
+            features: vec![1.0],
+            explanation: vec![1.0],
+            score: -0.7,
+            evidence: None,
+        }
+    }
+
+    /// Two nights' runs writing a new anomalies table at once: both land, whichever
+    /// creates the table.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_runs_writing_a_new_table_at_once_both_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("anomalies").display().to_string();
+        let names = ["f"];
+        let nights = ["2026-11-26T23:59:59Z", "2026-11-27T23:59:59Z"].map(|t| {
+            chrono::DateTime::parse_from_rfc3339(t)
+                .unwrap()
+                .with_timezone(&Utc)
+        });
+        let write_night = |i: usize| {
+            let location = location.clone();
+            let rows = vec![row(&format!("host-{i}"))];
+            async move {
+                let key = RunKey {
+                    feature_names: &names,
+                    as_of: nights[i],
+                    run_id: "r",
+                    model_hash: "h",
+                };
+                write(&location, &rows, &key).await
+            }
+        };
+        let (first, second) = tokio::join!(write_night(0), write_night(1));
+        first.unwrap();
+        second.unwrap();
+        let counted = count_per_night(&location, nights[0].date_naive(), nights[1].date_naive())
+            .await
+            .unwrap();
+        assert_eq!(counted.len(), 2, "{counted:?}");
+        assert!(counted.values().all(|&n| n == 1), "{counted:?}");
+    }
 }
