@@ -65,7 +65,8 @@ impl Told {
     }
 }
 
-/// The run's observer: records what the run tells.
+/// The run's observer: records what the run tells (shared with the display).
+#[derive(Clone)]
 struct Observer(Arc<Mutex<Told>>);
 
 impl Observer {
@@ -90,7 +91,7 @@ impl RunObserver for Observer {
 /// line with the last phase's time.
 pub struct Progress {
     task: tokio::task::JoinHandle<()>,
-    told: Arc<Mutex<Told>>,
+    observer: Observer,
     display: Display,
 }
 
@@ -98,9 +99,7 @@ impl Drop for Progress {
     fn drop(&mut self) {
         self.task.abort();
         match self.display {
-            Display::Terminal => Observer(Arc::clone(&self.told))
-                .told()
-                .print_finished_phases(true),
+            Display::Terminal => self.observer.told().print_finished_phases(true),
             Display::Log(_) => logging::clear_status_line(),
         }
     }
@@ -108,9 +107,9 @@ impl Drop for Progress {
 
 /// Starts showing progress as `display` says; returns the observer to give the run.
 pub fn start(display: Display) -> (Arc<dyn RunObserver>, Progress) {
-    let told = Arc::new(Mutex::new(Told::default()));
+    let observer = Observer(Arc::new(Mutex::new(Told::default())));
     let task = tokio::spawn({
-        let observer = Observer(Arc::clone(&told));
+        let observer = observer.clone();
         async move {
             match display {
                 Display::Terminal => terminal(&observer).await,
@@ -119,10 +118,10 @@ pub fn start(display: Display) -> (Arc<dyn RunObserver>, Progress) {
         }
     });
     (
-        Arc::new(Observer(Arc::clone(&told))),
+        Arc::new(observer.clone()),
         Progress {
             task,
-            told,
+            observer,
             display,
         },
     )

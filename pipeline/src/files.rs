@@ -16,14 +16,10 @@ pub struct PendingFile {
 impl PendingFile {
     /// Starts a file at `target` (its folder must exist).
     pub fn new(target: &Path) -> Result<Self> {
-        let parent = target.parent().filter(|p| !p.as_os_str().is_empty());
-        if let Some(parent) = parent
-            && !parent.is_dir()
-        {
+        if let Some(problem) = missing_folder(target) {
             return Err(PipelineError::bad_input(format!(
-                "{}: folder {} does not exist",
-                target.display(),
-                parent.display()
+                "{}: {problem}",
+                target.display()
             )));
         }
         let mut partial = target.as_os_str().to_owned();
@@ -55,6 +51,13 @@ impl Drop for PendingFile {
             let _ = std::fs::remove_file(&self.partial);
         }
     }
+}
+
+/// Why nothing can be written at `target`, if its folder does not exist:
+/// `folder F does not exist`. Output settings are checked with it before a run.
+pub fn missing_folder(target: &Path) -> Option<String> {
+    let folder = target.parent().filter(|p| !p.as_os_str().is_empty())?;
+    (!folder.is_dir()).then(|| format!("folder {} does not exist", folder.display()))
 }
 
 /// Writes `bytes` to `target` through a [`PendingFile`].

@@ -174,8 +174,9 @@ impl ScoresOut {
         // Local folders stay behind their files: the pending one goes, and the scores
         // folder too when this run made it (a committed one holds at least _SUCCESS).
         for url in [&self.pending, &self.dir] {
-            if let Some(path) = url.strip_prefix("file://") {
-                let _ = std::fs::remove_dir(percent_decoded(path));
+            let local = url::Url::parse(url).ok().filter(|u| u.scheme() == "file");
+            if let Some(path) = local.and_then(|u| u.to_file_path().ok()) {
+                let _ = std::fs::remove_dir(path);
             }
         }
     }
@@ -216,27 +217,15 @@ fn local_folder(path: &str) -> Result<String> {
             format!("{path} is a file: the scores are written as a folder of Parquet files"),
         ));
     }
-    let parent = absolute.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(parent) = parent
-        && !absolute.is_dir()
-        && !parent.is_dir()
-    {
+    if let Some(problem) = crate::files::missing_folder(&absolute).filter(|_| !absolute.is_dir()) {
         return Err(crate::PipelineError::bad_setting(
             Setting::ScoresOut,
-            format!("{path}: folder {} does not exist", parent.display()),
+            format!("{path}: {problem}"),
         ));
     }
     Ok(url::Url::from_directory_path(&absolute)
         .map(String::from)
         .unwrap_or_else(|()| format!("file://{}/", absolute.display())))
-}
-
-fn percent_decoded(path: &str) -> String {
-    url::Url::parse(&format!("file://{path}"))
-        .ok()
-        .and_then(|u| u.to_file_path().ok())
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| path.to_string())
 }
 
 fn store_of(ctx: &SessionContext, url: &str) -> Result<(Arc<dyn ObjectStore>, ObjectPath)> {

@@ -125,17 +125,10 @@ pub async fn deliver(report: &mut Report, outputs: &Outputs) -> Result<()> {
 
 /// A file output can be written at `path`: its folder exists and it is no folder itself.
 fn check_file(path: &Path, setting: Setting) -> Result<()> {
-    let folder = path.parent().filter(|p| !p.as_os_str().is_empty());
-    if let Some(folder) = folder
-        && !folder.is_dir()
-    {
+    if let Some(problem) = procforest_pipeline::files::missing_folder(path) {
         return Err(SinkError::bad_setting(
             setting,
-            format!(
-                "{}: folder {} does not exist",
-                path.display(),
-                folder.display()
-            ),
+            format!("{}: {problem}", path.display()),
         ));
     }
     if path.is_dir() {

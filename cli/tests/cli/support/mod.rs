@@ -113,24 +113,23 @@ pub fn parquet_files(path: &Path) -> Vec<PathBuf> {
     if !path.is_dir() {
         return vec![path.to_path_buf()];
     }
-    let mut files: Vec<PathBuf> = std::fs::read_dir(path)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
-        .collect();
-    files.sort();
-    files
+    files_ending(path, "parquet")
 }
 
 /// The JSON commits of a table's log, oldest first.
 pub fn commits(table: &Path) -> Vec<PathBuf> {
-    let mut commits: Vec<PathBuf> = std::fs::read_dir(table.join("_delta_log"))
+    files_ending(&table.join("_delta_log"), "json")
+}
+
+/// The files of `dir` with extension `extension`, by name.
+fn files_ending(dir: &Path, extension: &str) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| p.extension().is_some_and(|e| e == extension))
         .collect();
-    commits.sort();
-    commits
+    files.sort();
+    files
 }
 
 /// The data files of a table folder (not the log or side files).
