@@ -63,6 +63,7 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::Scheduler => "--scheduler",
         Setting::Scratch => "--scratch",
         Setting::ScoresOut => "--scores-out",
+        Setting::Summaries => "--summaries",
     }
 }
 

@@ -277,6 +277,11 @@ pub struct RunArgs {
     /// default: a temporary folder.
     #[arg(long, env = "PROCFOREST_SCRATCH")]
     pub scratch: Option<String>,
+    /// Keep the summaries in this Delta table (a path or URL, like --table's): a run
+    /// counts only the intervals whose source files changed since it was written, and
+    /// reads the others' rows from it.
+    #[arg(long, env = "PROCFOREST_SUMMARIES")]
+    pub summaries: Option<String>,
     /// Write anomalies as JSON lines to this file, or `-` for stdout.
     #[arg(long)]
     pub json: Option<String>,

@@ -76,13 +76,18 @@ fn main() {
     };
     // Ballista's sort shuffle warns each time a task's shuffle buffer spills to disk, which
     // the evidence's large shuffles do by design: a line per spill, nothing to act on.
+    // The Delta kernel logs an error for a table location with no commits yet, which is
+    // how procforest finds that an output table (anomalies, summaries) is still to be
+    // created; a real failure to open a table is reported by procforest itself.
     // A terminal's status line says which phase starts: the phases' log lines would only
     // repeat it.
     let default_filter = match commands::shows_status_line(&cli) {
         true => {
-            "warn,procforest=info,procforest_pipeline::run=warn,ballista_core::execution_plans::sort_shuffle=error"
+            "warn,procforest=info,procforest_pipeline::run=warn,ballista_core::execution_plans::sort_shuffle=error,buoyant_kernel::snapshot::builder=off"
         }
-        false => "warn,procforest=info,ballista_core::execution_plans::sort_shuffle=error",
+        false => {
+            "warn,procforest=info,ballista_core::execution_plans::sort_shuffle=error,buoyant_kernel::snapshot::builder=off"
+        }
     };
     logging::init(format, "PROCFOREST_LOG", default_filter);
     let runtime = match procforest_cluster::process::runtime() {

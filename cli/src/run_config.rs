@@ -54,6 +54,7 @@ pub fn run_config_from(args: &RunArgs, table: String, preset: Preset) -> Result<
         scheduler: args.scheduler.clone(),
         scratch: args.scratch.clone(),
         scores_out: args.scores_out.clone(),
+        summaries: args.summaries.clone(),
         score_histogram: args.report_html.is_some(),
     })
 }

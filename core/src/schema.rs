@@ -239,6 +239,8 @@ pub mod table {
     pub const REPORT_EVENTS: TableName = TableName("report_events");
     /// The report window's summary rows counted straight from the files (key counts).
     pub const REPORT_COUNTS: TableName = TableName("report_counts");
+    /// Summary rows of earlier runs, read from the summaries table's files.
+    pub const STORED_SUMMARIES: TableName = TableName("stored_summaries");
     /// Every summary row, as written to scratch.
     pub const SUMMARIES: TableName = TableName("summaries");
     /// The report's summary rows alone, when they have a folder of their own.

@@ -50,6 +50,9 @@ pub struct RunConfig {
     /// Where every scored row is written by the executors, as a folder of Parquet files
     /// (a local path, or a URL the executors can write to).
     pub scores_out: Option<String>,
+    /// The summaries table (a path or URL, like the table's): the summary rows of earlier
+    /// runs, read where their source files are unchanged (see [`crate::summary_store`]).
+    pub summaries: Option<String>,
     /// Whether to count the report groups' scores into a histogram (for a report page):
     /// one more small job over the report's rows, unless every score is written anyway.
     pub score_histogram: bool,

@@ -20,6 +20,7 @@ pub mod scratch;
 pub mod setting;
 pub mod source;
 pub mod stages;
+pub mod summary_store;
 
 pub use config::{AsOf, ConfigError, RunConfig, Setting};
 pub use error::{ErrorKind, PipelineError, Result};

@@ -92,6 +92,27 @@ pub struct Manifest {
     pub settings: serde_json::Value,
     /// Azure Monitor delivery: records, delivered, dead letter and error.
     pub azure_monitor: Option<serde_json::Value>,
+    /// What the run did with the summaries table, when given one.
+    pub summaries_table: Option<SummariesTable>,
+}
+
+/// What a run did with the summaries table (`--summaries`).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct SummariesTable {
+    /// The table's location.
+    pub location: String,
+    /// Whether nothing in it could be used (new, or of another source or interval).
+    pub rebuilt: bool,
+    /// Intervals whose rows were read from it.
+    pub intervals_read: usize,
+    /// Intervals counted from the events (changed, new, or in the report).
+    pub intervals_counted: usize,
+    /// Intervals whose rows were dropped (no events left in the run's window).
+    pub intervals_dropped: usize,
+    /// Rows the run wrote to it.
+    pub rows_written: usize,
+    /// The version it wrote; `None` when another run's commit won.
+    pub version_written: Option<i64>,
 }
 
 /// The report window.

@@ -29,7 +29,7 @@ use procforest_core::{
 use crate::{
     config::{AsOf, RunConfig},
     error::{Context, NoEventsWindow, PipelineError, Result},
-    manifest::{KeyGaps, Manifest, ModelInfo, ReportWindow},
+    manifest::{KeyGaps, Manifest, ModelInfo, ReportWindow, SummariesTable},
     observer::{RunObserver, Unobserved},
     report::{Report, ScoredRow, format_interval, sort_report},
     scores_out::ScoresOut,
@@ -37,15 +37,17 @@ use crate::{
     source::{self, EventTable, Pruning, TimeRange},
     stages::{
         categories::{self, Census, Indices},
-        evidence,
+        column, evidence,
         features::{FeatureSet, seed_features},
         scoring::{self, ReportRows, ScoreHistogram},
         summaries::{
-            SampleChoice, SummaryFiles, SummaryPlan, SummaryWindow, WrittenSummaries,
+            Kept, SampleChoice, SummaryFiles, SummaryPlan, SummaryWindow, WrittenSummaries,
             anomalies_command_lines, write_summaries,
         },
+        time_literal,
         training::{self, TrainingSample},
     },
+    summary_store::{self, Incremental, SummaryStore},
 };
 
 /// Seconds spent per phase; each start told to the run's observer.
@@ -174,6 +176,8 @@ struct Snapshot {
     pruning: Pruning,
     /// The files the summaries read.
     files: SummaryFiles,
+    /// The summaries table's part, when given one.
+    incremental: Option<Incremental>,
 }
 
 /// Opens the table and resolves the files of the training window and of the report
@@ -214,7 +218,25 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
     if resolved.files.is_empty() {
         return Err(no_events(config, as_of));
     }
-    let files = summary_files(&table, &resolved, config, report_start_us, as_of).await?;
+    let incremental = match &config.summaries {
+        Some(location) => {
+            let store = SummaryStore::open(location, config.storage_options.clone()).await?;
+            let window = (train_start_us, as_of_us);
+            Incremental::plan(store, &resolved, config.interval, window, report_start_us)?
+        }
+        None => None,
+    };
+    let mut files = summary_files(&table, &resolved, config, report_start_us, as_of).await?;
+    if let Some(incremental) = &incremental {
+        // Only the files of the intervals counted are read.
+        files.counted = summary_store::files_of_intervals(
+            &files.counted,
+            &incremental.reuse.counted,
+            config.interval,
+            train_start_us,
+            as_of_us,
+        );
+    }
     Ok(Snapshot {
         table,
         as_of,
@@ -224,6 +246,7 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
         resolved,
         pruning,
         files,
+        incremental,
     })
 }
 
@@ -376,6 +399,13 @@ impl Run<'_> {
         let anomalies = self
             .attach_evidence(ctx, anomalies, evidence.as_ref())
             .await?;
+        let summaries_table = match &self.snapshot.incremental {
+            Some(incremental) => {
+                self.phases.start("store");
+                Some(self.store_summaries(ctx, incremental).await?)
+            }
+            None => None,
+        };
         if let Some(scores_out) = &self.scores_out {
             scores_out.commit(ctx).await?;
         }
@@ -383,6 +413,7 @@ impl Run<'_> {
         let mut manifest =
             self.manifest(&indexed.census, written.groups, fitted.info, &anomalies)?;
         manifest.score_histogram = histogram;
+        manifest.summaries_table = summaries_table;
         Ok(Report {
             anomalies,
             feature_names: names,
@@ -407,7 +438,19 @@ impl Run<'_> {
             seed: self.config.model.seed,
             rows: self.sample_size(),
         };
-        let summaries = write_summaries(ctx, self.plan, self.window(), sample, scratch);
+        let kept = self.snapshot.incremental.as_ref().map(|incremental| Kept {
+            files: incremental.stored_files.clone(),
+            counted: incremental.reuse.counted.clone(),
+            count_history: !self.snapshot.files.counted.files.is_empty(),
+        });
+        let summaries = write_summaries(
+            ctx,
+            self.plan,
+            self.window(),
+            sample,
+            scratch,
+            kept.as_ref(),
+        );
         let evidence = async {
             match self.config.features.needs_evidence() {
                 true => evidence::write_evidence(ctx, self.window(), scratch)
@@ -423,6 +466,46 @@ impl Run<'_> {
             return Err(no_events(self.config, self.snapshot.as_of));
         }
         Ok((written, evidence))
+    }
+
+    /// Writes the counted intervals' summary rows (read back from scratch) to the
+    /// summaries table, replacing those intervals' rows, with every interval's fingerprint.
+    async fn store_summaries(
+        &self,
+        ctx: &SessionContext,
+        incremental: &Incremental,
+    ) -> Result<SummariesTable> {
+        let reuse = &incremental.reuse;
+        let counted = reuse.counted.iter().map(|&s| time_literal(s)).collect();
+        let columns: Vec<_> = summary_store::rows_schema()
+            .fields()
+            .iter()
+            .map(|f| column(f.name()))
+            .collect();
+        let rows = ctx
+            .table(table::SUMMARIES.as_str())
+            .await
+            .and_then(|df| df.filter(column(INTERVAL).in_list(counted, false)))
+            .and_then(|df| df.select(columns))
+            .runtime("reading the counted summaries")?
+            .collect()
+            .await
+            .runtime("reading the counted summaries")?;
+        let state = incremental.state(
+            &self.snapshot.resolved.table_url,
+            self.snapshot.table.version,
+            self.config.interval,
+        );
+        let saved = incremental.store.save(rows, reuse, &state).await?;
+        Ok(SummariesTable {
+            location: incremental.store.location().to_string(),
+            rebuilt: reuse.rebuild,
+            intervals_read: reuse.stored.len(),
+            intervals_counted: reuse.counted.len(),
+            intervals_dropped: reuse.vanished.len(),
+            rows_written: saved.rows,
+            version_written: saved.version,
+        })
     }
 
     /// Category indices and totals, and the training sample's rows, from the digests the
@@ -692,6 +775,7 @@ impl Run<'_> {
             phases: self.phases.times.clone(),
             settings: serde_json::to_value(config).runtime("recording settings")?,
             azure_monitor: None,
+            summaries_table: None,
         })
     }
 }

@@ -43,6 +43,8 @@ pub enum Setting {
     Scratch,
     /// [`crate::RunConfig::scores_out`].
     ScoresOut,
+    /// [`crate::RunConfig::summaries`].
+    Summaries,
 }
 
 impl Setting {
@@ -65,6 +67,7 @@ impl Setting {
             Setting::Scheduler => "scheduler",
             Setting::Scratch => "scratch",
             Setting::ScoresOut => "scores_out",
+            Setting::Summaries => "summaries",
         }
     }
 }

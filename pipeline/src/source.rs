@@ -573,7 +573,7 @@ pub async fn resolve(table: &EventTable, range: TimeRange) -> Result<(ResolvedTa
 /// The URL of a data file the log names by `path` (URL-decoded): absolute as it is, else
 /// under the table's root, each segment percent-encoded again (a file name may hold `%`,
 /// spaces or `#`).
-fn file_url(table: &url::Url, path: &str) -> Result<url::Url> {
+pub(crate) fn file_url(table: &url::Url, path: &str) -> Result<url::Url> {
     // A one-letter scheme is a Windows drive, not a URL.
     if let Ok(absolute) = url::Url::parse(path)
         && absolute.scheme().len() > 1

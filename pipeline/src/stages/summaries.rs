@@ -41,7 +41,9 @@ use procforest_core::{
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMMAND_LINES, COMPUTER, COUNT, GROUP_KEYS, INTERVAL,
         PROCESS, TIME_GENERATED, TableName, keys_as_views,
-        table::{EVENTS, HISTORY_COUNTS, HISTORY_EVENTS, REPORT_COUNTS, REPORT_EVENTS},
+        table::{
+            EVENTS, HISTORY_COUNTS, HISTORY_EVENTS, REPORT_COUNTS, REPORT_EVENTS, STORED_SUMMARIES,
+        },
         time_type,
     },
     udf::{Group, GroupSetUdf, SortedDistinctUdf},
@@ -54,7 +56,7 @@ use crate::{
 };
 
 /// The summary interval.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Interval {
     /// UTC days.
@@ -422,6 +424,8 @@ impl SummaryPlan {
         window: TimeWindow,
     ) -> Result<()> {
         let counted_scan = match self.history_counts {
+            // Every history interval read from stored summaries: nothing to count.
+            _ if files.counted.files.is_empty() => None,
             Some(HistoryCounts::KeyCounts) => {
                 let counts = KeyCountsTable::try_new(files.counted.clone(), interval_us, window)
                     .runtime("building the history's key counts")?;
@@ -505,6 +509,7 @@ pub async fn write_summaries(
     window: SummaryWindow,
     sample: SampleChoice,
     scratch: &Scratch,
+    kept: Option<&Kept>,
 ) -> Result<WrittenSummaries> {
     // A folder's digests go to the folder beside it, `<folder>-digest/`.
     let digest = |dir: &str| DigestSpec {
@@ -514,18 +519,13 @@ pub async fn write_summaries(
         report_start_us: window.report_start_us,
         report_end_us: window.end_us,
     };
-    let (counts, counts_dir) = match (how.sources, how.history_counts) {
-        (Sources::Whole, _) => (
-            summaries(ctx, EVENTS, window).await?,
-            scratch.path("summaries"),
-        ),
-        (Sources::ByInterval, Some(HistoryCounts::KeyCounts)) => {
-            (key_counts(ctx).await?, scratch.path("history"))
-        }
-        (Sources::ByInterval, _) => (
-            summaries(ctx, HISTORY_EVENTS, window).await?,
-            scratch.path("history"),
-        ),
+    let counts_dir = match how.sources {
+        Sources::Whole => scratch.path("summaries"),
+        Sources::ByInterval => scratch.path("history"),
+    };
+    let counts = match kept {
+        Some(kept) => kept_and_counted(ctx, how, window, kept).await?,
+        None => counted(ctx, how, window).await?,
     };
     // The report's counts (with their command lines or not) for interval-aligned files;
     // otherwise the report's command lines alone, when gathered now.
@@ -592,6 +592,106 @@ pub async fn write_summaries(
             LineGathering::Anomalies => None,
         },
     })
+}
+
+/// The counts of the registered event tables: every interval's ([`Sources::Whole`]) or
+/// the history's ([`Sources::ByInterval`]).
+async fn counted(
+    ctx: &SessionContext,
+    how: SummaryPlan,
+    window: SummaryWindow,
+) -> Result<DataFrame> {
+    match (how.sources, how.history_counts) {
+        (Sources::Whole, _) => summaries(ctx, EVENTS, window).await,
+        (Sources::ByInterval, Some(HistoryCounts::KeyCounts)) => key_counts(ctx).await,
+        (Sources::ByInterval, _) => summaries(ctx, HISTORY_EVENTS, window).await,
+    }
+}
+
+/// Summary rows of earlier runs read instead of counted (`--summaries`: see
+/// [`crate::summary_store`]).
+#[derive(Debug, Clone)]
+pub struct Kept {
+    /// The data files holding the rows of the intervals read.
+    pub files: Vec<String>,
+    /// The intervals counted from the events (with [`Sources::Whole`], the events' counts
+    /// are kept to these: the files read may hold other intervals' events too).
+    pub counted: Vec<i64>,
+    /// Whether the history has files to count (else only the stored rows are read).
+    pub count_history: bool,
+}
+
+/// The stored rows of `kept` beside the counts of the intervals counted, both in the
+/// stored rows' schema.
+async fn kept_and_counted(
+    ctx: &SessionContext,
+    how: SummaryPlan,
+    window: SummaryWindow,
+    kept: &Kept,
+) -> Result<DataFrame> {
+    let schema = crate::summary_store::rows_schema();
+    let counted = match kept.count_history {
+        true => {
+            let df = counted(ctx, how, window).await?;
+            let df = match how.sources {
+                Sources::Whole => {
+                    let counted = kept.counted.iter().map(|&s| time_literal(s)).collect();
+                    df.filter(column(INTERVAL).in_list(counted, false))
+                        .runtime("planning the counted intervals")?
+                }
+                Sources::ByInterval => df,
+            };
+            Some(conform(df, &schema)?)
+        }
+        false => None,
+    };
+    let stored = match kept.files.is_empty() {
+        true => None,
+        false => {
+            crate::scratch::register_parquet(ctx, STORED_SUMMARIES, &kept.files, &schema)?;
+            let df = ctx
+                .table(STORED_SUMMARIES.as_str())
+                .await
+                .runtime("reading the stored summaries")?;
+            Some(conform(df, &schema)?)
+        }
+    };
+    match (counted, stored) {
+        (Some(counted), Some(stored)) => counted
+            .union(stored)
+            .runtime("planning the stored and counted summaries"),
+        (Some(only), None) | (None, Some(only)) => Ok(only),
+        (None, None) => no_rows(ctx, &schema),
+    }
+}
+
+/// A frame of `schema` without rows (typed nulls, filtered out).
+fn no_rows(ctx: &SessionContext, schema: &SchemaRef) -> Result<DataFrame> {
+    let nulls = schema
+        .fields()
+        .iter()
+        .map(|f| {
+            cast(
+                lit(datafusion::scalar::ScalarValue::Null),
+                f.data_type().clone(),
+            )
+            .alias(f.name())
+        })
+        .collect::<Vec<_>>();
+    ctx.read_empty()
+        .and_then(|df| df.select(nulls))
+        .and_then(|df| df.filter(lit(false)))
+        .runtime("planning no summary rows")
+}
+
+/// `df`'s columns of `schema`, cast to its types.
+fn conform(df: DataFrame, schema: &SchemaRef) -> Result<DataFrame> {
+    let select = schema
+        .fields()
+        .iter()
+        .map(|f| cast(column(f.name()), f.data_type().clone()).alias(f.name()))
+        .collect::<Vec<_>>();
+    df.select(select).runtime("planning the summaries' columns")
 }
 
 /// Most bytes of anomalies' groups the plan may carry to find their command lines; beyond

@@ -192,7 +192,7 @@ pub fn read_table_events(table: &Path) -> Vec<Ev> {
     out
 }
 
-fn runtime() -> tokio::runtime::Runtime {
+pub fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Runtime::new().unwrap()
 }
 
