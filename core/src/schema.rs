@@ -249,6 +249,8 @@ pub mod table {
     pub const TRAINING_ROWS: TableName = TableName("training_rows");
     /// Every event of the training window, for the evidence features.
     pub const EVIDENCE_EVENTS: TableName = TableName("evidence_events");
+    /// [`EVIDENCE_LINES`] rows of earlier runs, read from the summaries table's files.
+    pub const STORED_LINES: TableName = TableName("stored_lines");
     /// The events counted per interval, group, parent and command-line template.
     pub const EVIDENCE_LINES: TableName = TableName("evidence_lines");
     /// [`EVIDENCE_LINES`] counted per interval, group and parent.

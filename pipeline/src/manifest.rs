@@ -109,6 +109,10 @@ pub struct SummariesTable {
     pub intervals_counted: usize,
     /// Intervals whose rows were dropped (no events left in the run's window).
     pub intervals_dropped: usize,
+    /// Intervals whose command-line rows were read from it (evidence features only).
+    pub line_intervals_read: Option<usize>,
+    /// Intervals whose command-line rows were computed from the events.
+    pub line_intervals_computed: Option<usize>,
     /// Rows the run wrote to it.
     pub rows_written: usize,
     /// The version it wrote; `None` when another run's commit won.

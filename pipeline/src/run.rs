@@ -37,7 +37,8 @@ use crate::{
     source::{self, EventTable, Pruning, TimeRange},
     stages::{
         categories::{self, Census, Indices},
-        column, evidence,
+        column,
+        evidence::{self, KeptLines},
         features::{FeatureSet, seed_features},
         scoring::{self, ReportRows, ScoreHistogram},
         summaries::{
@@ -47,7 +48,7 @@ use crate::{
         time_literal,
         training::{self, TrainingSample},
     },
-    summary_store::{self, Incremental, SummaryStore},
+    summary_store::{self, Computed, Incremental, Kind, SummaryStore},
 };
 
 /// Seconds spent per phase; each start told to the run's observer.
@@ -124,7 +125,24 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
         },
     )?;
     if config.features.needs_evidence() {
-        evidence::register_events(&session.ctx, &snapshot.resolved, &snapshot.table.schema)?;
+        // With a summaries table, only the files of the intervals computed.
+        let files = match snapshot
+            .incremental
+            .as_ref()
+            .and_then(|i| i.reuse.lines.as_ref())
+        {
+            Some(lines) => summary_store::files_of_intervals(
+                &snapshot.resolved,
+                &lines.counted,
+                config.interval,
+                snapshot.train_start_us,
+                snapshot.as_of_us,
+            ),
+            None => snapshot.resolved.clone(),
+        };
+        if !files.files.is_empty() {
+            evidence::register_events(&session.ctx, &files, &snapshot.table.schema)?;
+        }
     }
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let scores_out = match &config.scores_out {
@@ -222,7 +240,15 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
         Some(location) => {
             let store = SummaryStore::open(location, config.storage_options.clone()).await?;
             let window = (train_start_us, as_of_us);
-            Incremental::plan(store, &resolved, config.interval, window, report_start_us)?
+            let lines = config.features.needs_evidence();
+            Incremental::plan(
+                store,
+                &resolved,
+                config.interval,
+                window,
+                report_start_us,
+                lines,
+            )?
         }
         None => None,
     };
@@ -231,7 +257,7 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
         // Only the files of the intervals counted are read.
         files.counted = summary_store::files_of_intervals(
             &files.counted,
-            &incremental.reuse.counted,
+            &incremental.reuse.counts.counted,
             config.interval,
             train_start_us,
             as_of_us,
@@ -278,6 +304,32 @@ async fn summary_files(
         counted: resolved.clone(),
         report,
     })
+}
+
+/// The rows of `intervals` in the registered `table` (written to scratch by this run),
+/// in `kind`'s columns, gathered for the summaries table.
+async fn computed_rows(
+    ctx: &SessionContext,
+    table: TableName,
+    kind: Kind,
+    intervals: &[i64],
+) -> Result<Vec<arrow::record_batch::RecordBatch>> {
+    let intervals = intervals.iter().map(|&s| time_literal(s)).collect();
+    let columns: Vec<_> = kind
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| column(f.name()))
+        .collect();
+    let what = format!("reading the computed rows of {table}");
+    ctx.table(table.as_str())
+        .await
+        .and_then(|df| df.filter(column(INTERVAL).in_list(intervals, false)))
+        .and_then(|df| df.select(columns))
+        .runtime(&what)?
+        .collect()
+        .await
+        .runtime(what)
 }
 
 /// Most summary rows that later jobs read in one partition (see [`one_partition`]).
@@ -440,8 +492,16 @@ impl Run<'_> {
         };
         let kept = self.snapshot.incremental.as_ref().map(|incremental| Kept {
             files: incremental.stored_files.clone(),
-            counted: incremental.reuse.counted.clone(),
+            counted: incremental.reuse.counts.counted.clone(),
             count_history: !self.snapshot.files.counted.files.is_empty(),
+        });
+        let kept_lines = self.snapshot.incremental.as_ref().and_then(|incremental| {
+            let lines = incremental.reuse.lines.as_ref()?;
+            Some(KeptLines {
+                files: incremental.stored_lines.clone(),
+                counted: lines.counted.clone(),
+                compute: !lines.counted.is_empty(),
+            })
         });
         let summaries = write_summaries(
             ctx,
@@ -453,7 +513,7 @@ impl Run<'_> {
         );
         let evidence = async {
             match self.config.features.needs_evidence() {
-                true => evidence::write_evidence(ctx, self.window(), scratch)
+                true => evidence::write_evidence(ctx, self.window(), scratch, kept_lines.as_ref())
                     .await
                     .map(Some),
                 false => Ok(None),
@@ -468,41 +528,43 @@ impl Run<'_> {
         Ok((written, evidence))
     }
 
-    /// Writes the counted intervals' summary rows (read back from scratch) to the
-    /// summaries table, replacing those intervals' rows, with every interval's fingerprint.
+    /// Writes the computed intervals' rows (read back from scratch) to the summaries
+    /// table, replacing those intervals' rows, with every interval's fingerprint.
     async fn store_summaries(
         &self,
         ctx: &SessionContext,
         incremental: &Incremental,
     ) -> Result<SummariesTable> {
         let reuse = &incremental.reuse;
-        let counted = reuse.counted.iter().map(|&s| time_literal(s)).collect();
-        let columns: Vec<_> = summary_store::rows_schema()
-            .fields()
-            .iter()
-            .map(|f| column(f.name()))
-            .collect();
-        let rows = ctx
-            .table(table::SUMMARIES.as_str())
-            .await
-            .and_then(|df| df.filter(column(INTERVAL).in_list(counted, false)))
-            .and_then(|df| df.select(columns))
-            .runtime("reading the counted summaries")?
-            .collect()
-            .await
-            .runtime("reading the counted summaries")?;
+        let counts = computed_rows(ctx, table::SUMMARIES, Kind::Counts, &reuse.counts.counted);
+        let lines = async {
+            match &reuse.lines {
+                Some(lines) => {
+                    computed_rows(ctx, table::EVIDENCE_LINES, Kind::Lines, &lines.counted)
+                        .await
+                        .map(Some)
+                }
+                None => Ok(None),
+            }
+        };
+        let (counts, lines) = futures::future::try_join(counts, lines).await?;
         let state = incremental.state(
             &self.snapshot.resolved.table_url,
             self.snapshot.table.version,
             self.config.interval,
         );
-        let saved = incremental.store.save(rows, reuse, &state).await?;
+        let saved = incremental
+            .store
+            .save(Computed { counts, lines }, reuse, &state)
+            .await?;
         Ok(SummariesTable {
             location: incremental.store.location().to_string(),
             rebuilt: reuse.rebuild,
-            intervals_read: reuse.stored.len(),
-            intervals_counted: reuse.counted.len(),
-            intervals_dropped: reuse.vanished.len(),
+            intervals_read: reuse.counts.stored.len(),
+            intervals_counted: reuse.counts.counted.len(),
+            intervals_dropped: reuse.counts.vanished.len(),
+            line_intervals_read: reuse.lines.as_ref().map(|l| l.stored.len()),
+            line_intervals_computed: reuse.lines.as_ref().map(|l| l.counted.len()),
             rows_written: saved.rows,
             version_written: saved.version,
         })

@@ -1,6 +1,9 @@
-//! The summaries table (`--summaries`): the summary rows (interval, keys, `count`) of
-//! earlier runs, kept in a Delta table, so that a nightly run counts from the events only
-//! the intervals whose source files changed and reads the others' rows.
+//! The summaries table (`--summaries`): what earlier runs computed per interval from the
+//! events, kept in a Delta table, so that a nightly run computes from the events only the
+//! intervals whose source files changed and reads the others'. Two kinds of rows
+//! ([`Kind`]): the summary rows (interval, keys, `count`), and, once a run with the
+//! evidence features wrote them, the evidence's command-line rows (interval, keys, parent,
+//! template, `count`, longest, entropy: [`crate::stages::evidence::evidence_lines`]).
 //!
 //! Which stored intervals are still right is decided per interval by a fingerprint: a
 //! SHA-256 of the source files that may hold its events (URL, size, deleted rows) and of
@@ -12,9 +15,9 @@
 //! version would find the same files; comparing fingerprints also catches a table rewritten
 //! or restored behind the store's back.
 //!
-//! The rows and their fingerprints are trusted together: one commit replaces the counted
-//! intervals' partitions ([`INTERVAL_ID`]) and records every interval's fingerprint in its
-//! `commitInfo` ([`STATE_KEY`]). A run whose commit loses a race with another run's
+//! The rows and their fingerprints are trusted together: one commit replaces the computed
+//! intervals' partitions ([`KIND`], [`INTERVAL_ID`]) and records every interval's
+//! fingerprint per kind in its `commitInfo` ([`STATE_KEY`]). A run whose commit loses a race with another run's
 //! leaves the table as that run wrote it (its own results do not depend on the table).
 //! Another writer may compact the table; any other change to its rows is not noticed.
 
@@ -33,7 +36,11 @@ use deltalake::{
 use futures::TryStreamExt;
 use procforest_core::{
     scan::ResolvedTable,
-    schema::{ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, INTERVAL, PROCESS, time_type},
+    schema::{
+        ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, INTERVAL, PROCESS,
+        evidence::{ENTROPY, LONGEST, PARENT, TEMPLATE},
+        time_type,
+    },
 };
 use sha2::{Digest, Sha256};
 
@@ -43,15 +50,69 @@ use crate::{
     stages::summaries::Interval,
 };
 
-/// The partition column: the interval's start as text (`2026-11-27`, or `2026-11-27T13`
-/// for hours).
+/// The first partition column: the rows' [`Kind`].
+pub const KIND: &str = "kind";
+
+/// The second partition column: the interval's start as text (`2026-11-27`, or
+/// `2026-11-27T13` for hours).
 pub const INTERVAL_ID: &str = "interval_id";
+
+/// The kinds of rows the table keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Summary rows: interval, keys, `count`.
+    Counts,
+    /// The evidence's command-line rows: interval, keys, parent, template, `count`,
+    /// longest, entropy.
+    Lines,
+}
+
+impl Kind {
+    /// Its [`KIND`] value.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Counts => "counts",
+            Kind::Lines => "lines",
+        }
+    }
+
+    /// Its rows' columns as the files hold them, in [`table_schema`]'s types.
+    pub fn schema(self) -> SchemaRef {
+        let columns: &[&str] = match self {
+            Kind::Counts => &[INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS, COUNT],
+            Kind::Lines => &[
+                INTERVAL,
+                COMPUTER,
+                ACCOUNT,
+                ACCOUNT_TYPE,
+                PROCESS,
+                PARENT,
+                TEMPLATE,
+                COUNT,
+                LONGEST,
+                ENTROPY,
+            ],
+        };
+        let table = table_schema();
+        let fields: Vec<Field> = columns
+            .iter()
+            .map(|name| {
+                let field = table.field_with_name(name).expect("a stored column");
+                // Each kind's own columns are never null in its rows.
+                let never_null = [INTERVAL, COUNT].contains(name)
+                    || (self == Kind::Lines && [PARENT, TEMPLATE, LONGEST, ENTROPY].contains(name));
+                field.clone().with_nullable(!never_null)
+            })
+            .collect();
+        Arc::new(Schema::new(fields))
+    }
+}
 
 /// The `commitInfo` entry holding the table's [`StoredState`].
 pub const STATE_KEY: &str = "procforest.summaries";
 
 /// The stored rows' layout; a table of another one is rebuilt.
-const FORMAT: u32 = 1;
+const FORMAT: u32 = 2;
 
 /// Commits searched, newest first, for the newest [`StoredState`] (another writer may
 /// have compacted the table since).
@@ -68,9 +129,12 @@ pub struct StoredState {
     pub source_version: i64,
     /// The summary interval.
     pub interval: Interval,
-    /// Per interval (its start, microseconds), the fingerprint of the sources its rows
-    /// were counted from.
+    /// Per interval (its start, microseconds), the fingerprint of the sources its summary
+    /// rows were counted from.
     pub fingerprints: BTreeMap<i64, String>,
+    /// The same for its command-line rows (none until a run with the evidence features).
+    #[serde(default)]
+    pub line_fingerprints: BTreeMap<i64, String>,
 }
 
 /// Each interval's fingerprint, by its start in microseconds.
@@ -175,13 +239,16 @@ pub struct Incremental {
     pub fingerprints: Fingerprints,
     /// Which intervals are read and which counted.
     pub reuse: Reuse,
-    /// The data files of the intervals read.
+    /// The data files of the summary rows read.
     pub stored_files: Vec<String>,
+    /// The data files of the command-line rows read.
+    pub stored_lines: Vec<String>,
 }
 
 impl Incremental {
     /// What `store` gives a run over `resolved` (the training window's files), whose
-    /// window is `(after_us, until_us]` and whose report starts at `report_start_us`;
+    /// window is `(after_us, until_us]` and whose report starts at `report_start_us`
+    /// (and which computes command-line rows, when `lines`);
     /// `None` (with a warning) when the files' statistics cannot say which intervals
     /// they hold.
     pub fn plan(
@@ -190,6 +257,7 @@ impl Incremental {
         interval: Interval,
         (after_us, until_us): (Option<i64>, i64),
         report_start_us: i64,
+        lines: bool,
     ) -> Result<Option<Self>> {
         let Some(fingerprints) = fingerprints(resolved, interval, after_us, until_us) else {
             tracing::warn!(
@@ -205,24 +273,38 @@ impl Incremental {
             &resolved.table_url,
             interval,
             report_start_us,
+            lines,
         );
-        let stored_files = store.files_of(&reuse.stored, interval)?;
+        let stored_files = store.files_of(Kind::Counts, &reuse.counts.stored, interval)?;
+        let stored_lines = match &reuse.lines {
+            Some(lines) => store.files_of(Kind::Lines, &lines.stored, interval)?,
+            None => Vec::new(),
+        };
         Ok(Some(Self {
             store,
             fingerprints,
             reuse,
             stored_files,
+            stored_lines,
         }))
     }
 
     /// The state to record once the counted intervals are written.
     pub fn state(&self, source: &str, source_version: i64, interval: Interval) -> StoredState {
+        let before = self.store.state.as_ref().filter(|_| !self.reuse.rebuild);
         StoredState {
             format: FORMAT,
             source: source.to_string(),
             source_version,
             interval,
             fingerprints: self.fingerprints.clone(),
+            // Command-line rows this run did not compute stay as they were.
+            line_fingerprints: match &self.reuse.lines {
+                Some(_) => self.fingerprints.clone(),
+                None => before
+                    .map(|b| b.line_fingerprints.clone())
+                    .unwrap_or_default(),
+            },
         }
     }
 }
@@ -236,38 +318,69 @@ pub fn interval_id(interval: Interval, start_us: i64) -> String {
     }
 }
 
-/// The stored rows' columns (the summaries' counts), then [`INTERVAL_ID`].
+/// The table's columns: both kinds' (a column of one kind is null in the other's rows),
+/// then [`KIND`] and [`INTERVAL_ID`].
 pub fn table_schema() -> SchemaRef {
     let mut fields = vec![Field::new(INTERVAL, time_type(), false)];
     fields.extend(
         [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS].map(|k| Field::new(k, DataType::Utf8, true)),
     );
     fields.push(Field::new(COUNT, DataType::Int64, false));
+    fields.push(Field::new(PARENT, DataType::Utf8, true));
+    fields.push(Field::new(TEMPLATE, DataType::Utf8, true));
+    fields.push(Field::new(LONGEST, DataType::Int64, true));
+    fields.push(Field::new(ENTROPY, DataType::Float64, true));
+    fields.push(Field::new(KIND, DataType::Utf8, false));
     fields.push(Field::new(INTERVAL_ID, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
 }
 
-/// The stored rows' columns as their files hold them (without the partition column).
+/// The summary rows' columns as the files hold them.
 pub fn rows_schema() -> SchemaRef {
-    let schema = table_schema();
-    let fields: Vec<_> = schema
-        .fields()
-        .iter()
-        .filter(|f| f.name() != INTERVAL_ID)
-        .cloned()
-        .collect();
-    Arc::new(Schema::new(fields))
+    Kind::Counts.schema()
 }
 
-/// Which intervals a run reads from the table and which it counts.
+/// The intervals of one kind of rows a run reads from the table and those it computes.
 #[derive(Debug, Clone, Default, PartialEq)]
-pub struct Reuse {
+pub struct KindReuse {
     /// Intervals whose stored rows are still right.
     pub stored: Vec<i64>,
-    /// Intervals counted from the events (changed, new, or in the report).
+    /// Intervals computed from the events (changed, new, or in the report).
     pub counted: Vec<i64>,
     /// Stored intervals that no longer have events (their rows are dropped).
     pub vanished: Vec<i64>,
+}
+
+impl KindReuse {
+    /// Of the intervals of `current`, those whose `stored` fingerprint matches (before
+    /// `report_start_us`) are read; the rest are computed.
+    fn new(current: &Fingerprints, stored: Option<&Fingerprints>, report_start_us: i64) -> Self {
+        let mut reuse = KindReuse::default();
+        for (&start, fingerprint) in current {
+            let same = stored.and_then(|s| s.get(&start)) == Some(fingerprint);
+            match same && start < report_start_us {
+                true => reuse.stored.push(start),
+                false => reuse.counted.push(start),
+            }
+        }
+        if let Some(stored) = stored {
+            reuse.vanished = stored
+                .keys()
+                .filter(|start| !current.contains_key(start))
+                .copied()
+                .collect();
+        }
+        reuse
+    }
+}
+
+/// Which intervals a run reads from the table and which it computes, per kind.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Reuse {
+    /// The summary rows.
+    pub counts: KindReuse,
+    /// The command-line rows, when the run computes them (the evidence features).
+    pub lines: Option<KindReuse>,
     /// Whether the table is rebuilt from scratch (none of it matches the run's source
     /// and interval).
     pub rebuild: bool,
@@ -388,43 +501,45 @@ impl SummaryStore {
         &self.location
     }
 
-    /// Which intervals of `current` to read and which to count, for a run over `source`
-    /// whose report starts at `report_start_us`.
+    /// Which intervals of `current` to read and which to compute, for a run over
+    /// `source` whose report starts at `report_start_us`; the command-line rows too when
+    /// `lines`.
     pub fn reuse(
         &self,
         current: &Fingerprints,
         source: &str,
         interval: Interval,
         report_start_us: i64,
+        lines: bool,
     ) -> Reuse {
-        let state = self
-            .state
-            .as_ref()
-            .filter(|s| s.format == FORMAT && s.source == source && s.interval == interval);
-        let mut reuse = Reuse {
+        let state = self.usable_state(source, interval);
+        Reuse {
+            counts: KindReuse::new(current, state.map(|s| &s.fingerprints), report_start_us),
+            lines: lines.then(|| {
+                KindReuse::new(
+                    current,
+                    state.map(|s| &s.line_fingerprints),
+                    report_start_us,
+                )
+            }),
             rebuild: state.is_none(),
-            ..Reuse::default()
-        };
-        let stored = state.map(|s| &s.fingerprints);
-        for (&start, fingerprint) in current {
-            let same = stored.and_then(|s| s.get(&start)) == Some(fingerprint);
-            match same && start < report_start_us {
-                true => reuse.stored.push(start),
-                false => reuse.counted.push(start),
-            }
         }
-        if let Some(stored) = stored {
-            reuse.vanished = stored
-                .keys()
-                .filter(|start| !current.contains_key(start))
-                .copied()
-                .collect();
-        }
-        reuse
     }
 
-    /// The URLs of the data files holding the rows of `intervals`.
-    pub fn files_of(&self, intervals: &[i64], interval: Interval) -> Result<Vec<String>> {
+    /// The table's state, if it was written for `source` and `interval` in this format.
+    fn usable_state(&self, source: &str, interval: Interval) -> Option<&StoredState> {
+        self.state
+            .as_ref()
+            .filter(|s| s.format == FORMAT && s.source == source && s.interval == interval)
+    }
+
+    /// The URLs of the data files holding the `kind` rows of `intervals`.
+    pub fn files_of(
+        &self,
+        kind: Kind,
+        intervals: &[i64],
+        interval: Interval,
+    ) -> Result<Vec<String>> {
         let Some(table) = &self.table else {
             return Ok(Vec::new());
         };
@@ -441,12 +556,10 @@ impl SummaryStore {
             .runtime(what())?;
         let mut urls = Vec::new();
         for file in files.iter() {
-            let id = file
-                .partition_values_map()
-                .get(INTERVAL_ID)
-                .cloned()
-                .flatten();
-            if id.is_some_and(|id| wanted.contains(&id)) {
+            let values = file.partition_values_map();
+            let id = values.get(INTERVAL_ID).cloned().flatten();
+            let of_kind = values.get(KIND).cloned().flatten().as_deref() == Some(kind.name());
+            if of_kind && id.is_some_and(|id| wanted.contains(&id)) {
                 urls.push(crate::source::file_url(&self.url, &file.path())?.to_string());
             }
         }
@@ -454,21 +567,26 @@ impl SummaryStore {
         Ok(urls)
     }
 
-    /// Replaces the rows of `reuse`'s counted and vanished intervals (every row, when it
-    /// rebuilds) with `rows` (the counted intervals' summary rows, [`rows_schema`]), and
-    /// records `state`, in one commit.
+    /// Replaces the rows of `reuse`'s computed and vanished intervals, of each kind it
+    /// computed (every row, when it rebuilds), with `computed`'s, and records `state`, in
+    /// one commit.
     pub async fn save(
         &self,
-        rows: Vec<RecordBatch>,
+        computed: Computed,
         reuse: &Reuse,
         state: &StoredState,
     ) -> Result<Saved> {
         let what = format!("writing the summaries table {}", self.location);
-        let batches = rows
-            .iter()
-            .filter(|b| b.num_rows() > 0)
-            .map(|b| with_interval_id(b, state.interval))
-            .collect::<Result<Vec<_>>>()?;
+        let kinds = [
+            (Kind::Counts, Some(computed.counts)),
+            (Kind::Lines, computed.lines),
+        ];
+        let mut batches = Vec::new();
+        for (kind, rows) in kinds {
+            for batch in rows.iter().flatten().filter(|b| b.num_rows() > 0) {
+                batches.push(in_table_schema(batch, kind, state.interval)?);
+            }
+        }
         let written: usize = batches.iter().map(RecordBatch::num_rows).sum();
         let table = match &self.table {
             Some(table) => table.clone(),
@@ -482,31 +600,33 @@ impl SummaryStore {
                 STATE_KEY.to_string(),
                 serde_json::to_value(state).runtime(&what)?,
             )]);
-        let replaced: Vec<_> = reuse
-            .counted
-            .iter()
-            .chain(&reuse.vanished)
-            .map(|&start| lit(interval_id(state.interval, start)))
-            .collect();
-        let these = col(INTERVAL_ID).in_list(replaced, false);
+        let these = replaced(reuse, state.interval);
         let outcome = match (batches.is_empty(), reuse.rebuild) {
-            (true, _) => {
-                let delete = table.delete().with_commit_properties(properties);
-                match reuse.rebuild {
-                    true => delete.await,
-                    false => delete.with_predicate(these).await,
-                }
-                .map(|(table, _)| table)
-            }
-            (false, rebuild) => {
-                let write = table
+            (true, true) => table
+                .delete()
+                .with_commit_properties(properties)
+                .await
+                .map(|(t, _)| t),
+            (true, false) => table
+                .delete()
+                .with_predicate(these)
+                .with_commit_properties(properties)
+                .await
+                .map(|(t, _)| t),
+            (false, true) => {
+                table
                     .write(batches)
                     .with_save_mode(SaveMode::Overwrite)
-                    .with_commit_properties(properties);
-                match rebuild {
-                    true => write.await,
-                    false => write.with_replace_where(these).await,
-                }
+                    .with_commit_properties(properties)
+                    .await
+            }
+            (false, false) => {
+                table
+                    .write(batches)
+                    .with_save_mode(SaveMode::Overwrite)
+                    .with_replace_where(these)
+                    .with_commit_properties(properties)
+                    .await
             }
         };
         match outcome {
@@ -540,30 +660,75 @@ impl SummaryStore {
             .runtime(&what)?
             .create()
             .with_columns(schema.fields().cloned())
-            .with_partition_columns([INTERVAL_ID])
+            .with_partition_columns([KIND, INTERVAL_ID])
             .with_save_mode(SaveMode::Ignore)
             .await
             .runtime(what)
     }
 }
 
-/// `batch` (the summaries' counts) with its [`INTERVAL_ID`] column, in [`table_schema`].
-fn with_interval_id(batch: &RecordBatch, interval: Interval) -> Result<RecordBatch> {
-    let what = "preparing the summary rows to store";
-    let rows = rows_schema();
-    let mut columns = Vec::new();
-    for field in rows.fields() {
-        let column = batch
-            .column_by_name(field.name())
-            .ok_or_else(|| PipelineError::runtime(format!("{what}: no column {}", field.name())))?;
-        columns.push(arrow::compute::cast(column, field.data_type()).runtime(what)?);
+/// What a run computed from the events, for the table.
+#[derive(Debug, Default)]
+pub struct Computed {
+    /// The computed intervals' summary rows ([`Kind::Counts`]' columns).
+    pub counts: Vec<RecordBatch>,
+    /// Their command-line rows ([`Kind::Lines`]' columns), when computed.
+    pub lines: Option<Vec<RecordBatch>>,
+}
+
+/// The partitions a save replaces: of each kind computed, the computed and vanished
+/// intervals (a predicate that is never true when there are none).
+fn replaced(reuse: &Reuse, interval: Interval) -> deltalake::datafusion::prelude::Expr {
+    let kinds = [
+        (Kind::Counts, Some(&reuse.counts)),
+        (Kind::Lines, reuse.lines.as_ref()),
+    ];
+    let mut predicate = lit(false);
+    for (kind, intervals) in kinds {
+        let Some(intervals) = intervals else { continue };
+        let ids: Vec<_> = intervals
+            .counted
+            .iter()
+            .chain(&intervals.vanished)
+            .map(|&start| lit(interval_id(interval, start)))
+            .collect();
+        if !ids.is_empty() {
+            let these = col(KIND)
+                .eq(lit(kind.name()))
+                .and(col(INTERVAL_ID).in_list(ids, false));
+            predicate = predicate.or(these);
+        }
     }
-    let starts = columns[0].as_primitive::<TimestampMicrosecondType>();
-    let ids: StringArray = (0..starts.len())
-        .map(|i| Some(interval_id(interval, starts.value(i))))
-        .collect();
-    columns.push(Arc::new(ids));
-    RecordBatch::try_new(table_schema(), columns).runtime(what)
+    predicate
+}
+
+/// `batch` (`kind`'s columns) in [`table_schema`]: the other kind's columns null, with
+/// its [`KIND`] and [`INTERVAL_ID`].
+fn in_table_schema(batch: &RecordBatch, kind: Kind, interval: Interval) -> Result<RecordBatch> {
+    let what = "preparing the rows to store";
+    let table = table_schema();
+    let starts = batch
+        .column_by_name(INTERVAL)
+        .ok_or_else(|| PipelineError::runtime(format!("{what}: no column {INTERVAL}")))?;
+    let starts = arrow::compute::cast(starts, &time_type()).runtime(what)?;
+    let starts = starts.as_primitive::<TimestampMicrosecondType>();
+    let mut columns = Vec::new();
+    for field in table.fields() {
+        let column: arrow::array::ArrayRef = match field.name().as_str() {
+            KIND => Arc::new(StringArray::from(vec![kind.name(); batch.num_rows()])),
+            INTERVAL_ID => Arc::new(
+                (0..starts.len())
+                    .map(|i| Some(interval_id(interval, starts.value(i))))
+                    .collect::<StringArray>(),
+            ),
+            name => match batch.column_by_name(name) {
+                Some(column) => arrow::compute::cast(column, field.data_type()).runtime(what)?,
+                None => arrow::array::new_null_array(field.data_type(), batch.num_rows()),
+            },
+        };
+        columns.push(column);
+    }
+    RecordBatch::try_new(table, columns).runtime(what)
 }
 
 #[cfg(test)]

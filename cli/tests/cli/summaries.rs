@@ -141,10 +141,27 @@ fn a_nightly_run_reads_the_history_and_gives_a_full_runs_anomalies() {
     // A re-run reads the same five and counts the report again.
     let again = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
     assert_eq!(intervals(&again), (5, 1, 0, false));
-    // The soc preset (other features) reads the same counts.
+    // The soc preset reads the same counts, and computes every interval's command-line
+    // rows the first time, then only the report's.
     let soc = ["--preset", "soc", "--contamination", "0.05"];
-    let soc = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
-    assert_eq!(intervals(&soc), (5, 1, 0, false));
+    let first_soc = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
+    assert_eq!(intervals(&first_soc), (5, 1, 0, false));
+    assert_eq!(line_intervals(&first_soc), (0, 6));
+    let soc_again = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
+    assert_eq!(line_intervals(&soc_again), (5, 1));
+    // A notebook run leaves the command-line rows to the next soc run.
+    let notebook = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
+    assert!(notebook["line_intervals_read"].is_null());
+    let soc_after = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
+    assert_eq!(line_intervals(&soc_after), (5, 1));
+}
+
+/// `(read, computed)` intervals of command-line rows of a run's summaries table record.
+fn line_intervals(record: &serde_json::Value) -> (u64, u64) {
+    (
+        record["line_intervals_read"].as_u64().unwrap(),
+        record["line_intervals_computed"].as_u64().unwrap(),
+    )
 }
 
 #[test]
@@ -174,6 +191,9 @@ fn late_events_a_compaction_and_a_deleted_day_are_counted_again() {
     });
     let late = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
     assert_eq!(intervals(&late), (4, 2, 0, false));
+    let soc = ["--preset", "soc", "--contamination", "0.05"];
+    let late_soc = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
+    assert_eq!(line_intervals(&late_soc), (0, 6));
 
     // A compaction: a day's rows rewritten into a new file.
     rt.block_on(async {
@@ -206,8 +226,11 @@ fn late_events_a_compaction_and_a_deleted_day_are_counted_again() {
             .await
             .unwrap();
     });
-    let deleted = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
+    let deleted = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
     assert_eq!(intervals(&deleted), (4, 1, 1, false));
+    // The compacted day's command-line rows were computed by no run since (the
+    // notebook run after the compaction counted only its summary rows again).
+    assert_eq!(line_intervals(&deleted), (3, 2));
 }
 
 #[test]
@@ -277,6 +300,10 @@ fn a_file_spanning_days_has_its_days_counted_from_it() {
             .await
             .unwrap();
     });
-    let late = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
+    let soc = ["--preset", "soc", "--contamination", "0.05"];
+    let late = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
     assert_eq!(intervals(&late), (3, 3, 0, false));
+    assert_eq!(line_intervals(&late), (0, 6));
+    let again = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
+    assert_eq!(line_intervals(&again), (5, 1));
 }

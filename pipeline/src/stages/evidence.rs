@@ -57,6 +57,7 @@ use procforest_core::{
         keys_as_views,
         table::{
             EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES, EVIDENCE_PARENTS, GROUP_EVIDENCE,
+            STORED_LINES,
         },
         time_type,
     },
@@ -66,11 +67,15 @@ use procforest_core::{
 use super::{
     column, quote, same_key_sql,
     scoring::{self, ScoredRow},
-    summaries::{SummaryWindow, event_time, group_by, keys_as_strings, window_filter, write},
+    summaries::{
+        StoredRows, SummaryWindow, event_time, group_by, keys_as_strings, window_filter,
+        with_stored, write,
+    },
 };
 use crate::{
     error::{Context, Result},
     scratch::{Scratch, ScratchTable, register_parquet},
+    summary_store::Kind,
 };
 
 /// Registers [`EVIDENCE_EVENTS`]: every file of the training window, `schema`'s keys
@@ -148,14 +153,44 @@ pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Resu
         .runtime("planning the evidence's command lines")
 }
 
-/// Computes the evidence on the cluster: [`evidence_lines`] written to scratch, then
-/// [`group_evidence_sql`] over them, written and registered as [`GROUP_EVIDENCE`].
+/// Command-line rows of earlier runs read instead of computed (`--summaries`: see
+/// [`crate::summary_store`]); [`EVIDENCE_EVENTS`] then holds only the files of the
+/// intervals computed.
+#[derive(Debug, Clone)]
+pub struct KeptLines {
+    /// The data files of the rows of the intervals read.
+    pub files: Vec<String>,
+    /// The intervals computed from the events.
+    pub counted: Vec<i64>,
+    /// Whether any file is read to compute them.
+    pub compute: bool,
+}
+
+/// Computes the evidence on the cluster: [`evidence_lines`] (beside the rows `kept`
+/// holds, when given) written to scratch, then [`group_evidence_sql`] over them, written
+/// and registered as [`GROUP_EVIDENCE`].
 pub async fn write_evidence(
     ctx: &SessionContext,
     window: SummaryWindow,
     scratch: &Scratch,
+    kept: Option<&KeptLines>,
 ) -> Result<ScratchTable> {
-    let lines = evidence_lines(ctx, window).await?;
+    let lines = match kept {
+        None => evidence_lines(ctx, window).await?,
+        Some(kept) => {
+            let computed = match kept.compute {
+                true => Some(evidence_lines(ctx, window).await?),
+                false => None,
+            };
+            let stored = StoredRows {
+                table: STORED_LINES,
+                files: &kept.files,
+                schema: Kind::Lines.schema(),
+            };
+            // The files read may hold events of intervals read from the table too.
+            with_stored(ctx, computed, Some(&kept.counted), stored).await?
+        }
+    };
     let lines_table = ScratchTable {
         dir: scratch.path("evidence-lines"),
         schema: Arc::new(lines.schema().as_arrow().clone()),

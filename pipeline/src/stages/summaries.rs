@@ -629,37 +629,69 @@ async fn kept_and_counted(
     window: SummaryWindow,
     kept: &Kept,
 ) -> Result<DataFrame> {
-    let schema = crate::summary_store::rows_schema();
     let counted = match kept.count_history {
-        true => {
-            let df = counted(ctx, how, window).await?;
-            let df = match how.sources {
-                Sources::Whole => {
-                    let counted = kept.counted.iter().map(|&s| time_literal(s)).collect();
-                    df.filter(column(INTERVAL).in_list(counted, false))
-                        .runtime("planning the counted intervals")?
+        true => Some(counted(ctx, how, window).await?),
+        false => None,
+    };
+    // Files holding several intervals hold events of intervals read from the table too.
+    let keep_to = (how.sources == Sources::Whole).then_some(kept.counted.as_slice());
+    let stored = StoredRows {
+        table: STORED_SUMMARIES,
+        files: &kept.files,
+        schema: crate::summary_store::rows_schema(),
+    };
+    with_stored(ctx, counted, keep_to, stored).await
+}
+
+/// Rows of the summaries table to read beside those computed.
+pub(crate) struct StoredRows<'a> {
+    /// The name to register them as.
+    pub table: TableName,
+    /// Their data files.
+    pub files: &'a [String],
+    /// Their columns.
+    pub schema: SchemaRef,
+}
+
+/// `computed` (when any; only its intervals in `keep_to`, when set) and `stored`'s rows,
+/// in `stored`'s schema.
+pub(crate) async fn with_stored(
+    ctx: &SessionContext,
+    computed: Option<DataFrame>,
+    keep_to: Option<&[i64]>,
+    stored: StoredRows<'_>,
+) -> Result<DataFrame> {
+    let schema = stored.schema;
+    let computed = match computed {
+        Some(df) => {
+            let df = match keep_to {
+                Some(intervals) => {
+                    let intervals = intervals.iter().map(|&s| time_literal(s)).collect();
+                    df.filter(column(INTERVAL).in_list(intervals, false))
+                        .runtime("planning the computed intervals")?
                 }
-                Sources::ByInterval => df,
+                None => df,
             };
             Some(conform(df, &schema)?)
         }
-        false => None,
+        None => None,
     };
-    let stored = match kept.files.is_empty() {
+    let read = match stored.files.is_empty() {
         true => None,
         false => {
-            crate::scratch::register_parquet(ctx, STORED_SUMMARIES, &kept.files, &schema)?;
+            crate::scratch::register_parquet(ctx, stored.table, stored.files, &schema)?;
             let df = ctx
-                .table(STORED_SUMMARIES.as_str())
+                .table(stored.table.as_str())
                 .await
-                .runtime("reading the stored summaries")?;
+                .runtime(format!("reading {}", stored.table))?;
             Some(conform(df, &schema)?)
         }
     };
-    match (counted, stored) {
-        (Some(counted), Some(stored)) => counted
-            .union(stored)
-            .runtime("planning the stored and counted summaries"),
+    match (computed, read) {
+        (Some(computed), Some(read)) => computed.union(read).runtime(format!(
+            "planning {} beside the computed rows",
+            stored.table
+        )),
         (Some(only), None) | (None, Some(only)) => Ok(only),
         (None, None) => no_rows(ctx, &schema),
     }

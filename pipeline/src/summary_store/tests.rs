@@ -151,6 +151,13 @@ fn rows(days: &[i64], computer: &str) -> RecordBatch {
     .unwrap()
 }
 
+fn counts(batch: RecordBatch) -> Computed {
+    Computed {
+        counts: vec![batch],
+        lines: None,
+    }
+}
+
 fn state(prints: &Fingerprints) -> StoredState {
     StoredState {
         format: FORMAT,
@@ -158,11 +165,14 @@ fn state(prints: &Fingerprints) -> StoredState {
         source_version: 3,
         interval: Interval::Day,
         fingerprints: prints.clone(),
+        line_fingerprints: Default::default(),
     }
 }
 
 async fn stored_rows(store: &SummaryStore, intervals: &[i64]) -> BTreeMap<(i64, String), i64> {
-    let files = store.files_of(intervals, Interval::Day).unwrap();
+    let files = store
+        .files_of(Kind::Counts, intervals, Interval::Day)
+        .unwrap();
     let ctx = datafusion::prelude::SessionContext::new();
     let mut out = BTreeMap::new();
     for file in files {
@@ -204,11 +214,11 @@ async fn a_store_keeps_unchanged_days_and_replaces_the_counted_ones() {
     let store = SummaryStore::open(location, Default::default())
         .await
         .unwrap();
-    let reuse = store.reuse(&first, "file:///t/", Interval::Day, 3 * DAY);
+    let reuse = store.reuse(&first, "file:///t/", Interval::Day, 3 * DAY, false);
     assert!(reuse.rebuild);
-    assert_eq!(reuse.counted.len(), 4);
+    assert_eq!(reuse.counts.counted.len(), 4);
     let saved = store
-        .save(vec![rows(&[0, 1, 2, 3], "h")], &reuse, &state(&first))
+        .save(counts(rows(&[0, 1, 2, 3], "h")), &reuse, &state(&first))
         .await
         .unwrap();
     assert_eq!(saved.rows, 4);
@@ -220,12 +230,12 @@ async fn a_store_keeps_unchanged_days_and_replaces_the_counted_ones() {
     let store = SummaryStore::open(location, Default::default())
         .await
         .unwrap();
-    let reuse = store.reuse(&second, "file:///t/", Interval::Day, 3 * DAY);
+    let reuse = store.reuse(&second, "file:///t/", Interval::Day, 3 * DAY, false);
     assert!(!reuse.rebuild);
-    assert_eq!(reuse.stored, [0, 2 * DAY]);
-    assert_eq!(reuse.counted, [DAY, 3 * DAY]);
+    assert_eq!(reuse.counts.stored, [0, 2 * DAY]);
+    assert_eq!(reuse.counts.counted, [DAY, 3 * DAY]);
     store
-        .save(vec![rows(&[1, 3], "late")], &reuse, &state(&second))
+        .save(counts(rows(&[1, 3], "late")), &reuse, &state(&second))
         .await
         .unwrap();
 
@@ -238,28 +248,28 @@ async fn a_store_keeps_unchanged_days_and_replaces_the_counted_ones() {
         .into();
     assert_eq!(stored_rows(&store, &all).await, expected);
     // Nothing changed since: the history is read, the report counted.
-    let reuse = store.reuse(&second, "file:///t/", Interval::Day, 3 * DAY);
-    assert_eq!(reuse.stored, [0, DAY, 2 * DAY]);
+    let reuse = store.reuse(&second, "file:///t/", Interval::Day, 3 * DAY, false);
+    assert_eq!(reuse.counts.stored, [0, DAY, 2 * DAY]);
 
     // Another source, or another interval, rebuilds.
     assert!(
         store
-            .reuse(&second, "file:///u/", Interval::Day, 3 * DAY)
+            .reuse(&second, "file:///u/", Interval::Day, 3 * DAY, false)
             .rebuild
     );
     assert!(
         store
-            .reuse(&second, "file:///t/", Interval::Hour, 3 * DAY)
+            .reuse(&second, "file:///t/", Interval::Hour, 3 * DAY, false)
             .rebuild
     );
 
     // Day 0 left the window: its rows are dropped.
     let mut third = second.clone();
     third.remove(&0);
-    let reuse = store.reuse(&third, "file:///t/", Interval::Day, 3 * DAY);
-    assert_eq!(reuse.vanished, [0]);
+    let reuse = store.reuse(&third, "file:///t/", Interval::Day, 3 * DAY, false);
+    assert_eq!(reuse.counts.vanished, [0]);
     store
-        .save(vec![rows(&[3], "late")], &reuse, &state(&third))
+        .save(counts(rows(&[3], "late")), &reuse, &state(&third))
         .await
         .unwrap();
     let store = SummaryStore::open(location, Default::default())
@@ -281,9 +291,9 @@ async fn of_two_runs_saving_at_once_one_commits_and_the_other_leaves_it() {
     let store = SummaryStore::open(location, Default::default())
         .await
         .unwrap();
-    let reuse = store.reuse(&first, "file:///t/", Interval::Day, 3 * DAY);
+    let reuse = store.reuse(&first, "file:///t/", Interval::Day, 3 * DAY, false);
     store
-        .save(vec![rows(&[0, 1, 2, 3], "h")], &reuse, &state(&first))
+        .save(counts(rows(&[0, 1, 2, 3], "h")), &reuse, &state(&first))
         .await
         .unwrap();
 
@@ -294,13 +304,13 @@ async fn of_two_runs_saving_at_once_one_commits_and_the_other_leaves_it() {
     let b = SummaryStore::open(location, Default::default())
         .await
         .unwrap();
-    let reuse = a.reuse(&first, "file:///t/", Interval::Day, 3 * DAY);
+    let reuse = a.reuse(&first, "file:///t/", Interval::Day, 3 * DAY, false);
     let saved_a = a
-        .save(vec![rows(&[3], "a")], &reuse, &state(&first))
+        .save(counts(rows(&[3], "a")), &reuse, &state(&first))
         .await
         .unwrap();
     let saved_b = b
-        .save(vec![rows(&[3], "b")], &reuse, &state(&first))
+        .save(counts(rows(&[3], "b")), &reuse, &state(&first))
         .await
         .unwrap();
     assert!(saved_a.version.is_some());
@@ -338,4 +348,114 @@ async fn another_table_is_refused_naming_the_setting() {
         "{error}"
     );
     assert!(error.to_string().contains("summaries"), "{error}");
+}
+
+/// Command-line rows: one per day, template `t<day>`.
+fn line_rows(days: &[i64]) -> RecordBatch {
+    let n = days.len();
+    let strings = |v: &str| Arc::new(StringArray::from(vec![Some(v); n])) as Arc<dyn Array>;
+    let templates: Vec<String> = days.iter().map(|d| format!("t{d}")).collect();
+    RecordBatch::try_new(
+        Kind::Lines.schema(),
+        vec![
+            Arc::new(
+                TimestampMicrosecondArray::from(days.iter().map(|d| d * DAY).collect::<Vec<_>>())
+                    .with_timezone("UTC"),
+            ),
+            strings("h"),
+            strings("a"),
+            strings("User"),
+            strings("cmd.exe"),
+            strings("explorer.exe"),
+            Arc::new(StringArray::from(templates)),
+            Arc::new(Int64Array::from(vec![1; n])),
+            Arc::new(Int64Array::from(vec![10; n])),
+            Arc::new(arrow::array::Float64Array::from(vec![2.5; n])),
+        ],
+    )
+    .unwrap()
+}
+
+#[tokio::test]
+async fn command_line_rows_are_kept_by_runs_that_do_not_compute_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("summaries");
+    let location = location.to_str().unwrap();
+    let prints = prints(days());
+    let open = || SummaryStore::open(location, Default::default());
+    let source = "file:///t/";
+    let lines_of = |store: &SummaryStore| {
+        store
+            .files_of(Kind::Lines, &[0, DAY, 2 * DAY, 3 * DAY], Interval::Day)
+            .unwrap()
+            .len()
+    };
+
+    // A run with the evidence features writes both kinds.
+    let store = open().await.unwrap();
+    let reuse = store.reuse(&prints, source, Interval::Day, 3 * DAY, true);
+    let incremental = Incremental {
+        store,
+        fingerprints: prints.clone(),
+        reuse: reuse.clone(),
+        stored_files: Vec::new(),
+        stored_lines: Vec::new(),
+    };
+    let state = incremental.state(source, 3, Interval::Day);
+    assert_eq!(state.line_fingerprints, prints);
+    let computed = Computed {
+        counts: vec![rows(&[0, 1, 2, 3], "h")],
+        lines: Some(vec![line_rows(&[0, 1, 2, 3])]),
+    };
+    incremental
+        .store
+        .save(computed, &reuse, &state)
+        .await
+        .unwrap();
+
+    // A run without them counts the report again and leaves the command-line rows.
+    let store = open().await.unwrap();
+    assert_eq!(lines_of(&store), 4);
+    let reuse = store.reuse(&prints, source, Interval::Day, 3 * DAY, false);
+    assert_eq!(reuse.lines, None);
+    let incremental = Incremental {
+        store,
+        fingerprints: prints.clone(),
+        reuse: reuse.clone(),
+        stored_files: Vec::new(),
+        stored_lines: Vec::new(),
+    };
+    let state = incremental.state(source, 3, Interval::Day);
+    assert_eq!(state.line_fingerprints, prints);
+    incremental
+        .store
+        .save(counts(rows(&[3], "h")), &reuse, &state)
+        .await
+        .unwrap();
+
+    // The next run with them reads the history's command-line rows.
+    let store = open().await.unwrap();
+    assert_eq!(lines_of(&store), 4);
+    let reuse = store.reuse(&prints, source, Interval::Day, 3 * DAY, true);
+    assert_eq!(reuse.lines.as_ref().unwrap().stored, [0, DAY, 2 * DAY]);
+    assert_eq!(reuse.lines.as_ref().unwrap().counted, [3 * DAY]);
+
+    // A rebuild without them drops every command-line row and its fingerprints.
+    let reuse = store.reuse(&prints, "file:///u/", Interval::Day, 3 * DAY, false);
+    assert!(reuse.rebuild);
+    let incremental = Incremental {
+        store,
+        fingerprints: prints.clone(),
+        reuse: reuse.clone(),
+        stored_files: Vec::new(),
+        stored_lines: Vec::new(),
+    };
+    let state = incremental.state("file:///u/", 3, Interval::Day);
+    assert!(state.line_fingerprints.is_empty());
+    incremental
+        .store
+        .save(counts(rows(&[0, 1, 2, 3], "h")), &reuse, &state)
+        .await
+        .unwrap();
+    assert_eq!(lines_of(&open().await.unwrap()), 0);
 }
