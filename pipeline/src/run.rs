@@ -38,7 +38,7 @@ use crate::{
     stages::{
         categories::{self, Census, Indices},
         column,
-        evidence::{self, KeptLines},
+        evidence::{self, KeptLines, Wanted},
         features::{FeatureSet, seed_features},
         scoring::{self, ReportRows, ScoreHistogram},
         summaries::{
@@ -395,7 +395,7 @@ impl Run<'_> {
 
     /// The stages on the cluster, then the report.
     async fn compute(mut self, ctx: &SessionContext, scratch: &Scratch) -> Result<Report> {
-        let (written, evidence) = self.summarise(ctx, scratch).await?;
+        let written = self.summarise(ctx, scratch).await?;
         let ctx = &if written.groups <= ONE_PARTITION_GROUPS {
             one_partition(ctx)
         } else {
@@ -410,6 +410,16 @@ impl Run<'_> {
 
         self.phases.start("indexing");
         let indexed = self.index(ctx, &written, scratch).await?;
+        let evidence = match self.config.features.needs_evidence() {
+            true => {
+                self.phases.start("evidence");
+                Some(
+                    self.group_evidence(ctx, &indexed.sample_rows, scratch)
+                        .await?,
+                )
+            }
+            false => None,
+        };
         let names = self.config.features.names();
         // The report rows' features, planned on another core while the driver samples
         // and fits (they do not depend on the model).
@@ -481,11 +491,7 @@ impl Run<'_> {
     }
 
     /// Summaries on Ballista, written to scratch.
-    async fn summarise(
-        &self,
-        ctx: &SessionContext,
-        scratch: &Scratch,
-    ) -> Result<(WrittenSummaries, Option<ScratchTable>)> {
+    async fn summarise(&self, ctx: &SessionContext, scratch: &Scratch) -> Result<WrittenSummaries> {
         let sample = SampleChoice {
             seed: self.config.model.seed,
             rows: self.sample_size(),
@@ -500,7 +506,10 @@ impl Run<'_> {
             Some(KeptLines {
                 files: incremental.stored_lines.clone(),
                 counted: lines.counted.clone(),
-                compute: !lines.counted.is_empty(),
+                // No file to read when every computed interval lost its events.
+                compute: ctx
+                    .table_exist(table::EVIDENCE_EVENTS.as_str())
+                    .unwrap_or(false),
             })
         });
         let summaries = write_summaries(
@@ -513,19 +522,43 @@ impl Run<'_> {
         );
         let evidence = async {
             match self.config.features.needs_evidence() {
-                true => evidence::write_evidence(ctx, self.window(), scratch, kept_lines.as_ref())
+                true => {
+                    evidence::write_evidence_counts(
+                        ctx,
+                        self.window(),
+                        scratch,
+                        kept_lines.as_ref(),
+                    )
                     .await
-                    .map(Some),
-                false => Ok(None),
+                }
+                false => Ok(()),
             }
         };
-        let (written, evidence) = futures::future::try_join(summaries, evidence)
+        let (written, ()) = futures::future::try_join(summaries, evidence)
             .await
             .map_err(|e| scan_error(e, &self.snapshot.resolved))?;
         if written.groups == 0 {
             return Err(no_events(self.config, self.snapshot.as_of));
         }
-        Ok((written, evidence))
+        Ok(written)
+    }
+
+    /// The groups' evidence, of the report's and the training sample's groups (of every
+    /// group when every score is written), on the cluster.
+    async fn group_evidence(
+        &self,
+        ctx: &SessionContext,
+        sample_rows: &[arrow::record_batch::RecordBatch],
+        scratch: &Scratch,
+    ) -> Result<ScratchTable> {
+        let wanted = match &self.scores_out {
+            Some(_) => None,
+            None => Some(Wanted {
+                report_start_us: self.snapshot.report_start_us,
+                sample: scoring::groups_of(sample_rows)?,
+            }),
+        };
+        evidence::write_group_evidence(ctx, scratch, wanted.as_ref()).await
     }
 
     /// Writes the computed intervals' rows (read back from scratch) to the summaries

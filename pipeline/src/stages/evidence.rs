@@ -61,15 +61,18 @@ use procforest_core::{
         },
         time_type,
     },
-    udf::{LineEntropyUdf, SORTED_DISTINCT_NAME, SortedDistinctUdf, TemplateUdf},
+    udf::{
+        GROUP_SET_NAME, Group, GroupSetUdf, LineEntropyUdf, SORTED_DISTINCT_NAME,
+        SortedDistinctUdf, TemplateUdf,
+    },
 };
 
 use super::{
     column, quote, same_key_sql,
     scoring::{self, ScoredRow},
     summaries::{
-        StoredRows, SummaryWindow, event_time, group_by, keys_as_strings, window_filter,
-        with_stored, write,
+        MAX_GROUP_SET_BYTES, StoredRows, SummaryWindow, event_time, group_by, keys_as_strings,
+        window_filter, with_stored, write,
     },
 };
 use crate::{
@@ -166,15 +169,16 @@ pub struct KeptLines {
     pub compute: bool,
 }
 
-/// Computes the evidence on the cluster: [`evidence_lines`] (beside the rows `kept`
-/// holds, when given) written to scratch, then [`group_evidence_sql`] over them, written
-/// and registered as [`GROUP_EVIDENCE`].
-pub async fn write_evidence(
+/// Computes the evidence's counts on the cluster: [`evidence_lines`] (beside the rows
+/// `kept` holds, when given), and from them [`counts_sql`]'s, each written to scratch and
+/// registered ([`EVIDENCE_LINES`], [`EVIDENCE_PARENTS`], [`EVIDENCE_GROUPS`]), for
+/// [`write_group_evidence`].
+pub async fn write_evidence_counts(
     ctx: &SessionContext,
     window: SummaryWindow,
     scratch: &Scratch,
     kept: Option<&KeptLines>,
-) -> Result<ScratchTable> {
+) -> Result<()> {
     let lines = match kept {
         None => evidence_lines(ctx, window).await?,
         Some(kept) => {
@@ -219,9 +223,54 @@ pub async fn write_evidence(
         counts(EVIDENCE_GROUPS, false),
     )
     .await?;
+    Ok(())
+}
+
+/// The groups whose evidence a run needs: the report's, and the training sample's.
+#[derive(Debug, Clone)]
+pub struct Wanted {
+    /// The report's first interval (microseconds).
+    pub report_start_us: i64,
+    /// The training sample's groups.
+    pub sample: Vec<Group>,
+}
+
+impl Wanted {
+    /// The SQL condition on a row's interval and keys that it is wanted, with the
+    /// function it calls registered in `ctx`; `None` (every group) when the sample's
+    /// groups are too many to carry in the plan.
+    fn filter(&self, ctx: &SessionContext) -> Result<Option<String>> {
+        let in_sample = GroupSetUdf::new(&self.sample).runtime("the training sample's groups")?;
+        if in_sample.payload().len() > MAX_GROUP_SET_BYTES {
+            return Ok(None);
+        }
+        ctx.register_udf(in_sample.into_udf());
+        let keys = [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+            .map(quote)
+            .join(", ");
+        let i = quote(INTERVAL);
+        Ok(Some(format!(
+            "(CAST({i} AS BIGINT) >= {start} OR {GROUP_SET_NAME}({i}, {keys}))",
+            start = self.report_start_us
+        )))
+    }
+}
+
+/// [`group_evidence_sql`] over the registered evidence counts ([`write_evidence_counts`]),
+/// for the `wanted` groups (every group when `None`), written and registered as
+/// [`GROUP_EVIDENCE`].
+pub async fn write_group_evidence(
+    ctx: &SessionContext,
+    scratch: &Scratch,
+    wanted: Option<&Wanted>,
+) -> Result<ScratchTable> {
+    let filter = match wanted {
+        Some(wanted) => wanted.filter(ctx)?,
+        None => None,
+    };
     ctx.register_udf(SortedDistinctUdf::default().into_udf());
     let groups = ctx
-        .sql(&group_evidence_sql())
+        .sql(&group_evidence_sql(filter.as_deref()))
         .await
         .runtime("planning the groups' evidence")?;
     let table = ScratchTable {
@@ -279,7 +328,7 @@ pub fn counts_sql(by_parent: bool) -> String {
 /// DataFusion sort every joined row): the novel templates are gathered and then sorted
 /// per group, and the rarest parent is the minimum of its zero-padded count elsewhere
 /// followed by its path (ties by path), the padding cut off again.
-pub fn group_evidence_sql() -> String {
+pub fn group_evidence_sql(wanted: Option<&str>) -> String {
     let (c, a, t, p, n, i) = (
         quote(COMPUTER),
         quote(ACCOUNT),
@@ -326,6 +375,12 @@ pub fn group_evidence_sql() -> String {
         )
     };
     let elsewhere = |name: &str| format!("CAST({name}.events - {name}_i.events AS DOUBLE)");
+    // The rows of `table` whose groups' evidence is wanted (the history's totals still
+    // come from every row).
+    let only_wanted = |table: &str| match wanted {
+        Some(filter) => format!("(SELECT * FROM {table} WHERE {filter})"),
+        None => table.to_string(),
+    };
     let f = |name: &str| quote(name);
     let ctes = [
         format!(
@@ -351,9 +406,10 @@ pub fn group_evidence_sql() -> String {
              max(l.{entropy}) AS {f4}, \
              array_agg(l.{template}) \
              FILTER (WHERE tpl.events = tpl_i.events AND l.{template} <> '') AS {novel} \
-             FROM l {tpl_join} JOIN tpl_hosts ON l.kp = tpl_hosts.kp \
+             FROM {wanted_lines} l {tpl_join} JOIN tpl_hosts ON l.kp = tpl_hosts.kp \
              AND l.{template} = tpl_hosts.{template} GROUP BY {keys_l})",
             keys_l = keys_of("l"),
+            wanted_lines = only_wanted("l"),
             tpl_elsewhere = elsewhere("tpl"),
             tpl_join = joined("l", "tpl", &["kp", &template]),
             longest = quote(LONGEST),
@@ -377,8 +433,8 @@ pub fn group_evidence_sql() -> String {
              max(CASE WHEN hpp.events = hpp_i.events THEN 1.0 ELSE 0.0 END) AS {f1}, \
              substr(min(lpad(CAST(CAST({pp_elsewhere} AS BIGINT) AS VARCHAR), 20, '0') \
              || gp.{parent}), 21) AS {rarest} \
-             FROM {parents} gp {pp_join} {hpp_join} GROUP BY {keys_gp})",
-            parents = EVIDENCE_PARENTS,
+             FROM {wanted_parents} gp {pp_join} {hpp_join} GROUP BY {keys_gp})",
+            wanted_parents = only_wanted(EVIDENCE_PARENTS.as_str()),
             keys_gp = keys_of("gp"),
             pp_elsewhere = elsewhere("pp"),
             pp_join = joined("gp", "pp", &["kp", &parent]),
@@ -393,8 +449,8 @@ pub fn group_evidence_sql() -> String {
             "first_seen AS (SELECT {keys_g}, \
              CASE WHEN hp.events = hp_i.events THEN 1.0 ELSE 0.0 END AS {f0}, \
              CASE WHEN ap.events = ap_i.events THEN 1.0 ELSE 0.0 END AS {f1} \
-             FROM {groups} g {hp_join} {ap_join})",
-            groups = EVIDENCE_GROUPS,
+             FROM {wanted_groups} g {hp_join} {ap_join})",
+            wanted_groups = only_wanted(EVIDENCE_GROUPS.as_str()),
             keys_g = keys_of("g"),
             hp_join = joined("g", "hp", &["kc", "kp"]),
             ap_join = joined("g", "ap", &["ka", "kp"]),

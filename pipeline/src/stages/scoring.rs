@@ -256,6 +256,28 @@ pub(super) fn batch_column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a
         .ok_or_else(|| PipelineError::runtime(format!("scored rows have no column {name}")))
 }
 
+/// The groups (interval and keys) of summary rows.
+pub fn groups_of(batches: &[RecordBatch]) -> Result<Vec<Group>> {
+    let mut groups = Vec::new();
+    for batch in batches {
+        let interval = cast(
+            batch_column(batch, INTERVAL)?,
+            &DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into())),
+        )
+        .runtime("reading intervals")?;
+        let interval = interval.as_primitive::<TimestampMicrosecondType>();
+        let mut keys = Vec::new();
+        for key in [COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS] {
+            keys.push(strings(batch_column(batch, key)?)?.into_iter());
+        }
+        for i in 0..batch.num_rows() {
+            let key = std::array::from_fn(|k| keys[k].next().flatten());
+            groups.push((interval.value(i), key));
+        }
+    }
+    Ok(groups)
+}
+
 /// Reads scored rows out of a batch.
 pub fn rows(batch: &RecordBatch, names: &[&str]) -> Result<Vec<ScoredRow>> {
     let interval = cast(

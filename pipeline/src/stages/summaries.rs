@@ -424,8 +424,6 @@ impl SummaryPlan {
         window: TimeWindow,
     ) -> Result<()> {
         let counted_scan = match self.history_counts {
-            // Every history interval read from stored summaries: nothing to count.
-            _ if files.counted.files.is_empty() => None,
             Some(HistoryCounts::KeyCounts) => {
                 let counts = KeyCountsTable::try_new(files.counted.clone(), interval_us, window)
                     .runtime("building the history's key counts")?;

@@ -111,6 +111,12 @@ type Evidences = BTreeMap<(i64, String, String), (BTreeMap<String, f64>, Vec<Str
 
 /// The hand-built events' group evidence, as SQL over them.
 async fn group_evidence_frame() -> DataFrame {
+    let ctx = evidence_counts().await;
+    ctx.sql(&group_evidence_sql(None)).await.unwrap()
+}
+
+/// A session with the hand-built events' evidence counts registered.
+async fn evidence_counts() -> SessionContext {
     let ctx = SessionContext::new();
     ctx.register_batch(EVIDENCE_EVENTS.as_str(), events_batch())
         .unwrap();
@@ -143,7 +149,56 @@ async fn group_evidence_frame() -> DataFrame {
         ctx.register_batch(name.as_str(), rows).unwrap();
     }
     ctx.register_udf(procforest_core::udf::SortedDistinctUdf::default().into_udf());
-    ctx.sql(&group_evidence_sql()).await.unwrap()
+    ctx
+}
+
+/// The rows of `df` as sorted lines of text.
+async fn sorted_text(df: DataFrame) -> Vec<String> {
+    let batches = df.collect().await.unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    let mut lines: Vec<String> = text.lines().skip(3).map(str::to_string).collect();
+    lines.retain(|l| !l.starts_with('+'));
+    lines.sort();
+    lines
+}
+
+#[tokio::test]
+async fn the_wanted_groups_get_the_evidence_every_group_gets() {
+    let ctx = evidence_counts().await;
+    let all = sorted_text(ctx.sql(&group_evidence_sql(None)).await.unwrap()).await;
+    // The report (day 1) and one group of day 0, the sample's.
+    let every = ctx
+        .sql(&group_evidence_sql(None))
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let day0 = super::scoring::groups_of(&every)
+        .unwrap()
+        .into_iter()
+        .find(|g| g.0 == 0)
+        .unwrap();
+    let wanted = Wanted {
+        report_start_us: DAY,
+        sample: vec![day0.clone()],
+    };
+    let filter = wanted.filter(&ctx).unwrap().unwrap();
+    let some = sorted_text(ctx.sql(&group_evidence_sql(Some(&filter))).await.unwrap()).await;
+    let host = day0.1[0].clone().unwrap();
+    let expected: Vec<String> = all
+        .iter()
+        .filter(|line| {
+            line.contains("1970-01-02")
+                || (line.contains("1970-01-01") && line.contains(&format!("| {host} ")))
+        })
+        .cloned()
+        .collect();
+    assert!(some.len() < all.len(), "{all:#?}");
+    assert!(!some.is_empty());
+    assert_eq!(some, expected);
 }
 
 async fn evidence_of_events() -> Evidences {
