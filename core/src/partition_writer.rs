@@ -85,6 +85,7 @@ pub struct ScratchSink {
     write_id: String,
     schema: SchemaRef,
     digest: Option<DigestSpec>,
+    digest_only: bool,
 }
 
 /// What the plan carries of a sink and of its writer.
@@ -94,6 +95,9 @@ struct Encoded {
     write_id: String,
     #[serde(default)]
     digest: Option<DigestSpec>,
+    /// Only the digests are written, not the rows (which are already stored elsewhere).
+    #[serde(default)]
+    digest_only: bool,
 }
 
 impl ScratchSink {
@@ -110,7 +114,17 @@ impl ScratchSink {
             write_id: format!("{:016x}", rand::random::<u64>()),
             schema,
             digest: None,
+            digest_only: false,
         })
+    }
+
+    /// The same sink writing the digests alone (with [`Self::with_digest`]): for rows
+    /// stored elsewhere already, whose digests are wanted.
+    pub fn digest_only(self) -> Self {
+        Self {
+            digest_only: true,
+            ..self
+        }
     }
 
     /// The same sink, each partition also writing its [`digest`] as `spec` says.
@@ -134,6 +148,7 @@ impl ScratchSink {
             dir: self.dir.clone(),
             write_id: self.write_id.clone(),
             digest: self.digest.clone(),
+            digest_only: self.digest_only,
         })
         .map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -144,12 +159,14 @@ impl ScratchSink {
             dir,
             write_id,
             digest,
+            digest_only,
         } = serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
         Ok(Self {
             dir,
             write_id,
             schema,
             digest,
+            digest_only,
         })
     }
 }
@@ -190,7 +207,8 @@ impl TableProvider for ScratchSink {
             .logically_equivalent_names_and_types(&input.schema())?;
         Ok(Arc::new(
             ParquetWriterExec::try_new(input, self.dir.clone(), self.write_id.clone())?
-                .with_digest(self.digest.clone()),
+                .with_digest(self.digest.clone())
+                .with_digest_only(self.digest_only),
         ))
     }
 }
@@ -203,6 +221,8 @@ pub struct ParquetWriterExec {
     dir: String,
     write_id: String,
     digest: Option<DigestSpec>,
+    /// Only the digests are written.
+    digest_only: bool,
     properties: Arc<PlanProperties>,
 }
 
@@ -222,8 +242,17 @@ impl ParquetWriterExec {
             dir,
             write_id,
             digest: None,
+            digest_only: false,
             properties: Arc::new(properties),
         })
+    }
+
+    /// The same node, writing only the digests when `digest_only`.
+    pub fn with_digest_only(self, digest_only: bool) -> Self {
+        Self {
+            digest_only,
+            ..self
+        }
     }
 
     /// The same node, each partition also writing its [`digest`] as `spec` says (none
@@ -241,6 +270,7 @@ impl ParquetWriterExec {
             dir: self.dir.clone(),
             write_id: self.write_id.clone(),
             digest: self.digest.clone(),
+            digest_only: self.digest_only,
         })
         .map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -251,9 +281,12 @@ impl ParquetWriterExec {
             dir,
             write_id,
             digest,
+            digest_only,
         } = serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let input = crate::single_input("ParquetWriterExec", inputs)?;
-        Ok(Self::try_new(input.clone(), dir, write_id)?.with_digest(digest))
+        Ok(Self::try_new(input.clone(), dir, write_id)?
+            .with_digest(digest)
+            .with_digest_only(digest_only))
     }
 }
 
@@ -299,7 +332,8 @@ impl ExecutionPlan for ParquetWriterExec {
         let input = crate::single_input("ParquetWriterExec", &children)?;
         Ok(Arc::new(
             Self::try_new(input.clone(), self.dir.clone(), self.write_id.clone())?
-                .with_digest(self.digest.clone()),
+                .with_digest(self.digest.clone())
+                .with_digest_only(self.digest_only),
         ))
     }
 
@@ -325,9 +359,11 @@ impl ExecutionPlan for ParquetWriterExec {
             }
             None => None,
         };
+        let write_rows = !self.digest_only;
         let written = futures::stream::once(async move {
             let (digest, digest_store) = digest.unzip();
-            let (rows, digest) = write_partition(input, store, path, digest).await?;
+            let target = write_rows.then_some((store, path));
+            let (rows, digest) = write_partition(input, target, digest).await?;
             if let (Some(digest), Some(digest_store)) = (digest, digest_store) {
                 digest.write(digest_store.as_ref(), &name).await?;
             }
@@ -344,13 +380,12 @@ impl ExecutionPlan for ParquetWriterExec {
     }
 }
 
-/// Writes `input` to a Parquet file at `path` of `store`, opened on the first non-empty
-/// batch (an empty partition writes nothing), taking each batch into `digest` too;
-/// returns the rows written and the digest.
+/// Writes `input` to a Parquet file at `target`'s path of its store (when given), opened
+/// on the first non-empty batch (an empty partition writes nothing), taking each batch
+/// into `digest` too; returns the rows taken and the digest.
 async fn write_partition(
     mut input: SendableRecordBatchStream,
-    store: Arc<dyn object_store::ObjectStore>,
-    path: object_store::path::Path,
+    target: Option<(Arc<dyn object_store::ObjectStore>, object_store::path::Path)>,
     mut digest: Option<Digest>,
 ) -> Result<(u64, Option<Digest>)> {
     let schema = input.schema();
@@ -361,7 +396,7 @@ async fn write_partition(
         if batch.num_rows() == 0 {
             continue;
         }
-        if writer.is_none() {
+        if let (None, Some((store, path))) = (&writer, &target) {
             let file = object_store::buffered::BufWriter::new(store.clone(), path.clone());
             writer = Some(AsyncArrowWriter::try_new(
                 file,

@@ -179,33 +179,30 @@ pub async fn write_evidence_counts(
     scratch: &Scratch,
     kept: Option<&KeptLines>,
 ) -> Result<()> {
-    let lines = match kept {
-        None => evidence_lines(ctx, window).await?,
+    let dir = scratch.path("evidence-lines");
+    // The rows read from the summaries table are registered where they are, beside the
+    // rows computed now.
+    let (lines, stored) = match kept {
+        None => (evidence_lines(ctx, window).await?, &[][..]),
         Some(kept) => {
             let computed = match kept.compute {
                 true => Some(evidence_lines(ctx, window).await?),
                 false => None,
             };
-            let stored = StoredRows {
+            let none_stored = StoredRows {
                 table: STORED_LINES,
-                files: &kept.files,
+                files: &[],
                 schema: Kind::Lines.schema(),
             };
             // The files read may hold events of intervals read from the table too.
-            with_stored(ctx, computed, Some(&kept.counted), stored).await?
+            let computed = with_stored(ctx, computed, Some(&kept.counted), none_stored).await?;
+            (computed, kept.files.as_slice())
         }
     };
-    let lines_table = ScratchTable {
-        dir: scratch.path("evidence-lines"),
-        schema: Arc::new(lines.schema().as_arrow().clone()),
-    };
-    write(lines, &lines_table.dir, "the evidence's command lines").await?;
-    register_parquet(
-        ctx,
-        EVIDENCE_LINES,
-        std::slice::from_ref(&lines_table.dir),
-        &lines_table.schema,
-    )?;
+    let schema = Arc::new(lines.schema().as_arrow().clone());
+    write(lines, &dir, "the evidence's command lines").await?;
+    let sources: Vec<String> = std::iter::once(dir).chain(stored.iter().cloned()).collect();
+    register_parquet(ctx, EVIDENCE_LINES, &sources, &schema)?;
     let counts = |name: TableName, by_parent: bool| async move {
         let df = ctx
             .sql(&counts_sql(by_parent))

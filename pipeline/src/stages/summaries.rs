@@ -341,6 +341,21 @@ pub async fn write_digested(
             .with_digest(spec)
             .runtime(format!("digesting {what}"))?;
     }
+    insert(df, sink, what).await
+}
+
+/// The digests of `df`'s rows as `spec` says, each partition's written where it is
+/// computed; the rows themselves are stored elsewhere already. Returns the rows taken.
+async fn digest_only(df: DataFrame, spec: DigestSpec, what: &str) -> Result<u64> {
+    let sink = ScratchSink::try_new(&spec.dir, Arc::new(df.schema().as_arrow().clone()))
+        .and_then(|sink| sink.with_digest(spec))
+        .runtime(format!("digesting {what}"))?
+        .digest_only();
+    insert(df, sink, what).await
+}
+
+/// Computes `df` into `sink`; returns the rows it took.
+async fn insert(df: DataFrame, sink: ScratchSink, what: &str) -> Result<u64> {
     let (state, plan) = df.into_parts();
     let insert = LogicalPlanBuilder::insert_into(
         plan,
@@ -522,7 +537,7 @@ pub async fn write_summaries(
         Sources::ByInterval => scratch.path("history"),
     };
     let counts = match kept {
-        Some(kept) => kept_and_counted(ctx, how, window, kept).await?,
+        Some(kept) => kept_counted(ctx, how, window, kept).await?,
         None => counted(ctx, how, window).await?,
     };
     // The report's counts (with their command lines or not) for interval-aligned files;
@@ -566,15 +581,32 @@ pub async fn write_summaries(
             None => Ok(0),
         }
     };
+    // The stored rows are read where they are; only their digests are written.
+    let stored = match kept.filter(|kept| !kept.files.is_empty()) {
+        Some(kept) => Some((
+            stored_rows(ctx, kept).await?,
+            digest(&scratch.path("stored")),
+        )),
+        None => None,
+    };
+    digest_dirs.extend(stored.as_ref().map(|(_, spec)| spec.dir.clone()));
+    let digest_stored = async {
+        match stored {
+            Some((df, spec)) => digest_only(df, spec, "the stored summaries").await,
+            None => Ok(0),
+        }
+    };
     let write_counts = write_digested(counts, &counts_dir, "summaries", Some(counts_digest));
-    let (counted, report_rows) = futures::future::try_join(write_counts, write_report).await?;
+    let (counted, report_rows, stored_rows) =
+        futures::future::try_join3(write_counts, write_report, digest_stored).await?;
     let report = report.map(|(_, table)| table);
     let report_dir = match how.sources {
         Sources::ByInterval => report.as_ref().map(|table| table.dir.clone()),
         Sources::Whole => None,
     };
     let mut counts_dirs = vec![counts_dir];
-    let mut groups = counted;
+    counts_dirs.extend(kept.iter().flat_map(|kept| kept.files.iter().cloned()));
+    let mut groups = counted + stored_rows;
     if let Some(dir) = &report_dir {
         counts_dirs.push(dir.clone());
         groups += report_rows;
@@ -619,9 +651,8 @@ pub struct Kept {
     pub count_history: bool,
 }
 
-/// The stored rows of `kept` beside the counts of the intervals counted, both in the
-/// stored rows' schema.
-async fn kept_and_counted(
+/// The counts of the intervals `kept` says are counted, in the stored rows' schema.
+async fn kept_counted(
     ctx: &SessionContext,
     how: SummaryPlan,
     window: SummaryWindow,
@@ -633,12 +664,22 @@ async fn kept_and_counted(
     };
     // Files holding several intervals hold events of intervals read from the table too.
     let keep_to = (how.sources == Sources::Whole).then_some(kept.counted.as_slice());
+    let none_stored = StoredRows {
+        table: STORED_SUMMARIES,
+        files: &[],
+        schema: crate::summary_store::rows_schema(),
+    };
+    with_stored(ctx, counted, keep_to, none_stored).await
+}
+
+/// The stored summary rows of `kept`, registered as [`STORED_SUMMARIES`].
+async fn stored_rows(ctx: &SessionContext, kept: &Kept) -> Result<DataFrame> {
     let stored = StoredRows {
         table: STORED_SUMMARIES,
         files: &kept.files,
         schema: crate::summary_store::rows_schema(),
     };
-    with_stored(ctx, counted, keep_to, stored).await
+    with_stored(ctx, None, None, stored).await
 }
 
 /// Rows of the summaries table to read beside those computed.

@@ -205,3 +205,63 @@ fn a_missing_column_is_named() {
     let error = Digest::new(spec(5)).add(&without_count).unwrap_err();
     assert!(error.to_string().contains(COUNT), "{error}");
 }
+
+/// A digest-only write of rows stored elsewhere digests them as a write of them would,
+/// and writes no rows.
+#[tokio::test]
+async fn a_digest_only_write_digests_without_writing() {
+    use datafusion::{
+        catalog::MemTable, datasource::provider_as_source, logical_expr::LogicalPlanBuilder,
+        prelude::SessionContext,
+    };
+    let rows = summary_rows(0, 300);
+    let dir = tempfile::tempdir().unwrap();
+    let url = |name: &str| format!("file://{}/{name}/", dir.path().display());
+    let digested = |name: &str| DigestSpec {
+        dir: url(&format!("{name}-digest")),
+        ..spec(40)
+    };
+    let ctx = SessionContext::new();
+    for (name, only) in [("written", false), ("digested", true)] {
+        let source = MemTable::try_new(rows.schema(), vec![vec![rows.clone()]]).unwrap();
+        let input = ctx.read_table(Arc::new(source)).unwrap();
+        let sink = crate::partition_writer::ScratchSink::try_new(&url(name), rows.schema())
+            .unwrap()
+            .with_digest(digested(name))
+            .unwrap();
+        let sink = match only {
+            true => sink.digest_only(),
+            false => sink,
+        };
+        let plan = LogicalPlanBuilder::insert_into(
+            input.logical_plan().clone(),
+            "scratch",
+            provider_as_source(Arc::new(sink)),
+            datafusion::logical_expr::dml::InsertOp::Append,
+        )
+        .unwrap()
+        .build()
+        .unwrap();
+        datafusion::prelude::DataFrame::new(ctx.state(), plan)
+            .collect()
+            .await
+            .unwrap();
+    }
+    let local = object_store::local::LocalFileSystem::new_with_prefix(dir.path()).unwrap();
+    let written = read(&local, &Path::from("written-digest")).await.unwrap();
+    let digested = read(&local, &Path::from("digested-digest")).await.unwrap();
+    let census = |d: &Digests| -> Vec<BTreeMap<Option<String>, Tally>> {
+        let tallies = d.tallies().unwrap();
+        let columns = tallies.categories.iter();
+        columns.map(|c| c.iter().cloned().collect()).collect()
+    };
+    assert_eq!(census(&digested), census(&written));
+    let keys = |d: &Digests| -> Vec<u64> {
+        let mut keys: Vec<u64> = d.kept_rows().iter().flat_map(keys_of).collect();
+        keys.sort_unstable();
+        keys
+    };
+    assert_eq!(keys(&digested), keys(&written));
+    assert!(dir.path().join("written").exists());
+    assert!(!dir.path().join("digested").exists(), "no rows written");
+}
