@@ -251,6 +251,9 @@ pub mod table {
     pub const EVIDENCE_EVENTS: TableName = TableName("evidence_events");
     /// [`EVIDENCE_LINES`] rows of earlier runs, read from the summaries table's files.
     pub const STORED_LINES: TableName = TableName("stored_lines");
+    /// The [`EVIDENCE_LINES`] rows this run computed (all of them without a summaries
+    /// table).
+    pub const COMPUTED_LINES: TableName = TableName("computed_lines");
     /// The events counted per interval, group, parent and command-line template.
     pub const EVIDENCE_LINES: TableName = TableName("evidence_lines");
     /// [`EVIDENCE_LINES`] counted per interval, group and parent.

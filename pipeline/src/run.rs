@@ -38,7 +38,7 @@ use crate::{
     stages::{
         categories::{self, Census, Indices},
         column,
-        evidence::{self, KeptLines, Wanted},
+        evidence::{self, KeptEvidence, Wanted},
         features::{FeatureSet, seed_features},
         scoring::{self, ReportRows, ScoreHistogram},
         summaries::{
@@ -503,8 +503,8 @@ impl Run<'_> {
         });
         let kept_lines = self.snapshot.incremental.as_ref().and_then(|incremental| {
             let lines = incremental.reuse.lines.as_ref()?;
-            Some(KeptLines {
-                files: incremental.stored_lines.clone(),
+            Some(KeptEvidence {
+                files: incremental.stored_evidence.clone(),
                 counted: lines.counted.clone(),
                 // No file to read when every computed interval lost its events.
                 compute: ctx
@@ -569,27 +569,27 @@ impl Run<'_> {
         incremental: &Incremental,
     ) -> Result<SummariesTable> {
         let reuse = &incremental.reuse;
-        let counts = computed_rows(ctx, table::SUMMARIES, Kind::Counts, &reuse.counts.counted);
-        let lines = async {
-            match &reuse.lines {
-                Some(lines) => {
-                    computed_rows(ctx, table::EVIDENCE_LINES, Kind::Lines, &lines.counted)
-                        .await
-                        .map(Some)
-                }
-                None => Ok(None),
-            }
-        };
-        let (counts, lines) = futures::future::try_join(counts, lines).await?;
+        let mut kinds = vec![(table::SUMMARIES, Kind::Counts, &reuse.counts.counted)];
+        if let Some(lines) = &reuse.lines {
+            kinds.extend([
+                (table::EVIDENCE_LINES, Kind::Lines, &lines.counted),
+                (table::EVIDENCE_PARENTS, Kind::Parents, &lines.counted),
+                (table::EVIDENCE_GROUPS, Kind::Groups, &lines.counted),
+            ]);
+        }
+        let reading = kinds
+            .into_iter()
+            .map(|(table, kind, intervals)| async move {
+                let rows = computed_rows(ctx, table, kind, intervals).await?;
+                Ok::<_, PipelineError>((kind, rows))
+            });
+        let computed = Computed(futures::future::try_join_all(reading).await?);
         let state = incremental.state(
             &self.snapshot.resolved.table_url,
             self.snapshot.table.version,
             self.config.interval,
         );
-        let saved = incremental
-            .store
-            .save(Computed { counts, lines }, reuse, &state)
-            .await?;
+        let saved = incremental.store.save(computed, reuse, &state).await?;
         Ok(SummariesTable {
             location: incremental.store.location().to_string(),
             rebuilt: reuse.rebuild,

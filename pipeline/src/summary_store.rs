@@ -65,7 +65,19 @@ pub enum Kind {
     /// The evidence's command-line rows: interval, keys, parent, template, `count`,
     /// longest, entropy.
     Lines,
+    /// The evidence's events per interval, group and parent (with the history keys
+    /// `kc`, `ka`, `kp`).
+    Parents,
+    /// The evidence's events per interval and group (with the history keys).
+    Groups,
 }
+
+/// The kinds of rows the evidence features compute, recorded under one set of
+/// fingerprints (one run computes all three from the same events).
+pub const EVIDENCE_KINDS: [Kind; 3] = [Kind::Lines, Kind::Parents, Kind::Groups];
+
+/// The history keys of the evidence's counts: a null key as the empty one.
+const HISTORY_KEYS: [&str; 3] = ["kc", "ka", "kp"];
 
 impl Kind {
     /// Its [`KIND`] value.
@@ -73,34 +85,29 @@ impl Kind {
         match self {
             Kind::Counts => "counts",
             Kind::Lines => "lines",
+            Kind::Parents => "parents",
+            Kind::Groups => "groups",
         }
     }
 
     /// Its rows' columns as the files hold them, in [`table_schema`]'s types.
     pub fn schema(self) -> SchemaRef {
-        let columns: &[&str] = match self {
-            Kind::Counts => &[INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS, COUNT],
-            Kind::Lines => &[
-                INTERVAL,
-                COMPUTER,
-                ACCOUNT,
-                ACCOUNT_TYPE,
-                PROCESS,
-                PARENT,
-                TEMPLATE,
-                COUNT,
-                LONGEST,
-                ENTROPY,
-            ],
+        let keys = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS];
+        let [kc, ka, kp] = HISTORY_KEYS;
+        let own: &[&str] = match self {
+            Kind::Counts => &[COUNT],
+            Kind::Lines => &[PARENT, TEMPLATE, COUNT, LONGEST, ENTROPY],
+            Kind::Parents => &[kc, ka, kp, PARENT, COUNT],
+            Kind::Groups => &[kc, ka, kp, COUNT],
         };
+        let columns: Vec<&str> = keys.iter().chain(own).copied().collect();
         let table = table_schema();
         let fields: Vec<Field> = columns
             .iter()
             .map(|name| {
                 let field = table.field_with_name(name).expect("a stored column");
-                // Each kind's own columns are never null in its rows.
-                let never_null = [INTERVAL, COUNT].contains(name)
-                    || (self == Kind::Lines && [PARENT, TEMPLATE, LONGEST, ENTROPY].contains(name));
+                // Each kind's own columns are never null in its rows; the keys may be.
+                let never_null = !keys[1..].contains(name);
                 field.clone().with_nullable(!never_null)
             })
             .collect();
@@ -241,8 +248,9 @@ pub struct Incremental {
     pub reuse: Reuse,
     /// The data files of the summary rows read.
     pub stored_files: Vec<String>,
-    /// The data files of the command-line rows read.
-    pub stored_lines: Vec<String>,
+    /// The data files of the evidence's rows read, per kind of [`EVIDENCE_KINDS`] (none
+    /// without the evidence features).
+    pub stored_evidence: Vec<Vec<String>>,
 }
 
 impl Incremental {
@@ -276,8 +284,11 @@ impl Incremental {
             lines,
         );
         let stored_files = store.files_of(Kind::Counts, &reuse.counts.stored, interval)?;
-        let stored_lines = match &reuse.lines {
-            Some(lines) => store.files_of(Kind::Lines, &lines.stored, interval)?,
+        let stored_evidence = match &reuse.lines {
+            Some(lines) => EVIDENCE_KINDS
+                .iter()
+                .map(|&kind| store.files_of(kind, &lines.stored, interval))
+                .collect::<Result<Vec<_>>>()?,
             None => Vec::new(),
         };
         Ok(Some(Self {
@@ -285,7 +296,7 @@ impl Incremental {
             fingerprints,
             reuse,
             stored_files,
-            stored_lines,
+            stored_evidence,
         }))
     }
 
@@ -330,6 +341,7 @@ pub fn table_schema() -> SchemaRef {
     fields.push(Field::new(TEMPLATE, DataType::Utf8, true));
     fields.push(Field::new(LONGEST, DataType::Int64, true));
     fields.push(Field::new(ENTROPY, DataType::Float64, true));
+    fields.extend(HISTORY_KEYS.map(|k| Field::new(k, DataType::Utf8, true)));
     fields.push(Field::new(KIND, DataType::Utf8, false));
     fields.push(Field::new(INTERVAL_ID, DataType::Utf8, false));
     Arc::new(Schema::new(fields))
@@ -379,7 +391,8 @@ impl KindReuse {
 pub struct Reuse {
     /// The summary rows.
     pub counts: KindReuse,
-    /// The command-line rows, when the run computes them (the evidence features).
+    /// The evidence's rows ([`EVIDENCE_KINDS`]), when the run computes them (the evidence
+    /// features).
     pub lines: Option<KindReuse>,
     /// Whether the table is rebuilt from scratch (none of it matches the run's source
     /// and interval).
@@ -577,14 +590,10 @@ impl SummaryStore {
         state: &StoredState,
     ) -> Result<Saved> {
         let what = format!("writing the summaries table {}", self.location);
-        let kinds = [
-            (Kind::Counts, Some(computed.counts)),
-            (Kind::Lines, computed.lines),
-        ];
         let mut batches = Vec::new();
-        for (kind, rows) in kinds {
-            for batch in rows.iter().flatten().filter(|b| b.num_rows() > 0) {
-                batches.push(in_table_schema(batch, kind, state.interval)?);
+        for (kind, rows) in &computed.0 {
+            for batch in rows.iter().filter(|b| b.num_rows() > 0) {
+                batches.push(in_table_schema(batch, *kind, state.interval)?);
             }
         }
         let written: usize = batches.iter().map(RecordBatch::num_rows).sum();
@@ -667,22 +676,15 @@ impl SummaryStore {
     }
 }
 
-/// What a run computed from the events, for the table.
+/// What a run computed from the events, for the table: each kind's rows (its columns).
 #[derive(Debug, Default)]
-pub struct Computed {
-    /// The computed intervals' summary rows ([`Kind::Counts`]' columns).
-    pub counts: Vec<RecordBatch>,
-    /// Their command-line rows ([`Kind::Lines`]' columns), when computed.
-    pub lines: Option<Vec<RecordBatch>>,
-}
+pub struct Computed(pub Vec<(Kind, Vec<RecordBatch>)>);
 
 /// The partitions a save replaces: of each kind computed, the computed and vanished
 /// intervals (a predicate that is never true when there are none).
 fn replaced(reuse: &Reuse, interval: Interval) -> deltalake::datafusion::prelude::Expr {
-    let kinds = [
-        (Kind::Counts, Some(&reuse.counts)),
-        (Kind::Lines, reuse.lines.as_ref()),
-    ];
+    let evidence = EVIDENCE_KINDS.map(|kind| (kind, reuse.lines.as_ref()));
+    let kinds = std::iter::once((Kind::Counts, Some(&reuse.counts))).chain(evidence);
     let mut predicate = lit(false);
     for (kind, intervals) in kinds {
         let Some(intervals) = intervals else { continue };

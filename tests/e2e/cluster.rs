@@ -249,3 +249,79 @@ fn the_largest_forest_fits_in_the_plan_on_a_cluster() {
         "{payload} bytes must stay under gRPC's 16 MiB"
     );
 }
+
+/// A run's anomalies as JSON lines without the run id, and its manifest.
+fn anomalies_and_manifest(
+    table: &str,
+    dir: &std::path::Path,
+    name: &str,
+    as_of: &str,
+    extra: &[&str],
+) -> (Vec<serde_json::Value>, serde_json::Value) {
+    let json = dir.join(format!("{name}.jsonl"));
+    let manifest = dir.join(format!("{name}.manifest.json"));
+    let mut args = vec![
+        "run",
+        "--table",
+        table,
+        "--as-of",
+        as_of,
+        "--quiet",
+        "--json",
+        json.to_str().unwrap(),
+        "--manifest",
+        manifest.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let o = procforest(&args, &[]);
+    assert!(
+        o.status.success(),
+        "procforest {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let anomalies = std::fs::read_to_string(&json)
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v.as_object_mut().unwrap().remove("run_id");
+            v
+        })
+        .collect();
+    let manifest = serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+    (anomalies, manifest)
+}
+
+/// A nightly run on a cluster, reading the history's rows from the summaries table (the
+/// executors read its files, and the evidence of the report's and the sample's groups
+/// only), gives the standalone full run's anomalies.
+#[test]
+fn a_night_on_a_cluster_with_a_summaries_table_gives_the_standalone_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("events");
+    let table = table.to_str().unwrap();
+    generate(table, 60_000, 7, 20, 17, &[]);
+    let cluster = Cluster::start(dir.path(), 2, &[]);
+    let url = cluster.url();
+    for (preset, contamination) in [("notebook", "auto"), ("soc", "0.05")] {
+        let flags = ["--preset", preset, "--contamination", contamination];
+        let (expected, _) =
+            anomalies_and_manifest(table, dir.path(), &format!("{preset}-full"), AS_OF, &flags);
+        assert!(!expected.is_empty(), "{preset}: some anomalies");
+        let store = dir.path().join(format!("summaries-{preset}"));
+        let mut args = vec!["--scheduler", url.as_str(), "--partitions", "4"];
+        args.extend(["--summaries", store.to_str().unwrap()]);
+        args.extend(flags);
+        let night_before = format!("{preset}-night-before");
+        anomalies_and_manifest(table, dir.path(), &night_before, "2026-11-26", &args);
+        let (got, manifest) =
+            anomalies_and_manifest(table, dir.path(), &format!("{preset}-night"), AS_OF, &args);
+        assert_eq!(got, expected, "{preset}: the night's anomalies differ");
+        let record = &manifest["summaries_table"];
+        assert_eq!(record["intervals_read"], 6, "{record}");
+        assert_eq!(record["intervals_counted"], 1, "{record}");
+        if preset == "soc" {
+            assert_eq!(record["line_intervals_read"], 6, "{record}");
+        }
+    }
+}

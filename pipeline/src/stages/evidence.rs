@@ -56,8 +56,8 @@ use procforest_core::{
         evidence::{ENTROPY, LONGEST, NOVEL_TEMPLATES, PARENT, RAREST_PARENT, TEMPLATE},
         keys_as_views,
         table::{
-            EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES, EVIDENCE_PARENTS, GROUP_EVIDENCE,
-            STORED_LINES,
+            COMPUTED_LINES, EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES, EVIDENCE_PARENTS,
+            GROUP_EVIDENCE, STORED_LINES,
         },
         time_type,
     },
@@ -78,7 +78,7 @@ use super::{
 use crate::{
     error::{Context, Result},
     scratch::{Scratch, ScratchTable, register_parquet},
-    summary_store::Kind,
+    summary_store::{EVIDENCE_KINDS, Kind},
 };
 
 /// Registers [`EVIDENCE_EVENTS`]: every file of the training window, `schema`'s keys
@@ -156,34 +156,43 @@ pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Resu
         .runtime("planning the evidence's command lines")
 }
 
-/// Command-line rows of earlier runs read instead of computed (`--summaries`: see
+/// The evidence's rows of earlier runs read instead of computed (`--summaries`: see
 /// [`crate::summary_store`]); [`EVIDENCE_EVENTS`] then holds only the files of the
 /// intervals computed.
 #[derive(Debug, Clone)]
-pub struct KeptLines {
-    /// The data files of the rows of the intervals read.
-    pub files: Vec<String>,
+pub struct KeptEvidence {
+    /// The data files of the rows of the intervals read, per kind of
+    /// [`crate::summary_store::EVIDENCE_KINDS`] (command lines, parents, groups).
+    pub files: Vec<Vec<String>>,
     /// The intervals computed from the events.
     pub counted: Vec<i64>,
     /// Whether any file is read to compute them.
     pub compute: bool,
 }
 
-/// Computes the evidence's counts on the cluster: [`evidence_lines`] (beside the rows
-/// `kept` holds, when given), and from them [`counts_sql`]'s, each written to scratch and
-/// registered ([`EVIDENCE_LINES`], [`EVIDENCE_PARENTS`], [`EVIDENCE_GROUPS`]), for
-/// [`write_group_evidence`].
+impl KeptEvidence {
+    /// The stored files of `kind`'s rows.
+    fn files_of(&self, kind: Kind) -> &[String] {
+        let position = EVIDENCE_KINDS.iter().position(|k| *k == kind);
+        position
+            .and_then(|i| self.files.get(i))
+            .map_or(&[], Vec::as_slice)
+    }
+}
+
+/// Computes the evidence's counts on the cluster: [`evidence_lines`], and from them
+/// [`counts_sql`]'s, each written to scratch and registered ([`EVIDENCE_LINES`],
+/// [`EVIDENCE_PARENTS`], [`EVIDENCE_GROUPS`]) for [`write_group_evidence`]. With `kept`,
+/// only the computed intervals' rows are computed, and each table is registered over
+/// them and the stored rows' files, where they are.
 pub async fn write_evidence_counts(
     ctx: &SessionContext,
     window: SummaryWindow,
     scratch: &Scratch,
-    kept: Option<&KeptLines>,
+    kept: Option<&KeptEvidence>,
 ) -> Result<()> {
-    let dir = scratch.path("evidence-lines");
-    // The rows read from the summaries table are registered where they are, beside the
-    // rows computed now.
-    let (lines, stored) = match kept {
-        None => (evidence_lines(ctx, window).await?, &[][..]),
+    let lines = match kept {
+        None => evidence_lines(ctx, window).await?,
         Some(kept) => {
             let computed = match kept.compute {
                 true => Some(evidence_lines(ctx, window).await?),
@@ -195,32 +204,49 @@ pub async fn write_evidence_counts(
                 schema: Kind::Lines.schema(),
             };
             // The files read may hold events of intervals read from the table too.
-            let computed = with_stored(ctx, computed, Some(&kept.counted), none_stored).await?;
-            (computed, kept.files.as_slice())
+            with_stored(ctx, computed, Some(&kept.counted), none_stored).await?
         }
     };
-    let schema = Arc::new(lines.schema().as_arrow().clone());
-    write(lines, &dir, "the evidence's command lines").await?;
-    let sources: Vec<String> = std::iter::once(dir).chain(stored.iter().cloned()).collect();
-    register_parquet(ctx, EVIDENCE_LINES, &sources, &schema)?;
-    let counts = |name: TableName, by_parent: bool| async move {
+    let stored = |kind: Kind| kept.map_or(&[][..], |kept| kept.files_of(kind));
+    let computed_lines = write_and_register(ctx, lines, scratch, COMPUTED_LINES, &[]).await?;
+    register_parquet(
+        ctx,
+        EVIDENCE_LINES,
+        &[&[computed_lines.dir.clone()][..], stored(Kind::Lines)].concat(),
+        &computed_lines.schema,
+    )?;
+    // The parents' and groups' counts of the computed intervals' command-line rows.
+    let counts = |name: TableName, by_parent: bool, kind: Kind| async move {
         let df = ctx
-            .sql(&counts_sql(by_parent))
+            .sql(&counts_sql(by_parent, COMPUTED_LINES))
             .await
             .runtime(format!("planning {name}"))?;
-        let table = ScratchTable {
-            dir: scratch.path(name.as_str()),
-            schema: Arc::new(df.schema().as_arrow().clone()),
-        };
-        write(df, &table.dir, name.as_str()).await?;
-        register_parquet(ctx, name, std::slice::from_ref(&table.dir), &table.schema)
+        write_and_register(ctx, df, scratch, name, stored(kind)).await
     };
     futures::future::try_join(
-        counts(EVIDENCE_PARENTS, true),
-        counts(EVIDENCE_GROUPS, false),
+        counts(EVIDENCE_PARENTS, true, Kind::Parents),
+        counts(EVIDENCE_GROUPS, false, Kind::Groups),
     )
     .await?;
     Ok(())
+}
+
+/// Writes `df` to scratch and registers it as `name`, beside the `stored` files.
+async fn write_and_register(
+    ctx: &SessionContext,
+    df: DataFrame,
+    scratch: &Scratch,
+    name: TableName,
+    stored: &[String],
+) -> Result<ScratchTable> {
+    let table = ScratchTable {
+        dir: scratch.path(name.as_str()),
+        schema: Arc::new(df.schema().as_arrow().clone()),
+    };
+    write(df, &table.dir, name.as_str()).await?;
+    let sources = [&[table.dir.clone()][..], stored].concat();
+    register_parquet(ctx, name, &sources, &table.schema)?;
+    Ok(table)
 }
 
 /// The groups whose evidence a run needs: the report's, and the training sample's.
@@ -293,10 +319,10 @@ pub fn feature_columns() -> impl Iterator<Item = &'static str> {
 }
 
 /// SQL of [`EVIDENCE_PARENTS`] (`by_parent`) or [`EVIDENCE_GROUPS`] from the registered
-/// [`EVIDENCE_LINES`]: the interval, the keys, their history keys (null as empty: `kc`,
+/// `lines` (command-line rows, as [`EVIDENCE_LINES`]): the interval, the keys, their history keys (null as empty: `kc`,
 /// `ka`, `kp`), the parent when `by_parent`, and the events. Materialized once: the
 /// evidence's SQL reads each several times.
-pub fn counts_sql(by_parent: bool) -> String {
+pub fn counts_sql(by_parent: bool, lines: TableName) -> String {
     let (c, a, p, n) = (
         quote(COMPUTER),
         quote(ACCOUNT),
@@ -314,7 +340,6 @@ pub fn counts_sql(by_parent: bool) -> String {
         "SELECT {keys}, coalesce({c}, '') AS kc, coalesce({a}, '') AS ka, \
          coalesce({p}, '') AS kp{parent}, CAST(sum({n}) AS BIGINT) AS {n} FROM {lines} \
          GROUP BY {keys}{parent}",
-        lines = EVIDENCE_LINES,
     )
 }
 

@@ -152,10 +152,7 @@ fn rows(days: &[i64], computer: &str) -> RecordBatch {
 }
 
 fn counts(batch: RecordBatch) -> Computed {
-    Computed {
-        counts: vec![batch],
-        lines: None,
-    }
+    Computed(vec![(Kind::Counts, vec![batch])])
 }
 
 fn state(prints: &Fingerprints) -> StoredState {
@@ -399,14 +396,14 @@ async fn command_line_rows_are_kept_by_runs_that_do_not_compute_them() {
         fingerprints: prints.clone(),
         reuse: reuse.clone(),
         stored_files: Vec::new(),
-        stored_lines: Vec::new(),
+        stored_evidence: Vec::new(),
     };
     let state = incremental.state(source, 3, Interval::Day);
     assert_eq!(state.line_fingerprints, prints);
-    let computed = Computed {
-        counts: vec![rows(&[0, 1, 2, 3], "h")],
-        lines: Some(vec![line_rows(&[0, 1, 2, 3])]),
-    };
+    let computed = Computed(vec![
+        (Kind::Counts, vec![rows(&[0, 1, 2, 3], "h")]),
+        (Kind::Lines, vec![line_rows(&[0, 1, 2, 3])]),
+    ]);
     incremental
         .store
         .save(computed, &reuse, &state)
@@ -423,7 +420,7 @@ async fn command_line_rows_are_kept_by_runs_that_do_not_compute_them() {
         fingerprints: prints.clone(),
         reuse: reuse.clone(),
         stored_files: Vec::new(),
-        stored_lines: Vec::new(),
+        stored_evidence: Vec::new(),
     };
     let state = incremental.state(source, 3, Interval::Day);
     assert_eq!(state.line_fingerprints, prints);
@@ -448,7 +445,7 @@ async fn command_line_rows_are_kept_by_runs_that_do_not_compute_them() {
         fingerprints: prints.clone(),
         reuse: reuse.clone(),
         stored_files: Vec::new(),
-        stored_lines: Vec::new(),
+        stored_evidence: Vec::new(),
     };
     let state = incremental.state("file:///u/", 3, Interval::Day);
     assert!(state.line_fingerprints.is_empty());

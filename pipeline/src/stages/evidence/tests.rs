@@ -139,7 +139,7 @@ async fn evidence_counts() -> SessionContext {
     .unwrap();
     for (name, by_parent) in [(EVIDENCE_PARENTS, true), (EVIDENCE_GROUPS, false)] {
         let rows = ctx
-            .sql(&counts_sql(by_parent))
+            .sql(&counts_sql(by_parent, EVIDENCE_LINES))
             .await
             .unwrap()
             .collect()
