@@ -345,9 +345,10 @@ pub async fn write_digested(
 }
 
 /// The digests of `df`'s rows as `spec` says, each partition's written where it is
-/// computed; the rows themselves are stored elsewhere already. Returns the rows taken.
-async fn digest_only(df: DataFrame, spec: DigestSpec, what: &str) -> Result<u64> {
-    let sink = ScratchSink::try_new(&spec.dir, Arc::new(df.schema().as_arrow().clone()))
+/// computed; the rows themselves are stored elsewhere already (folder `dir` stays
+/// empty). Returns the rows taken.
+async fn digest_only(df: DataFrame, dir: &str, spec: DigestSpec, what: &str) -> Result<u64> {
+    let sink = ScratchSink::try_new(dir, Arc::new(df.schema().as_arrow().clone()))
         .and_then(|sink| sink.with_digest(spec))
         .runtime(format!("digesting {what}"))?
         .digest_only();
@@ -582,17 +583,15 @@ pub async fn write_summaries(
         }
     };
     // The stored rows are read where they are; only their digests are written.
+    let stored_dir = scratch.path("stored");
     let stored = match kept.filter(|kept| !kept.files.is_empty()) {
-        Some(kept) => Some((
-            stored_rows(ctx, kept).await?,
-            digest(&scratch.path("stored")),
-        )),
+        Some(kept) => Some((stored_rows(ctx, kept).await?, digest(&stored_dir))),
         None => None,
     };
     digest_dirs.extend(stored.as_ref().map(|(_, spec)| spec.dir.clone()));
     let digest_stored = async {
         match stored {
-            Some((df, spec)) => digest_only(df, spec, "the stored summaries").await,
+            Some((df, spec)) => digest_only(df, &stored_dir, spec, "the stored summaries").await,
             None => Ok(0),
         }
     };
