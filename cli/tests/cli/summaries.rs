@@ -149,6 +149,13 @@ fn a_nightly_run_reads_the_history_and_gives_a_full_runs_anomalies() {
     assert_eq!(line_intervals(&first_soc), (0, 6));
     let soc_again = same_as_full(dir.path(), &table, &store, AS_OF, &soc);
     assert_eq!(line_intervals(&soc_again), (5, 1));
+    // The evidence of the report's and the sample's groups alone (what these runs
+    // compute) is that of every group (what a run writing every score computes).
+    let scores = dir.path().join("scores");
+    let mut every_group = soc.to_vec();
+    every_group.extend(["--scores-out", scores.to_str().unwrap()]);
+    let every_group = run(dir.path(), &table, AS_OF, &every_group);
+    assert_eq!(every_group.anomalies, run(dir.path(), &table, AS_OF, &soc).anomalies);
     // A notebook run leaves the command-line rows to the next soc run.
     let notebook = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
     assert!(notebook["line_intervals_read"].is_null());

@@ -377,10 +377,31 @@ pub fn group_evidence_sql(wanted: Option<&str>) -> String {
         };
     // Totals over the whole window and per interval of `by` (history keys), as
     // `<name>` and `<name>_i`.
-    let totals = |name: &str, from: &str, by: &str| {
+    // For wanted groups only, the rows of `from` whose `by` keys a wanted row has: the
+    // totals of those keys are all the features look up, and come out the same.
+    let rows_for_wanted = |name: &str, from: &str, by: &[&str]| match wanted {
+        Some(filter) => {
+            let on = by
+                .iter()
+                .map(|k| format!("f.{k} = w.{k}"))
+                .collect::<Vec<_>>()
+                .join(" AND ");
+            format!(
+                "{name}_rows AS (SELECT f.* FROM {from} f LEFT SEMI JOIN \
+                 (SELECT DISTINCT {by} FROM {from} WHERE {filter}) w ON {on})",
+                by = by.join(", ")
+            )
+        }
+        None => format!("{name}_rows AS (SELECT * FROM {from})"),
+    };
+    let totals = |name: &str, from: &str, by: &[&str]| {
+        let keys = by.join(", ");
         format!(
-            "{name} AS (SELECT {by}, sum({n}) AS events FROM {from} GROUP BY {by}), \
-             {name}_i AS (SELECT {i}, {by}, sum({n}) AS events FROM {from} GROUP BY {i}, {by})"
+            "{rows}, \
+             {name} AS (SELECT {keys}, sum({n}) AS events FROM {name}_rows GROUP BY {keys}), \
+             {name}_i AS (SELECT {i}, {keys}, sum({n}) AS events FROM {name}_rows \
+             GROUP BY {i}, {keys})",
+            rows = rows_for_wanted(name, from, by),
         )
     };
     let joined = |left: &str, name: &str, by: &[&str]| {
@@ -413,9 +434,9 @@ pub fn group_evidence_sql(wanted: Option<&str>) -> String {
             entropy = quote(ENTROPY),
             lines = EVIDENCE_LINES,
         ),
-        totals("tpl", "l", &format!("kp, {template}")),
+        totals("tpl", "l", &["kp", &template]),
         format!(
-            "tpl_hosts AS (SELECT kp, {template}, count(DISTINCT kc) AS hosts FROM l \
+            "tpl_hosts AS (SELECT kp, {template}, count(DISTINCT kc) AS hosts FROM tpl_rows \
              GROUP BY kp, {template})"
         ),
         format!(
@@ -443,12 +464,8 @@ pub fn group_evidence_sql(wanted: Option<&str>) -> String {
             f3 = f(NOVELTY_FEATURES[3]),
             f4 = f(NOVELTY_FEATURES[4]),
         ),
-        totals("pp", EVIDENCE_PARENTS.as_str(), &format!("kp, {parent}")),
-        totals(
-            "hpp",
-            EVIDENCE_PARENTS.as_str(),
-            &format!("kc, kp, {parent}"),
-        ),
+        totals("pp", EVIDENCE_PARENTS.as_str(), &["kp", &parent]),
+        totals("hpp", EVIDENCE_PARENTS.as_str(), &["kc", "kp", &parent]),
         format!(
             "lineage AS (SELECT {keys_gp}, \
              min(ln(1.0 + {pp_elsewhere})) AS {f0}, \
@@ -465,8 +482,8 @@ pub fn group_evidence_sql(wanted: Option<&str>) -> String {
             f0 = f(LINEAGE_FEATURES[0]),
             f1 = f(LINEAGE_FEATURES[1]),
         ),
-        totals("hp", EVIDENCE_GROUPS.as_str(), "kc, kp"),
-        totals("ap", EVIDENCE_GROUPS.as_str(), "ka, kp"),
+        totals("hp", EVIDENCE_GROUPS.as_str(), &["kc", "kp"]),
+        totals("ap", EVIDENCE_GROUPS.as_str(), &["ka", "kp"]),
         format!(
             "first_seen AS (SELECT {keys_g}, \
              CASE WHEN hp.events = hp_i.events THEN 1.0 ELSE 0.0 END AS {f0}, \
