@@ -260,6 +260,12 @@ pub mod table {
     pub const EVIDENCE_PARENTS: TableName = TableName("evidence_parents");
     /// [`EVIDENCE_LINES`] counted per interval and group.
     pub const EVIDENCE_GROUPS: TableName = TableName("evidence_groups");
+    /// The [`EVIDENCE_LINES`] rows of the groups whose evidence a run needs.
+    pub const WANTED_LINES: TableName = TableName("wanted_lines");
+    /// The [`EVIDENCE_PARENTS`] rows of the groups whose evidence a run needs.
+    pub const WANTED_PARENTS: TableName = TableName("wanted_parents");
+    /// The [`EVIDENCE_GROUPS`] rows of the groups whose evidence a run needs.
+    pub const WANTED_GROUPS: TableName = TableName("wanted_groups");
     /// The evidence features of every summary group.
     pub const GROUP_EVIDENCE: TableName = TableName("group_evidence");
     /// A category index: `index_<key column, lower case>` (value, groups, index).

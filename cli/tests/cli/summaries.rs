@@ -155,7 +155,10 @@ fn a_nightly_run_reads_the_history_and_gives_a_full_runs_anomalies() {
     let mut every_group = soc.to_vec();
     every_group.extend(["--scores-out", scores.to_str().unwrap()]);
     let every_group = run(dir.path(), &table, AS_OF, &every_group);
-    assert_eq!(every_group.anomalies, run(dir.path(), &table, AS_OF, &soc).anomalies);
+    assert_eq!(
+        every_group.anomalies,
+        run(dir.path(), &table, AS_OF, &soc).anomalies
+    );
     // A notebook run leaves the command-line rows to the next soc run.
     let notebook = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
     assert!(notebook["line_intervals_read"].is_null());

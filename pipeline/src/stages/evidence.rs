@@ -57,7 +57,7 @@ use procforest_core::{
         keys_as_views,
         table::{
             COMPUTED_LINES, EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES, EVIDENCE_PARENTS,
-            GROUP_EVIDENCE, STORED_LINES,
+            GROUP_EVIDENCE, STORED_LINES, WANTED_GROUPS, WANTED_LINES, WANTED_PARENTS,
         },
         time_type,
     },
@@ -249,6 +249,14 @@ async fn write_and_register(
     Ok(table)
 }
 
+/// The evidence's counts and the tables of their wanted groups' rows
+/// ([`group_evidence_sql`] with `wanted`).
+pub const WANTED_TABLES: [(TableName, TableName); 3] = [
+    (EVIDENCE_LINES, WANTED_LINES),
+    (EVIDENCE_PARENTS, WANTED_PARENTS),
+    (EVIDENCE_GROUPS, WANTED_GROUPS),
+];
+
 /// The groups whose evidence a run needs: the report's, and the training sample's.
 #[derive(Debug, Clone)]
 pub struct Wanted {
@@ -291,9 +299,21 @@ pub async fn write_group_evidence(
         Some(wanted) => wanted.filter(ctx)?,
         None => None,
     };
+    if let Some(filter) = &filter {
+        // Written once each: the filter carries the sample's groups, too large to repeat
+        // in every one of the evidence's subqueries.
+        let wanted_rows = WANTED_TABLES.map(|(from, to)| async move {
+            let rows = ctx
+                .sql(&format!("SELECT * FROM {from} WHERE {filter}"))
+                .await
+                .runtime(format!("planning {to}"))?;
+            write_and_register(ctx, rows, scratch, to, &[]).await
+        });
+        futures::future::try_join_all(wanted_rows).await?;
+    }
     ctx.register_udf(SortedDistinctUdf::default().into_udf());
     let groups = ctx
-        .sql(&group_evidence_sql(filter.as_deref()))
+        .sql(&group_evidence_sql(filter.is_some()))
         .await
         .runtime("planning the groups' evidence")?;
     let table = ScratchTable {
@@ -350,7 +370,7 @@ pub fn counts_sql(by_parent: bool, lines: TableName) -> String {
 /// DataFusion sort every joined row): the novel templates are gathered and then sorted
 /// per group, and the rarest parent is the minimum of its zero-padded count elsewhere
 /// followed by its path (ties by path), the padding cut off again.
-pub fn group_evidence_sql(wanted: Option<&str>) -> String {
+pub fn group_evidence_sql(wanted: bool) -> String {
     let (c, a, t, p, n, i) = (
         quote(COMPUTER),
         quote(ACCOUNT),
@@ -377,10 +397,18 @@ pub fn group_evidence_sql(wanted: Option<&str>) -> String {
         };
     // Totals over the whole window and per interval of `by` (history keys), as
     // `<name>` and `<name>_i`.
+    // The rows of `table` whose groups' evidence is wanted (the history's totals still
+    // come from every row).
+    let only_wanted = |table: &str| match wanted {
+        true if table == "l" => "lw".to_string(),
+        true if table == EVIDENCE_PARENTS.as_str() => WANTED_PARENTS.to_string(),
+        true if table == EVIDENCE_GROUPS.as_str() => WANTED_GROUPS.to_string(),
+        _ => table.to_string(),
+    };
     // For wanted groups only, the rows of `from` whose `by` keys a wanted row has: the
     // totals of those keys are all the features look up, and come out the same.
     let rows_for_wanted = |name: &str, from: &str, by: &[&str]| match wanted {
-        Some(filter) => {
+        true => {
             let on = by
                 .iter()
                 .map(|k| format!("f.{k} = w.{k}"))
@@ -388,11 +416,12 @@ pub fn group_evidence_sql(wanted: Option<&str>) -> String {
                 .join(" AND ");
             format!(
                 "{name}_rows AS (SELECT f.* FROM {from} f LEFT SEMI JOIN \
-                 (SELECT DISTINCT {by} FROM {from} WHERE {filter}) w ON {on})",
-                by = by.join(", ")
+                 (SELECT DISTINCT {by} FROM {wanted_from}) w ON {on})",
+                by = by.join(", "),
+                wanted_from = only_wanted(from),
             )
         }
-        None => format!("{name}_rows AS (SELECT * FROM {from})"),
+        false => format!("{name}_rows AS (SELECT * FROM {from})"),
     };
     let totals = |name: &str, from: &str, by: &[&str]| {
         let keys = by.join(", ");
@@ -418,22 +447,19 @@ pub fn group_evidence_sql(wanted: Option<&str>) -> String {
         )
     };
     let elsewhere = |name: &str| format!("CAST({name}.events - {name}_i.events AS DOUBLE)");
-    // The rows of `table` whose groups' evidence is wanted (the history's totals still
-    // come from every row).
-    let only_wanted = |table: &str| match wanted {
-        Some(filter) => format!("(SELECT * FROM {table} WHERE {filter})"),
-        None => table.to_string(),
-    };
     let f = |name: &str| quote(name);
-    let ctes = [
+    let lines_of = |name: &str, lines: TableName| {
         format!(
-            "l AS (SELECT {keys}, coalesce({c}, '') AS kc, coalesce({a}, '') AS ka, \
+            "{name} AS (SELECT {keys}, coalesce({c}, '') AS kc, coalesce({a}, '') AS ka, \
              coalesce({p}, '') AS kp, {parent}, {template}, {n}, {longest}, {entropy} \
              FROM {lines})",
             longest = quote(LONGEST),
             entropy = quote(ENTROPY),
-            lines = EVIDENCE_LINES,
-        ),
+        )
+    };
+    let ctes = [
+        lines_of("l", EVIDENCE_LINES),
+        lines_of("lw", if wanted { WANTED_LINES } else { EVIDENCE_LINES }),
         totals("tpl", "l", &["kp", &template]),
         format!(
             "tpl_hosts AS (SELECT kp, {template}, count(DISTINCT kc) AS hosts FROM tpl_rows \
