@@ -405,32 +405,12 @@ pub fn group_evidence_sql(wanted: bool) -> String {
         true if table == EVIDENCE_GROUPS.as_str() => WANTED_GROUPS.to_string(),
         _ => table.to_string(),
     };
-    // For wanted groups only, the rows of `from` whose `by` keys a wanted row has: the
-    // totals of those keys are all the features look up, and come out the same.
-    let rows_for_wanted = |name: &str, from: &str, by: &[&str]| match wanted {
-        true => {
-            let on = by
-                .iter()
-                .map(|k| format!("f.{k} = w.{k}"))
-                .collect::<Vec<_>>()
-                .join(" AND ");
-            format!(
-                "{name}_rows AS (SELECT f.* FROM {from} f LEFT SEMI JOIN \
-                 (SELECT DISTINCT {by} FROM {wanted_from}) w ON {on})",
-                by = by.join(", "),
-                wanted_from = only_wanted(from),
-            )
-        }
-        false => format!("{name}_rows AS (SELECT * FROM {from})"),
-    };
     let totals = |name: &str, from: &str, by: &[&str]| {
         let keys = by.join(", ");
         format!(
-            "{rows}, \
-             {name} AS (SELECT {keys}, sum({n}) AS events FROM {name}_rows GROUP BY {keys}), \
-             {name}_i AS (SELECT {i}, {keys}, sum({n}) AS events FROM {name}_rows \
-             GROUP BY {i}, {keys})",
-            rows = rows_for_wanted(name, from, by),
+            "{name} AS (SELECT {keys}, sum({n}) AS events FROM {from} GROUP BY {keys}), \
+             {name}_i AS (SELECT {i}, {keys}, sum({n}) AS events FROM {from} \
+             GROUP BY {i}, {keys})"
         )
     };
     let joined = |left: &str, name: &str, by: &[&str]| {
@@ -462,7 +442,7 @@ pub fn group_evidence_sql(wanted: bool) -> String {
         lines_of("lw", if wanted { WANTED_LINES } else { EVIDENCE_LINES }),
         totals("tpl", "l", &["kp", &template]),
         format!(
-            "tpl_hosts AS (SELECT kp, {template}, count(DISTINCT kc) AS hosts FROM tpl_rows \
+            "tpl_hosts AS (SELECT kp, {template}, count(DISTINCT kc) AS hosts FROM l \
              GROUP BY kp, {template})"
         ),
         format!(
