@@ -2,7 +2,9 @@
 //! earlier run wrote gives exactly a full run's anomalies and model, after a new day, late
 //! events for an old day, a compaction, a deleted day and a changed interval.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use tempfile::TempDir;
 
 use deltalake::{
     DeltaTableBuilder,
@@ -12,13 +14,22 @@ use deltalake::{
 
 use crate::{
     run::{AS_OF, run_ok},
-    support::{generate, runtime, scratch},
+    support::{generate, generate_with, runtime, scratch},
 };
 
 /// A run's anomalies (JSON lines without the run id) and its manifest.
 struct Outcome {
     anomalies: Vec<serde_json::Value>,
     manifest: serde_json::Value,
+}
+
+/// A fresh folder with a generated table of `events` over `days` (12 hosts; the
+/// generator's `flags` beside), and the path of its summaries table.
+fn tenant(events: u64, days: u32, seed: u64, flags: &[&str]) -> (TempDir, PathBuf, PathBuf) {
+    let dir = scratch();
+    let (table, store) = (dir.path().join("events"), dir.path().join("summaries"));
+    generate_with(&table, events, days, 12, seed, 0.02, flags);
+    (dir, table, store)
 }
 
 /// Runs `procforest run` on `table` as of `as_of`, with `extra` flags.
@@ -127,10 +138,7 @@ async fn rows_of_day(
 
 #[test]
 fn a_nightly_run_reads_the_history_and_gives_a_full_runs_anomalies() {
-    let dir = scratch();
-    let table = dir.path().join("events");
-    let store = dir.path().join("summaries");
-    generate(&table, 40_000, 10, 12, 5, 0.02);
+    let (dir, table, store) = tenant(40_000, 10, 5, &[]);
 
     // The night before: the table is new to the store, every interval counted.
     let first = same_as_full(dir.path(), &table, &store, "2026-11-26", &[]);
@@ -176,10 +184,7 @@ fn line_intervals(record: &serde_json::Value) -> (u64, u64) {
 
 #[test]
 fn late_events_a_compaction_and_a_deleted_day_are_counted_again() {
-    let dir = scratch();
-    let table = dir.path().join("events");
-    let store = dir.path().join("summaries");
-    generate(&table, 40_000, 10, 12, 7, 0.02);
+    let (dir, table, store) = tenant(40_000, 10, 7, &[]);
     same_as_full(dir.path(), &table, &store, AS_OF, &[]);
 
     let rt = runtime();
@@ -245,10 +250,7 @@ fn late_events_a_compaction_and_a_deleted_day_are_counted_again() {
 
 #[test]
 fn another_interval_rebuilds_the_table() {
-    let dir = scratch();
-    let table = dir.path().join("events");
-    let store = dir.path().join("summaries");
-    generate(&table, 20_000, 8, 10, 9, 0.02);
+    let (dir, table, store) = tenant(20_000, 8, 9, &[]);
     same_as_full(dir.path(), &table, &store, AS_OF, &[]);
     let hours = same_as_full(dir.path(), &table, &store, AS_OF, &["--interval", "hour"]);
     assert!(intervals(&hours).3, "rebuilt");
@@ -279,10 +281,7 @@ fn a_table_of_another_kind_is_refused() {
 
 #[test]
 fn a_file_spanning_days_has_its_days_counted_from_it() {
-    let dir = scratch();
-    let table = dir.path().join("events");
-    let store = dir.path().join("summaries");
-    crate::support::generate_with(&table, 30_000, 10, 12, 11, 0.02, &["--unpartitioned"]);
+    let (dir, table, store) = tenant(30_000, 10, 11, &["--unpartitioned"]);
     let first = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
     assert_eq!(intervals(&first), (0, 6, 0, true));
     // Late events of two days in one file: the summaries then count every interval's

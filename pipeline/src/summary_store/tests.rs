@@ -200,11 +200,15 @@ async fn stored_rows(store: &SummaryStore, intervals: &[i64]) -> BTreeMap<(i64, 
     out
 }
 
+/// Where a test's summaries table goes in `dir`.
+fn store_location(dir: &tempfile::TempDir) -> String {
+    dir.path().join("summaries").to_str().unwrap().to_string()
+}
+
 #[tokio::test]
 async fn a_store_keeps_unchanged_days_and_replaces_the_counted_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let location = dir.path().join("summaries");
-    let location = location.to_str().unwrap();
+    let location = &store_location(&dir);
     let first = prints(days());
 
     // A new table: every interval counted, the table rebuilt.
@@ -282,8 +286,7 @@ async fn a_store_keeps_unchanged_days_and_replaces_the_counted_ones() {
 #[tokio::test]
 async fn of_two_runs_saving_at_once_one_commits_and_the_other_leaves_it() {
     let dir = tempfile::tempdir().unwrap();
-    let location = dir.path().join("summaries");
-    let location = location.to_str().unwrap();
+    let location = &store_location(&dir);
     let first = prints(days());
     let store = SummaryStore::open(location, Default::default())
         .await
@@ -376,8 +379,7 @@ fn line_rows(days: &[i64]) -> RecordBatch {
 #[tokio::test]
 async fn command_line_rows_are_kept_by_runs_that_do_not_compute_them() {
     let dir = tempfile::tempdir().unwrap();
-    let location = dir.path().join("summaries");
-    let location = location.to_str().unwrap();
+    let location = &store_location(&dir);
     let prints = prints(days());
     let open = || SummaryStore::open(location, Default::default());
     let source = "file:///t/";
