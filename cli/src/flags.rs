@@ -282,6 +282,10 @@ pub struct RunArgs {
     /// reads the others' rows from it.
     #[arg(long, env = "PROCFOREST_SUMMARIES")]
     pub summaries: Option<String>,
+    /// Compute every interval from the events and replace the whole summaries table
+    /// (after a fault in the table, or to start it again).
+    #[arg(long, requires = "summaries")]
+    pub rebuild_summaries: bool,
     /// Write anomalies as JSON lines to this file, or `-` for stdout.
     #[arg(long)]
     pub json: Option<String>,

@@ -55,6 +55,7 @@ pub fn run_config_from(args: &RunArgs, table: String, preset: Preset) -> Result<
         scratch: args.scratch.clone(),
         scores_out: args.scores_out.clone(),
         summaries: args.summaries.clone(),
+        rebuild_summaries: args.rebuild_summaries,
         score_histogram: args.report_html.is_some(),
     })
 }

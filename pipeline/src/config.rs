@@ -53,6 +53,9 @@ pub struct RunConfig {
     /// The summaries table (a path or URL, like the table's): the summary rows of earlier
     /// runs, read where their source files are unchanged (see [`crate::summary_store`]).
     pub summaries: Option<String>,
+    /// Whether the summaries table is rebuilt: every interval computed from the events,
+    /// whatever it holds.
+    pub rebuild_summaries: bool,
     /// Whether to count the report groups' scores into a histogram (for a report page):
     /// one more small job over the report's rows, unless every score is written anyway.
     pub score_histogram: bool,

@@ -238,7 +238,10 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
     }
     let incremental = match &config.summaries {
         Some(location) => {
-            let store = SummaryStore::open(location, config.storage_options.clone()).await?;
+            let mut store = SummaryStore::open(location, config.storage_options.clone()).await?;
+            if config.rebuild_summaries {
+                store.forget();
+            }
             let window = (train_start_us, as_of_us);
             let lines = config.features.needs_evidence();
             Incremental::plan(

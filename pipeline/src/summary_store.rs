@@ -509,6 +509,12 @@ impl SummaryStore {
         Ok(None)
     }
 
+    /// Forgets what the table says it holds: the run then computes every interval and
+    /// replaces all of it.
+    pub fn forget(&mut self) {
+        self.state = None;
+    }
+
     /// The table's location as given.
     pub fn location(&self) -> &str {
         &self.location

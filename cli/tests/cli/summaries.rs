@@ -257,6 +257,34 @@ fn another_interval_rebuilds_the_table() {
     // The days come back as they were: rebuilt again.
     let days = same_as_full(dir.path(), &table, &store, AS_OF, &[]);
     assert_eq!(intervals(&days), (0, 6, 0, true));
+    // Asked to, a run rebuilds a table it could have read.
+    let store = store.to_str().unwrap();
+    let rebuilt = run(
+        dir.path(),
+        &table,
+        AS_OF,
+        &["--summaries", store, "--rebuild-summaries"],
+    );
+    assert_eq!(
+        intervals(&rebuilt.manifest["summaries_table"]),
+        (0, 6, 0, true)
+    );
+    assert_eq!(
+        rebuilt.anomalies,
+        run(dir.path(), &table, AS_OF, &[]).anomalies
+    );
+    let after = run(dir.path(), &table, AS_OF, &["--summaries", store]);
+    assert_eq!(
+        intervals(&after.manifest["summaries_table"]),
+        (5, 1, 0, false)
+    );
+}
+
+#[test]
+fn a_rebuild_without_a_table_is_refused() {
+    let out = crate::support::bin_output(&["run", "--rebuild-summaries"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--summaries"));
 }
 
 #[test]
