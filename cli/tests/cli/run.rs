@@ -1361,3 +1361,30 @@ fn a_partition_value_that_disagrees_with_the_rows_loses_no_events() {
     assert_eq!(after["report_groups"], before["report_groups"]);
     assert_eq!(after["model"]["hash"], before["model"]["hash"]);
 }
+
+/// A damaged dead-letter file is refused before anything is sent, naming its line, and is
+/// kept as it was (issue 27).
+#[test]
+fn a_damaged_dead_letter_file_is_refused_and_kept() {
+    let dir = scratch();
+    let path = dir.path().join("procforest-dead-letter-x.jsonl");
+    let damaged = "\n{\"TimeGenerated\": \"cut short\n";
+    fs::write(&path, damaged).unwrap();
+    let out = bin_output(&[
+        "resend",
+        path.to_str().unwrap(),
+        "--monitor-endpoint",
+        "https://127.0.0.1:9",
+        "--monitor-dcr",
+        "dcr-00000000000000000000000000000000",
+        "--monitor-stream",
+        "Custom-ProcforestAnomalies_CL",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&format!("{}, line 2", path.display())),
+        "{stderr}"
+    );
+    assert_eq!(fs::read_to_string(&path).unwrap(), damaged);
+}
