@@ -249,8 +249,6 @@ pub mod table {
     pub const TRAINING_ROWS: TableName = TableName("training_rows");
     /// Every event of the training window, for the evidence features.
     pub const EVIDENCE_EVENTS: TableName = TableName("evidence_events");
-    /// [`EVIDENCE_LINES`] rows of earlier runs, read from the summaries table's files.
-    pub const STORED_LINES: TableName = TableName("stored_lines");
     /// The [`EVIDENCE_LINES`] rows this run computed (all of them without a summaries
     /// table).
     pub const COMPUTED_LINES: TableName = TableName("computed_lines");

@@ -124,25 +124,12 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
             until_us: snapshot.as_of_us,
         },
     )?;
-    if config.features.needs_evidence() {
-        // With a summaries table, only the files of the intervals computed.
-        let files = match snapshot
-            .incremental
-            .as_ref()
-            .and_then(|i| i.reuse.lines.as_ref())
-        {
-            Some(lines) => summary_store::files_of_intervals(
-                &snapshot.resolved,
-                &lines.counted,
-                config.interval,
-                snapshot.train_start_us,
-                snapshot.as_of_us,
-            ),
-            None => snapshot.resolved.clone(),
-        };
-        if !files.files.is_empty() {
-            evidence::register_events(&session.ctx, &files, &snapshot.table.schema)?;
-        }
+    if let Some(files) = snapshot
+        .evidence_files
+        .as_ref()
+        .filter(|f| !f.files.is_empty())
+    {
+        evidence::register_events(&session.ctx, files, &snapshot.table.schema)?;
     }
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let scores_out = match &config.scores_out {
@@ -196,6 +183,9 @@ struct Snapshot {
     files: SummaryFiles,
     /// The summaries table's part, when given one.
     incremental: Option<Incremental>,
+    /// The files the evidence reads (with the evidence features): every file of the
+    /// training window, or with a summaries table those of the intervals computed.
+    evidence_files: Option<ResolvedTable>,
 }
 
 /// Opens the table and resolves the files of the training window and of the report
@@ -256,16 +246,20 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
         None => None,
     };
     let mut files = summary_files(&table, &resolved, config, report_start_us, as_of).await?;
+    // With a summaries table, only the files of the intervals computed are read.
+    let of_intervals = |files: &ResolvedTable, intervals: &[i64]| {
+        let window = (train_start_us, as_of_us);
+        summary_store::files_of_intervals(files, intervals, config.interval, window)
+    };
     if let Some(incremental) = &incremental {
-        // Only the files of the intervals counted are read.
-        files.counted = summary_store::files_of_intervals(
-            &files.counted,
-            &incremental.reuse.counts.counted,
-            config.interval,
-            train_start_us,
-            as_of_us,
-        );
+        files.counted = of_intervals(&files.counted, &incremental.reuse.counts.counted);
     }
+    let evidence_files = config.features.needs_evidence().then(|| {
+        match incremental.as_ref().and_then(|i| i.reuse.evidence.as_ref()) {
+            Some(evidence) => of_intervals(&resolved, &evidence.counted),
+            None => resolved.clone(),
+        }
+    });
     Ok(Snapshot {
         table,
         as_of,
@@ -276,6 +270,7 @@ async fn snapshot(config: &RunConfig) -> Result<Snapshot> {
         pruning,
         files,
         incremental,
+        evidence_files,
     })
 }
 
@@ -505,14 +500,13 @@ impl Run<'_> {
             count_history: !self.snapshot.files.counted.files.is_empty(),
         });
         let kept_lines = self.snapshot.incremental.as_ref().and_then(|incremental| {
-            let lines = incremental.reuse.lines.as_ref()?;
+            let lines = incremental.reuse.evidence.as_ref()?;
             Some(KeptEvidence {
                 files: incremental.stored_evidence.clone(),
                 counted: lines.counted.clone(),
                 // No file to read when every computed interval lost its events.
-                compute: ctx
-                    .table_exist(table::EVIDENCE_EVENTS.as_str())
-                    .unwrap_or(false),
+                compute: (self.snapshot.evidence_files.as_ref())
+                    .is_some_and(|files| !files.files.is_empty()),
             })
         });
         let summaries = write_summaries(
@@ -573,7 +567,7 @@ impl Run<'_> {
     ) -> Result<SummariesTable> {
         let reuse = &incremental.reuse;
         let mut kinds = vec![(table::SUMMARIES, Kind::Counts, &reuse.counts.counted)];
-        if let Some(lines) = &reuse.lines {
+        if let Some(lines) = &reuse.evidence {
             kinds.extend([
                 (table::EVIDENCE_LINES, Kind::Lines, &lines.counted),
                 (table::EVIDENCE_PARENTS, Kind::Parents, &lines.counted),
@@ -599,8 +593,8 @@ impl Run<'_> {
             intervals_read: reuse.counts.stored.len(),
             intervals_counted: reuse.counts.counted.len(),
             intervals_dropped: reuse.counts.vanished.len(),
-            line_intervals_read: reuse.lines.as_ref().map(|l| l.stored.len()),
-            line_intervals_computed: reuse.lines.as_ref().map(|l| l.counted.len()),
+            line_intervals_read: reuse.evidence.as_ref().map(|l| l.stored.len()),
+            line_intervals_computed: reuse.evidence.as_ref().map(|l| l.counted.len()),
             rows_written: saved.rows,
             version_written: saved.version,
         })

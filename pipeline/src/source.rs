@@ -104,6 +104,18 @@ pub fn storage_error(what: String, error: DeltaTableError) -> PipelineError {
     }
 }
 
+/// Whether a Delta commit failed because another writer committed first (the table
+/// changed since this writer read it), as opposed to any other failure.
+pub fn is_commit_conflict(error: &DeltaTableError) -> bool {
+    use deltalake::kernel::transaction::TransactionError as T;
+    matches!(
+        error,
+        DeltaTableError::Transaction {
+            source: T::CommitConflict(_) | T::VersionAlreadyExists(_) | T::MaxCommitAttempts(_),
+        } | DeltaTableError::VersionAlreadyExists(_)
+    )
+}
+
 /// Parses a table location (path or URL) for reading; a missing local path is an error.
 pub fn table_url(location: &str) -> Result<url::Url> {
     if let Some((scheme, _)) = location.split_once("://")

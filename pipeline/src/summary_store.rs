@@ -1,9 +1,10 @@
 //! The summaries table (`--summaries`): what earlier runs computed per interval from the
 //! events, kept in a Delta table, so that a nightly run computes from the events only the
-//! intervals whose source files changed and reads the others'. Two kinds of rows
+//! intervals whose source files changed and reads the others'. Four kinds of rows
 //! ([`Kind`]): the summary rows (interval, keys, `count`), and, once a run with the
-//! evidence features wrote them, the evidence's command-line rows (interval, keys, parent,
-//! template, `count`, longest, entropy: [`crate::stages::evidence::evidence_lines`]).
+//! evidence features wrote them, the evidence's per-interval counts
+//! ([`EVIDENCE_KINDS`]: per command-line template, per parent, per group; see
+//! [`crate::stages::evidence`]).
 //!
 //! Which stored intervals are still right is decided per interval by a fingerprint: a
 //! SHA-256 of the source files that may hold its events (URL, size, deleted rows) and of
@@ -17,8 +18,9 @@
 //!
 //! The rows and their fingerprints are trusted together: one commit replaces the computed
 //! intervals' partitions ([`KIND`], [`INTERVAL_ID`]) and records every interval's
-//! fingerprint per kind in its `commitInfo` ([`STATE_KEY`]). A run whose commit loses a race with another run's
-//! leaves the table as that run wrote it (its own results do not depend on the table).
+//! fingerprint per kind in its `commitInfo` ([`STATE_KEY`]). A run whose commit loses a
+//! race with another run's leaves the table as that run wrote it (its own results do not
+//! depend on the table).
 //! Another writer may compact the table; any other change to its rows is not noticed.
 
 use std::{collections::BTreeMap, collections::HashMap, sync::Arc};
@@ -35,7 +37,7 @@ use deltalake::{
 };
 use futures::TryStreamExt;
 use procforest_core::{
-    scan::ResolvedTable,
+    scan::{ResolvedFile, ResolvedTable},
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, INTERVAL, PROCESS,
         evidence::{ENTROPY, LONGEST, PARENT, TEMPLATE},
@@ -147,6 +149,33 @@ pub struct StoredState {
 /// Each interval's fingerprint, by its start in microseconds.
 pub type Fingerprints = BTreeMap<i64, String>;
 
+/// What a file's statistics say of the intervals it may hold events of, within
+/// `(after_us, until_us]`.
+enum Span {
+    /// The intervals starting from the first to the last start (inclusive).
+    Intervals(i64, i64),
+    /// No event in the window.
+    Outside,
+    /// Any: its `TimeGenerated` statistics are missing.
+    Unknown,
+}
+
+fn span(file: &ResolvedFile, interval: Interval, after_us: Option<i64>, until_us: i64) -> Span {
+    let Some((low, high)) = file.time_bounds else {
+        // Only a file whose every time is null holds no interval's events.
+        return match (file.time_nulls, file.num_records) {
+            (Some(nulls), Some(rows)) if nulls == rows => Span::Outside,
+            _ => Span::Unknown,
+        };
+    };
+    let low = after_us.map_or(low, |after| low.max(after + 1));
+    let high = high.min(until_us);
+    match low <= high {
+        true => Span::Intervals(interval.truncate(low), interval.truncate(high)),
+        false => Span::Outside,
+    }
+}
+
 /// The fingerprint of every interval of `(after_us, until_us]` that a file of `resolved`
 /// may hold events of; `None` when a file's `TimeGenerated` statistics are missing (it
 /// may hold events of any interval).
@@ -159,26 +188,19 @@ pub fn fingerprints(
     let length = interval.micros();
     let mut sources: BTreeMap<i64, Vec<String>> = BTreeMap::new();
     for file in &resolved.files {
-        let Some((low, high)) = file.time_bounds else {
-            // Only a file whose every time is null holds no interval's events.
-            match (file.time_nulls, file.num_records) {
-                (Some(nulls), Some(rows)) if nulls == rows => continue,
-                _ => return None,
-            }
+        let (first, last) = match span(file, interval, after_us, until_us) {
+            Span::Intervals(first, last) => (first, last),
+            Span::Outside => continue,
+            Span::Unknown => return None,
         };
-        let low = after_us.map_or(low, |after| low.max(after + 1));
-        let high = high.min(until_us);
-        if low > high {
-            continue;
-        }
         let deleted = file
             .deleted_rows
             .as_ref()
             .and_then(|d| serde_json::to_string(d).ok())
             .unwrap_or_default();
         let described = format!("{}\t{}\t{deleted}", file.url, file.size);
-        let mut start = interval.truncate(low);
-        while start <= high {
+        let mut start = first;
+        while start <= last {
             sources.entry(start).or_default().push(described.clone());
             start += length;
         }
@@ -211,21 +233,13 @@ pub fn files_of_intervals(
     resolved: &ResolvedTable,
     intervals: &[i64],
     interval: Interval,
-    after_us: Option<i64>,
-    until_us: i64,
+    (after_us, until_us): (Option<i64>, i64),
 ) -> ResolvedTable {
     let wanted: std::collections::BTreeSet<i64> = intervals.iter().copied().collect();
-    let holds_one = |file: &procforest_core::scan::ResolvedFile| {
-        let Some((low, high)) = file.time_bounds else {
-            return true;
-        };
-        let low = after_us.map_or(low, |after| low.max(after + 1));
-        let high = high.min(until_us);
-        low <= high
-            && wanted
-                .range(interval.truncate(low)..=interval.truncate(high))
-                .next()
-                .is_some()
+    let holds_one = |file: &ResolvedFile| match span(file, interval, after_us, until_us) {
+        Span::Intervals(first, last) => wanted.range(first..=last).next().is_some(),
+        Span::Outside => false,
+        Span::Unknown => true,
     };
     ResolvedTable {
         files: resolved
@@ -284,7 +298,7 @@ impl Incremental {
             lines,
         );
         let stored_files = store.files_of(Kind::Counts, &reuse.counts.stored, interval)?;
-        let stored_evidence = match &reuse.lines {
+        let stored_evidence = match &reuse.evidence {
             Some(lines) => EVIDENCE_KINDS
                 .iter()
                 .map(|&kind| store.files_of(kind, &lines.stored, interval))
@@ -310,7 +324,7 @@ impl Incremental {
             interval,
             fingerprints: self.fingerprints.clone(),
             // Command-line rows this run did not compute stay as they were.
-            line_fingerprints: match &self.reuse.lines {
+            line_fingerprints: match &self.reuse.evidence {
                 Some(_) => self.fingerprints.clone(),
                 None => before
                     .map(|b| b.line_fingerprints.clone())
@@ -329,7 +343,7 @@ pub fn interval_id(interval: Interval, start_us: i64) -> String {
     }
 }
 
-/// The table's columns: both kinds' (a column of one kind is null in the other's rows),
+/// The table's columns: every kind's (a column of one kind is null in the others' rows),
 /// then [`KIND`] and [`INTERVAL_ID`].
 pub fn table_schema() -> SchemaRef {
     let mut fields = vec![Field::new(INTERVAL, time_type(), false)];
@@ -393,7 +407,7 @@ pub struct Reuse {
     pub counts: KindReuse,
     /// The evidence's rows ([`EVIDENCE_KINDS`]), when the run computes them (the evidence
     /// features).
-    pub lines: Option<KindReuse>,
+    pub evidence: Option<KindReuse>,
     /// Whether the table is rebuilt from scratch (none of it matches the run's source
     /// and interval).
     pub rebuild: bool,
@@ -406,17 +420,6 @@ pub struct SummaryStore {
     storage_options: HashMap<String, String>,
     table: Option<DeltaTable>,
     state: Option<StoredState>,
-}
-
-/// A commit that lost to another writer's.
-fn is_conflict(error: &DeltaTableError) -> bool {
-    use deltalake::kernel::transaction::TransactionError as T;
-    matches!(
-        error,
-        DeltaTableError::Transaction {
-            source: T::CommitConflict(_) | T::VersionAlreadyExists(_) | T::MaxCommitAttempts(_),
-        } | DeltaTableError::VersionAlreadyExists(_)
-    )
 }
 
 /// What [`SummaryStore::save`] did.
@@ -534,7 +537,7 @@ impl SummaryStore {
         let state = self.usable_state(source, interval);
         Reuse {
             counts: KindReuse::new(current, state.map(|s| &s.fingerprints), report_start_us),
-            lines: lines.then(|| {
+            evidence: lines.then(|| {
                 KindReuse::new(
                     current,
                     state.map(|s| &s.line_fingerprints),
@@ -649,7 +652,7 @@ impl SummaryStore {
                 version: table.version().map(|v| v as i64),
                 rows: written,
             }),
-            Err(e) if is_conflict(&e) => {
+            Err(e) if crate::source::is_commit_conflict(&e) => {
                 tracing::warn!(
                     "the summaries table {} was written by another run meanwhile ({e}); \
                      left as that run wrote it",
@@ -689,7 +692,7 @@ pub struct Computed(pub Vec<(Kind, Vec<RecordBatch>)>);
 /// The partitions a save replaces: of each kind computed, the computed and vanished
 /// intervals (a predicate that is never true when there are none).
 fn replaced(reuse: &Reuse, interval: Interval) -> deltalake::datafusion::prelude::Expr {
-    let evidence = EVIDENCE_KINDS.map(|kind| (kind, reuse.lines.as_ref()));
+    let evidence = EVIDENCE_KINDS.map(|kind| (kind, reuse.evidence.as_ref()));
     let kinds = std::iter::once((Kind::Counts, Some(&reuse.counts))).chain(evidence);
     let mut predicate = lit(false);
     for (kind, intervals) in kinds {
@@ -710,7 +713,7 @@ fn replaced(reuse: &Reuse, interval: Interval) -> deltalake::datafusion::prelude
     predicate
 }
 
-/// `batch` (`kind`'s columns) in [`table_schema`]: the other kind's columns null, with
+/// `batch` (`kind`'s columns) in [`table_schema`]: the other kinds' columns null, with
 /// its [`KIND`] and [`INTERVAL_ID`].
 fn in_table_schema(batch: &RecordBatch, kind: Kind, interval: Interval) -> Result<RecordBatch> {
     let what = "preparing the rows to store";

@@ -231,13 +231,9 @@ impl From<procforest_pipeline::PipelineError> for Attempt {
 /// A conflict when the commit lost the race to another writer's; otherwise a failure
 /// while doing `what`, keeping the error as its source.
 fn attempt(error: DeltaTableError, what: String) -> Attempt {
-    use deltalake::kernel::transaction::TransactionError as T;
-    match &error {
-        DeltaTableError::Transaction {
-            source: T::CommitConflict(_) | T::VersionAlreadyExists(_) | T::MaxCommitAttempts(_),
-        }
-        | DeltaTableError::VersionAlreadyExists(_) => Attempt::Conflict(error),
-        _ => Attempt::Failed(
+    match procforest_pipeline::source::is_commit_conflict(&error) {
+        true => Attempt::Conflict(error),
+        false => Attempt::Failed(
             procforest_pipeline::PipelineError::Runtime {
                 what,
                 source: Some(Box::new(error)),

@@ -57,7 +57,7 @@ use procforest_core::{
         keys_as_views,
         table::{
             COMPUTED_LINES, EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES, EVIDENCE_PARENTS,
-            GROUP_EVIDENCE, STORED_LINES, WANTED_GROUPS, WANTED_LINES, WANTED_PARENTS,
+            GROUP_EVIDENCE, WANTED_GROUPS, WANTED_LINES, WANTED_PARENTS,
         },
         time_type,
     },
@@ -71,8 +71,8 @@ use super::{
     column, quote, same_key_sql,
     scoring::{self, ScoredRow},
     summaries::{
-        MAX_GROUP_SET_BYTES, StoredRows, SummaryWindow, event_time, group_by, keys_as_strings,
-        window_filter, with_stored, write,
+        MAX_GROUP_SET_BYTES, SummaryWindow, computed_only, event_time, group_by, keys_as_strings,
+        window_filter, write,
     },
 };
 use crate::{
@@ -198,13 +198,8 @@ pub async fn write_evidence_counts(
                 true => Some(evidence_lines(ctx, window).await?),
                 false => None,
             };
-            let none_stored = StoredRows {
-                table: STORED_LINES,
-                files: &[],
-                schema: Kind::Lines.schema(),
-            };
             // The files read may hold events of intervals read from the table too.
-            with_stored(ctx, computed, Some(&kept.counted), none_stored).await?
+            computed_only(ctx, computed, Some(&kept.counted), &Kind::Lines.schema())?
         }
     };
     let stored = |kind: Kind| kept.map_or(&[][..], |kept| kept.files_of(kind));

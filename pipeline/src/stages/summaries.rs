@@ -663,76 +663,40 @@ async fn kept_counted(
     };
     // Files holding several intervals hold events of intervals read from the table too.
     let keep_to = (how.sources == Sources::Whole).then_some(kept.counted.as_slice());
-    let none_stored = StoredRows {
-        table: STORED_SUMMARIES,
-        files: &[],
-        schema: crate::summary_store::rows_schema(),
-    };
-    with_stored(ctx, counted, keep_to, none_stored).await
+    computed_only(ctx, counted, keep_to, &crate::summary_store::rows_schema())
 }
 
 /// The stored summary rows of `kept`, registered as [`STORED_SUMMARIES`].
 async fn stored_rows(ctx: &SessionContext, kept: &Kept) -> Result<DataFrame> {
-    let stored = StoredRows {
-        table: STORED_SUMMARIES,
-        files: &kept.files,
-        schema: crate::summary_store::rows_schema(),
-    };
-    with_stored(ctx, None, None, stored).await
+    let schema = crate::summary_store::rows_schema();
+    crate::scratch::register_parquet(ctx, STORED_SUMMARIES, &kept.files, &schema)?;
+    let stored = ctx
+        .table(STORED_SUMMARIES.as_str())
+        .await
+        .runtime(format!("reading {STORED_SUMMARIES}"))?;
+    conform(stored, &schema)
 }
 
-/// Rows of the summaries table to read beside those computed.
-pub(crate) struct StoredRows<'a> {
-    /// The name to register them as.
-    pub table: TableName,
-    /// Their data files.
-    pub files: &'a [String],
-    /// Their columns.
-    pub schema: SchemaRef,
-}
-
-/// `computed` (when any; only its intervals in `keep_to`, when set) and `stored`'s rows,
-/// in `stored`'s schema.
-pub(crate) async fn with_stored(
+/// The rows `computed` (if any) holds of the intervals `keep_to` lists (of every
+/// interval when `None`), in `schema`; no rows when nothing was computed.
+pub(crate) fn computed_only(
     ctx: &SessionContext,
     computed: Option<DataFrame>,
     keep_to: Option<&[i64]>,
-    stored: StoredRows<'_>,
+    schema: &SchemaRef,
 ) -> Result<DataFrame> {
-    let schema = stored.schema;
-    let computed = match computed {
-        Some(df) => {
-            let df = match keep_to {
-                Some(intervals) => {
-                    let intervals = intervals.iter().map(|&s| time_literal(s)).collect();
-                    df.filter(column(INTERVAL).in_list(intervals, false))
-                        .runtime("planning the computed intervals")?
-                }
-                None => df,
-            };
-            Some(conform(df, &schema)?)
-        }
-        None => None,
+    let Some(df) = computed else {
+        return no_rows(ctx, schema);
     };
-    let read = match stored.files.is_empty() {
-        true => None,
-        false => {
-            crate::scratch::register_parquet(ctx, stored.table, stored.files, &schema)?;
-            let df = ctx
-                .table(stored.table.as_str())
-                .await
-                .runtime(format!("reading {}", stored.table))?;
-            Some(conform(df, &schema)?)
+    let df = match keep_to {
+        Some(intervals) => {
+            let intervals = intervals.iter().map(|&s| time_literal(s)).collect();
+            df.filter(column(INTERVAL).in_list(intervals, false))
+                .runtime("planning the computed intervals")?
         }
+        None => df,
     };
-    match (computed, read) {
-        (Some(computed), Some(read)) => computed.union(read).runtime(format!(
-            "planning {} beside the computed rows",
-            stored.table
-        )),
-        (Some(only), None) | (None, Some(only)) => Ok(only),
-        (None, None) => no_rows(ctx, &schema),
-    }
+    conform(df, schema)
 }
 
 /// A frame of `schema` without rows (typed nulls, filtered out).

@@ -107,7 +107,7 @@ fn the_files_of_intervals_are_those_that_may_hold_them() {
     let mut files = days();
     files.push(file("span", Some((2 * DAY, 3 * DAY + 1))));
     files.push(file("unknown", None));
-    let kept = files_of_intervals(&table(files), &[3 * DAY], Interval::Day, None, 4 * DAY);
+    let kept = files_of_intervals(&table(files), &[3 * DAY], Interval::Day, (None, 4 * DAY));
     let names: Vec<_> = kept.files.iter().map(|f| f.url.as_str()).collect();
     assert_eq!(
         names,
@@ -416,7 +416,7 @@ async fn command_line_rows_are_kept_by_runs_that_do_not_compute_them() {
     let store = open().await.unwrap();
     assert_eq!(lines_of(&store), 4);
     let reuse = store.reuse(&prints, source, Interval::Day, 3 * DAY, false);
-    assert_eq!(reuse.lines, None);
+    assert_eq!(reuse.evidence, None);
     let incremental = Incremental {
         store,
         fingerprints: prints.clone(),
@@ -436,8 +436,8 @@ async fn command_line_rows_are_kept_by_runs_that_do_not_compute_them() {
     let store = open().await.unwrap();
     assert_eq!(lines_of(&store), 4);
     let reuse = store.reuse(&prints, source, Interval::Day, 3 * DAY, true);
-    assert_eq!(reuse.lines.as_ref().unwrap().stored, [0, DAY, 2 * DAY]);
-    assert_eq!(reuse.lines.as_ref().unwrap().counted, [3 * DAY]);
+    assert_eq!(reuse.evidence.as_ref().unwrap().stored, [0, DAY, 2 * DAY]);
+    assert_eq!(reuse.evidence.as_ref().unwrap().counted, [3 * DAY]);
 
     // A rebuild without them drops every command-line row and its fingerprints.
     let reuse = store.reuse(&prints, "file:///u/", Interval::Day, 3 * DAY, false);
