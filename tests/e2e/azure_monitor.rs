@@ -74,6 +74,10 @@ fn run(
         "--monitor-dead-letter",
         dead.to_str().unwrap(),
     ];
+    if extra.contains(&"--monitor-stream") {
+        let at = args.iter().position(|a| *a == "--monitor-stream").unwrap();
+        args.drain(at..at + 2);
+    }
     args.extend_from_slice(extra);
     let out = procforest(&args, env);
     let reported = std::fs::read_to_string(&json)
@@ -102,6 +106,34 @@ fn assert_exactly_once(fake: &FakeMonitor, expected: usize) {
     let ids = fake.accepted_ids();
     assert_eq!(ids.len(), expected, "every anomaly arrived");
     assert!(ids.values().all(|&n| n == 1), "no anomaly arrived twice");
+    assert_polite(fake);
+}
+
+/// Every request compressed, within the limit, and no retry before its `Retry-After`.
+fn assert_polite(fake: &FakeMonitor) {
+    for upload in fake.uploads() {
+        assert!(upload.gzip, "an uncompressed body: {upload:?}");
+        assert!(upload.body_bytes <= 1_000_000, "{upload:?}");
+        assert!(!upload.early, "a retry before its Retry-After: {upload:?}");
+    }
+}
+
+/// A run the service refuses: exit 2, the refusal named, nothing ingested, every anomaly in
+/// the dead-letter file.
+fn assert_refused(o: &Outcome, fake: &FakeMonitor, dir: &Path, named: &[&str]) {
+    assert_eq!(o.code, Some(2), "{}", o.stderr);
+    for name in named {
+        assert!(o.stderr.contains(name), "{name} not named: {}", o.stderr);
+    }
+    assert!(fake.accepted().is_empty());
+    let dead = std::fs::read_to_string(dir.join("dead.jsonl")).unwrap();
+    assert_eq!(
+        dead.lines().count(),
+        o.reported.len(),
+        "every record is kept"
+    );
+    assert!(!o.reported.is_empty());
+    assert_no_secret(&o.stderr, fake);
 }
 
 #[test]
@@ -336,7 +368,21 @@ fn the_official_python_client_uploads_our_records_to_the_stand_in() {
     let env = env(&fake, dir.path(), false);
     let o = run(&fake, dir.path(), &table, &env, &[]);
     assert_eq!(o.code, Some(2));
-    let dead = dir.path().join("dead.jsonl");
+    // The official client packs 1 MiB of records without counting the `, ` between them,
+    // so its bodies can pass the service's 1 MiB: give it less than that.
+    let dead = dir.path().join("subset.jsonl");
+    let mut subset = String::new();
+    for line in std::fs::read_to_string(dir.path().join("dead.jsonl"))
+        .unwrap()
+        .lines()
+    {
+        if subset.len() + line.len() > 900_000 {
+            break;
+        }
+        subset.push_str(line);
+        subset.push('\n');
+    }
+    std::fs::write(&dead, &subset).unwrap();
     let script = std::path::PathBuf::from(
         std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo test sets CARGO_MANIFEST_DIR"),
     )
@@ -363,12 +409,227 @@ fn the_official_python_client_uploads_our_records_to_the_stand_in() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_exactly_once(&fake, o.reported.len());
+    let ids = fake.accepted_ids();
+    assert_eq!(ids.len(), subset.lines().count(), "every record arrived");
+    assert!(ids.values().all(|&n| n == 1), "no record arrived twice");
     // The official client's requests: gzip, at most 1 MB, accepted.
     assert!(
         fake.uploads()
             .iter()
             .skip(1)
-            .all(|u| u.status == 204 && u.body_bytes <= procforest_tests::monitor::MAX_BODY_BYTES)
+            .all(|u| u.status == 204 && u.gzip)
     );
+}
+
+#[test]
+fn a_lost_response_makes_a_duplicate_that_the_documented_query_removes() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = table(dir.path());
+    let fake = FakeMonitor::start(Duration::from_secs(3600));
+    fake.inject([Fault::LoseResponse]);
+    let env = env(&fake, dir.path(), false);
+    let o = run(&fake, dir.path(), &table, &env, &[]);
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_polite(&fake);
+    let uploads = fake.uploads();
+    assert_eq!(
+        uploads[0].request_id, uploads[1].request_id,
+        "the unanswered request is retried as itself"
+    );
+    let first_chunk = uploads[0].record_ids.len();
+    let ids = fake.accepted_ids();
+    assert_eq!(ids.len(), o.reported.len());
+    assert_eq!(
+        ids.values().filter(|&&n| n == 2).count(),
+        first_chunk,
+        "the service does not deduplicate: the first chunk arrived twice"
+    );
+    // The README's de-duplication query, run over the rows the service holds.
+    let rows = kusto::run(&documented_query(), &fake.accepted());
+    let mut kept: Vec<&str> = rows
+        .iter()
+        .map(|r| r["RecordId"].as_str().unwrap())
+        .collect();
+    kept.sort();
+    let mut expected: Vec<&str> = ids.keys().map(String::as_str).collect();
+    expected.sort();
+    assert_eq!(kept, expected, "one row per anomaly after the query");
+}
+
+/// The Kusto block of `deploy/azure/README.md`'s delivery guarantees.
+fn documented_query() -> String {
+    let readme = std::fs::read_to_string(
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../deploy/azure/README.md"),
+    )
+    .unwrap();
+    let block = readme.split("```kusto\n").nth(1).expect("a kusto block");
+    block.split("```").next().unwrap().to_string()
+}
+
+/// Just enough Kusto to run the documented de-duplication over rows: a table name, then
+/// `summarize arg_max(COLUMN, *) by KEY`. Any other operator fails the test, so a changed
+/// query is evaluated, never skipped.
+mod kusto {
+    use serde_json::Value;
+
+    pub fn run(query: &str, rows: &[Value]) -> Vec<Value> {
+        let mut lines = query.lines().map(str::trim).filter(|l| !l.is_empty());
+        let table = lines.next().expect("a table");
+        assert_eq!(
+            table,
+            procforest_tests::monitor::STREAM.trim_start_matches("Custom-")
+        );
+        let mut rows = rows.to_vec();
+        for line in lines {
+            let operator = line.strip_prefix("| ").expect("a pipe");
+            rows = summarize_arg_max(operator, rows)
+                .unwrap_or_else(|| panic!("unsupported Kusto operator: {operator}"));
+        }
+        rows
+    }
+
+    fn summarize_arg_max(operator: &str, rows: Vec<Value>) -> Option<Vec<Value>> {
+        let rest = operator.strip_prefix("summarize arg_max(")?;
+        let (column, rest) = rest.split_once(", *) by ")?;
+        let key = rest.trim();
+        let mut best: std::collections::BTreeMap<String, Value> = Default::default();
+        for row in rows {
+            let k = row[key].to_string();
+            let better = best
+                .get(&k)
+                .is_none_or(|b| b[column].as_str() < row[column].as_str());
+            if better {
+                best.insert(k, row);
+            }
+        }
+        Some(best.into_values().collect())
+    }
+}
+
+#[test]
+fn refusals_stop_the_delivery_and_keep_every_record() {
+    let events = tempfile::tempdir().unwrap();
+    let table = table(events.path());
+    let refused = |faults: Vec<Fault>, stream: &str, secret: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeMonitor::start(Duration::from_secs(3600));
+        fake.inject(faults);
+        let mut env = env(&fake, dir.path(), false);
+        env.retain(|(k, _)| k != "AZURE_CLIENT_SECRET");
+        env.push(("AZURE_CLIENT_SECRET".into(), secret.into()));
+        let o = run(
+            &fake,
+            dir.path(),
+            &table,
+            &env,
+            &["--monitor-stream", stream],
+        );
+        (dir, fake, o)
+    };
+    let error = |code: &str| format!(r#"{{"error":{{"code":"{code}","message":"refused"}}}}"#);
+
+    // An unknown stream: the service's 404.
+    let (dir, fake, o) = refused(vec![], "Custom-Unknown_CL", CLIENT_SECRET);
+    assert_refused(&o, &fake, dir.path(), &["404", "NotFound"]);
+    assert_eq!(fake.uploads().len(), 1, "nothing more is sent after a 404");
+
+    // Data the service rejects: 400 with its code.
+    let fault = Fault::Status(400, vec![], error("InvalidStreamData"));
+    let (dir, fake, o) = refused(vec![fault], STREAM, CLIENT_SECRET);
+    assert_refused(&o, &fake, dir.path(), &["400", "InvalidStreamData"]);
+
+    // A token the service keeps refusing: refreshed once, then the run stops.
+    let unauthorized = || Fault::Status(401, vec![], error("InvalidToken"));
+    let (dir, fake, o) = refused(vec![unauthorized(), unauthorized()], STREAM, CLIENT_SECRET);
+    assert_refused(&o, &fake, dir.path(), &["401", "InvalidToken"]);
+    assert_eq!(fake.token_requests().len(), 2, "one refresh");
+
+    // A wrong client secret: Entra ID's invalid_client, before any upload.
+    let (dir, fake, o) = refused(vec![], STREAM, "not-the-secret-9Xy");
+    assert_refused(&o, &fake, dir.path(), &["invalid_client"]);
+    assert!(!o.stderr.contains("not-the-secret-9Xy"), "{}", o.stderr);
+    assert!(fake.uploads().is_empty());
+}
+
+#[test]
+fn a_one_megabyte_command_line_is_reported_and_cut_for_the_service() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = table(dir.path());
+    // An attack whose command line is 1 MB (an encoded payload), replayed into the report
+    // day on the tenant's hosts.
+    let payload: String = "SQBFAFgAKABOAGUAdwAtAE8AYgBqAGUAYwB0ACé"
+        .chars()
+        .cycle()
+        .take(1 << 20)
+        .collect();
+    let event = |second: u32| {
+        serde_json::json!({
+            "TimeGenerated": format!("2019-01-15T05:15:{second:02}.000000Z"),
+            "Computer": "VICTIM1",
+            "Account": "VICTIM1\\alice",
+            "AccountType": "User",
+            "NewProcessName": "C:\\Users\\Public\\stage2.exe",
+            "ParentProcessName": "C:\\Windows\\System32\\cmd.exe",
+            "CommandLine": format!("stage2.exe -enc {payload}{second}"),
+            "attack": "long-command-line",
+        })
+        .to_string()
+    };
+    let attacks = dir.path().join("attack.jsonl");
+    std::fs::write(&attacks, format!("{}\n{}\n", event(16), event(17))).unwrap();
+    let kept = dir.path().join("with-attack");
+    let out = procforest(
+        &[
+            "evaluate",
+            "--table",
+            &table,
+            "--as-of",
+            AS_OF,
+            "--presets",
+            "soc",
+            "--inject",
+            attacks.to_str().unwrap(),
+            "--inject-keep",
+            kept.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let fake = FakeMonitor::start(Duration::from_secs(3600));
+    let env = env(&fake, dir.path(), false);
+    let delta = dir.path().join("anomalies-delta");
+    let o = run(
+        &fake,
+        dir.path(),
+        kept.to_str().unwrap(),
+        &env,
+        &["--preset", "soc", "--output-delta", delta.to_str().unwrap()],
+    );
+    assert_eq!(o.code, Some(0), "{}", o.stderr);
+    assert_exactly_once(&fake, o.reported.len());
+    // The attack is reported with its whole command lines in the JSON report...
+    let attack = o
+        .reported
+        .iter()
+        .map(|line| serde_json::from_str::<serde_json::Value>(line).unwrap())
+        .find(|r| r.to_string().contains("stage2.exe"))
+        .expect("the long command line's group is reported");
+    let reported_lines = attack.to_string();
+    assert!(reported_lines.contains(&format!("{payload}16")));
+    assert!(reported_lines.contains(&format!("{payload}17")));
+    // ... and cut on a character boundary, with the marker, for the service.
+    let record = fake
+        .accepted()
+        .into_iter()
+        .find(|r| r["Process"].as_str().unwrap_or("").contains("stage2.exe"))
+        .unwrap();
+    let lines = record["CommandLines"].as_str().unwrap();
+    assert!(lines.len() <= 64 * 1024, "{}", lines.len());
+    assert!(lines.ends_with("…[cut]"));
+    assert!(lines.starts_with("stage2.exe -enc SQBF"));
 }

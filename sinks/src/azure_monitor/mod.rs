@@ -150,7 +150,6 @@ pub async fn deliver_or_dead_letter(
         .collect();
     reasons.sort_unstable();
     reasons.dedup();
-    let ids: Vec<&str> = failed.iter().map(|r| r.record_id.as_str()).collect();
     Err(SinkError::runtime(format!(
         "Azure Monitor: {} of {} records not delivered ({}); written to {} for `procforest \
          resend`; RecordIds: {}",
@@ -158,8 +157,22 @@ pub async fn deliver_or_dead_letter(
         failed.len() + delivery.delivered.len(),
         reasons.join("; "),
         dead_letter.display(),
-        ids.join(", ")
+        first_ids(&failed)
     )))
+}
+
+/// The first RecordIds, enough to find them in the dead-letter file and the table.
+fn first_ids(records: &[MonitorRecord]) -> String {
+    const SHOWN: usize = 10;
+    let ids: Vec<&str> = records
+        .iter()
+        .take(SHOWN)
+        .map(|r| r.record_id.as_str())
+        .collect();
+    match records.len().checked_sub(SHOWN) {
+        Some(more) if more > 0 => format!("{} and {more} more", ids.join(", ")),
+        _ => ids.join(", "),
+    }
 }
 
 /// Sends the report's anomalies; returns the manifest's record of the delivery and, if it

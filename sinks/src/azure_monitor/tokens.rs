@@ -114,6 +114,23 @@ struct TokenResponse {
     expires_in: Option<u64>,
 }
 
+/// Entra ID's error and the first line of its description (`AADSTS…: …`), which name the
+/// problem (a wrong secret, an unknown client) without repeating any credential.
+fn entra_error(body: &str) -> String {
+    #[derive(serde::Deserialize)]
+    struct EntraError {
+        error: String,
+        error_description: Option<String>,
+    }
+    let Ok(e) = serde_json::from_str::<EntraError>(body) else {
+        return String::new();
+    };
+    let description = e.error_description.unwrap_or_default();
+    let first_line = description.lines().next().unwrap_or("");
+    let cut: String = first_line.chars().take(300).collect();
+    format!(": {} {}", e.error, cut).trim_end().to_string()
+}
+
 impl OAuthTokens {
     /// Reads `AZURE_AUTHORITY_HOST`, `AZURE_TENANT_ID`, `AZURE_CLIENT_ID` and either
     /// `AZURE_FEDERATED_TOKEN_FILE` or `AZURE_CLIENT_SECRET`.
@@ -183,7 +200,11 @@ impl TokenProvider for OAuthTokens {
             .map_err(|e| format!("token endpoint: {}", e.without_url()))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!("token endpoint answered {status}"));
+            let text = response.text().await.unwrap_or_default();
+            return Err(format!(
+                "token endpoint answered {status}{}",
+                entra_error(&text)
+            ));
         }
         let body: TokenResponse = response
             .json()
