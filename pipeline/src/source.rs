@@ -68,13 +68,61 @@ const PHYSICAL_NAME: &str = "delta.columnMapping.physicalName";
 /// The field metadata key of a column's type widenings.
 const TYPE_CHANGES: &str = "delta.typeChanges";
 
+/// Whether the Azure store failed to get a token (Entra ID or the managed identity endpoint
+/// refused or could not be reached). `object_store` keeps its credential errors private:
+/// they are recognised by their message.
+fn is_azure_token_failure(error: &object_store::Error) -> bool {
+    let object_store::Error::Generic { store, source } = error else {
+        return false;
+    };
+    let message = source.to_string();
+    *store == "MicrosoftAzure"
+        && [
+            "Error performing token request",
+            "Error getting token response body",
+            "Error reading federated token file",
+        ]
+        .iter()
+        .any(|m| message.starts_with(m))
+}
+
+/// Which credentials the environment sets (never their values), for a failed token.
+fn azure_credentials_hint() -> String {
+    const CREDENTIALS: &[&str] = &[
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "AZURE_STORAGE_SAS_TOKEN",
+        "AZURE_CLIENT_SECRET",
+        "AZURE_FEDERATED_TOKEN_FILE",
+        "AZURE_STORAGE_USE_EMULATOR",
+    ];
+    let set: Vec<&str> = CREDENTIALS
+        .iter()
+        .copied()
+        .filter(|v| std::env::var_os(v).is_some())
+        .collect();
+    if set.is_empty() {
+        format!(
+            "no credential is set ({}), so the managed identity endpoint was asked, and it \
+             failed; set one of them, or give the machine or pod an identity",
+            CREDENTIALS.join(", ")
+        )
+    } else {
+        format!(
+            "check {} and AZURE_CLIENT_ID / AZURE_TENANT_ID",
+            set.join(", ")
+        )
+    }
+}
+
 /// A storage failure: refused credentials (the object store's own `Unauthenticated` or
-/// `PermissionDenied`, anywhere in the error's chain, the Delta kernel's included) are a configuration problem (exit
-/// 1), anything else a runtime failure.
+/// `PermissionDenied`, anywhere in the error's chain, the Delta kernel's included) and a
+/// token that could not be had are a configuration problem (exit 1), anything else a
+/// runtime failure.
 pub fn storage_error(what: String, error: DeltaTableError) -> PipelineError {
     let source: BoxError = Box::new(error);
     let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(source.as_ref());
     let mut refused = false;
+    let mut no_token = false;
     while let Some(e) = cause {
         let store_error = match e.downcast_ref::<delta_kernel::Error>() {
             // The kernel keeps the object store's error without exposing it as a source.
@@ -86,7 +134,18 @@ pub fn storage_error(what: String, error: DeltaTableError) -> PipelineError {
             Some(object_store::Error::Unauthenticated { .. })
                 | Some(object_store::Error::PermissionDenied { .. })
         );
+        no_token |= store_error.is_some_and(is_azure_token_failure);
         cause = e.source();
+    }
+    if no_token {
+        return PipelineError::BadInput {
+            setting: None,
+            what: format!(
+                "{what}: no Azure storage token could be had ({})",
+                azure_credentials_hint()
+            ),
+            source: Some(source),
+        };
     }
     if refused {
         return PipelineError::BadInput {

@@ -99,3 +99,57 @@ fn a_wrong_storage_credential_fails_fast_with_a_clear_message() {
         started.elapsed()
     );
 }
+
+/// No credential in the environment: the store asks the managed identity endpoint, which on
+/// a machine without an identity answers 400 "Identity not found" (a loopback stand-in
+/// here). The run says so and what to set, exit 1, nothing written.
+#[test]
+fn abfss_without_credentials_says_what_to_set() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            use std::io::{Read, Write};
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let body = r#"{"error":"invalid_request","error_description":"Identity not found"}"#;
+            let _ = write!(
+                stream,
+                "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("anomalies.jsonl");
+    let env = [(
+        "AZURE_MSI_ENDPOINT".to_string(),
+        format!("http://127.0.0.1:{port}/metadata/identity/oauth2/token"),
+    )];
+    let started = Instant::now();
+    let mut command = std::process::Command::new(procforest_tests::binary("procforest"));
+    command.args([
+        "run",
+        "--table",
+        "abfss://events@tenantlogs.dfs.core.windows.net/securityevent",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    for (name, _) in std::env::vars().filter(|(k, _)| k.starts_with("AZURE_")) {
+        command.env_remove(name);
+    }
+    let o = command.envs(env).output().unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    for named in [
+        "abfss://events@tenantlogs.dfs.core.windows.net/securityevent",
+        "no credential is set",
+        "AZURE_STORAGE_ACCOUNT_KEY",
+        "managed identity",
+        "Identity not found",
+    ] {
+        assert!(stderr.contains(named), "{named}: {stderr}");
+    }
+    assert!(!json.exists());
+    assert!(started.elapsed() < Duration::from_secs(60));
+}
