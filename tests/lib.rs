@@ -61,16 +61,36 @@ pub fn free_port() -> u16 {
     panic!("no free port in {FIRST}..{}", FIRST + COUNT)
 }
 
-/// Waits until something accepts connections on `port`.
-pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
-    let deadline = Instant::now() + timeout;
-    while Instant::now() < deadline {
-        if TcpStream::connect(("127.0.0.1", port)).is_ok() {
-            return true;
+/// Starts a process with `start(port, extra ports)` on ports [`free_port`] found, and waits
+/// until `ready(port)`. A port can still be taken between the check and the process's
+/// bind (by another test run): a process that exits before it is ready is started again
+/// on other ports, up to five times.
+pub fn start_on_free_ports(
+    start: impl Fn(u16, [u16; 2]) -> Process,
+    ready: impl Fn(u16) -> bool,
+) -> (Process, u16) {
+    let mut exits = Vec::new();
+    for _ in 0..5 {
+        let port = free_port();
+        let mut process = start(port, [free_port(), free_port()]);
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline && process.running() {
+            if ready(port) {
+                return (process, port);
+            }
+            std::thread::sleep(Duration::from_millis(50));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        assert!(
+            !process.running(),
+            "not ready on {port} after 60 s: {}",
+            process.log_text()
+        );
+        exits.push(process.log_text());
     }
-    false
+    panic!(
+        "the process exited five times before it was ready:\n{}",
+        exits.join("\n---\n")
+    )
 }
 
 /// A minimal HTTP/1.1 GET on loopback; returns status and body.
@@ -197,9 +217,25 @@ impl Cluster {
     /// Starts a scheduler and `executors` executors under `dir`, with `env` for every
     /// process (e.g. storage credentials), and waits until all executors registered.
     pub fn start(dir: &Path, executors: usize, env: &[(String, String)]) -> Self {
-        let port = free_port();
+        let (scheduler, port) = start_on_free_ports(
+            |port, _| Self::start_scheduler(dir, port, env),
+            |port| TcpStream::connect(("127.0.0.1", port)).is_ok(),
+        );
+        let mut cluster = Cluster {
+            scheduler,
+            port,
+            executors: Vec::new(),
+        };
+        for i in 0..executors {
+            cluster.add_executor(dir, i, env);
+        }
+        cluster.wait_for_executors(executors, Duration::from_secs(60));
+        cluster
+    }
+
+    fn start_scheduler(dir: &Path, port: u16, env: &[(String, String)]) -> Process {
         let s = |v: &str| v.to_string();
-        let scheduler = Process::start(
+        Process::start(
             &binary("procforest-scheduler"),
             &[
                 s("--bind-host"),
@@ -216,30 +252,38 @@ impl Cluster {
             ],
             env,
             dir.join("scheduler.log"),
-        );
-        assert!(
-            wait_for_port(port, Duration::from_secs(60)),
-            "scheduler did not start: {}",
-            scheduler.log_text()
-        );
-        let mut cluster = Cluster {
-            scheduler,
-            port,
-            executors: Vec::new(),
-        };
-        for i in 0..executors {
-            cluster.add_executor(dir, i, env);
-        }
-        cluster.wait_for_executors(executors, Duration::from_secs(60));
-        cluster
+        )
     }
 
     fn add_executor(&mut self, dir: &Path, i: usize, env: &[(String, String)]) {
         let work_dir = dir.join(format!("executor-{i}"));
         std::fs::create_dir_all(&work_dir).unwrap();
-        let health_port = free_port();
+        let scheduler_port = self.port;
+        // Ready once it has a heartbeat: its Flight port is bound and it is registered.
+        let (process, health_port) = start_on_free_ports(
+            |health, [flight, grpc]| {
+                let ports = [flight, grpc, health];
+                Self::start_executor(dir, i, &work_dir, ports, scheduler_port, env)
+            },
+            |health| matches!(http_get(health, "/readyz"), Ok((200, _))),
+        );
+        self.executors.push(Executor {
+            process,
+            work_dir,
+            health_port,
+        });
+    }
+
+    fn start_executor(
+        dir: &Path,
+        i: usize,
+        work_dir: &Path,
+        [flight, grpc, health]: [u16; 3],
+        scheduler_port: u16,
+        env: &[(String, String)],
+    ) -> Process {
         let s = |v: &str| v.to_string();
-        let process = Process::start(
+        Process::start(
             &binary("procforest-executor"),
             &[
                 s("--bind-host"),
@@ -247,15 +291,15 @@ impl Cluster {
                 s("--external-host"),
                 s("127.0.0.1"),
                 s("--bind-port"),
-                free_port().to_string(),
+                flight.to_string(),
                 s("--bind-grpc-port"),
-                free_port().to_string(),
+                grpc.to_string(),
                 s("--bind-health-port"),
-                health_port.to_string(),
+                health.to_string(),
                 s("--scheduler-host"),
                 s("127.0.0.1"),
                 s("--scheduler-port"),
-                self.port.to_string(),
+                scheduler_port.to_string(),
                 s("--work-dir"),
                 work_dir.display().to_string(),
                 s("--vcores"),
@@ -265,12 +309,7 @@ impl Cluster {
             ],
             env,
             dir.join(format!("executor-{i}.log")),
-        );
-        self.executors.push(Executor {
-            process,
-            work_dir,
-            health_port,
-        });
+        )
     }
 
     /// Waits until `n` executors are registered with the scheduler.
@@ -339,12 +378,10 @@ impl Azurite {
              ~/.cache/procforest/npm azurite@3` (as .ci/run does) or set AZURITE_BLOB",
             program.display()
         );
-        let port = free_port();
         let location = dir.join("azurite");
         std::fs::create_dir_all(&location).unwrap();
-        let process = Process::start(
-            &program,
-            &[
+        let start = |port: u16, _| {
+            let args = [
                 "--blobHost".into(),
                 "127.0.0.1".into(),
                 "--blobPort".into(),
@@ -354,15 +391,11 @@ impl Azurite {
                 "--disableTelemetry".into(),
                 "--skipApiVersionCheck".into(),
                 "--loose".into(),
-            ],
-            &[],
-            dir.join("azurite.log"),
-        );
-        assert!(
-            wait_for_port(port, Duration::from_secs(60)),
-            "azurite did not start: {}",
-            process.log_text()
-        );
+            ];
+            Process::start(&program, &args, &[], dir.join("azurite.log"))
+        };
+        let listening = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
+        let (process, port) = start_on_free_ports(start, listening);
         Self {
             _process: process,
             port,

@@ -325,3 +325,32 @@ fn a_night_on_a_cluster_with_a_summaries_table_gives_the_standalone_answer() {
         }
     }
 }
+
+/// A port taken between the check and the process's bind (another test run got there
+/// first): the process exits, and is started again on another port.
+#[test]
+fn a_process_whose_port_was_taken_is_started_again_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let taken = std::sync::Mutex::new(Vec::new());
+    let (mut scheduler, port) = procforest_tests::start_on_free_ports(
+        |port, _| {
+            let mut taken = taken.lock().unwrap();
+            if taken.is_empty() {
+                taken.push(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+            }
+            let args = ["--bind-host", "127.0.0.1", "--bind-port", &port.to_string()];
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            let log = dir.path().join(format!("scheduler-{port}.log"));
+            procforest_tests::Process::start(
+                &procforest_tests::binary("procforest-scheduler"),
+                &args,
+                &[],
+                log,
+            )
+        },
+        |port| matches!(procforest_tests::http_get(port, "/healthz"), Ok((200, _))),
+    );
+    let first = taken.lock().unwrap()[0].local_addr().unwrap().port();
+    assert_ne!(port, first, "started again on another port");
+    assert!(scheduler.running());
+}

@@ -33,28 +33,35 @@ fn help_lists_ballista_flags_and_their_environment_variables() {
 
 #[test]
 fn serves_health_endpoints_and_reads_settings_from_the_environment() {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_procforest-scheduler"))
-        .env("PROCFOREST_SCHEDULER_BIND_HOST", "127.0.0.1")
-        .env("PROCFOREST_SCHEDULER_BIND_PORT", port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let mut health = None;
-    while Instant::now() < deadline && health.is_none() {
-        health = get(port, "/healthz");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    // Started again on another port if the one chosen was taken meanwhile.
+    // Below Linux's ephemeral range (outgoing connections never take them) and the ranges
+    // the other tests use.
+    let (mut child, port, health) = (0..5u32)
+        .find_map(|attempt| {
+            let port = 5_000 + ((std::process::id() + attempt * 997) % 5_000) as u16;
+            TcpListener::bind(("127.0.0.1", port)).ok()?;
+            let mut child = Command::new(env!("CARGO_BIN_EXE_procforest-scheduler"))
+                .env("PROCFOREST_SCHEDULER_BIND_HOST", "127.0.0.1")
+                .env("PROCFOREST_SCHEDULER_BIND_PORT", port.to_string())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline && child.try_wait().unwrap().is_none() {
+                if let Some(health) = get(port, "/healthz") {
+                    return Some((child, port, health));
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+            None
+        })
+        .expect("the scheduler answered on the port from the environment");
     let ready = get(port, "/readyz");
     child.kill().unwrap();
     child.wait().unwrap();
-    let health = health.expect("the scheduler answered on the port from the environment");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
     // Not ready without executors.
     assert!(ready.unwrap_or_default().starts_with("HTTP/1.1 503"));
