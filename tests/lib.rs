@@ -441,6 +441,23 @@ impl Azurite {
         );
     }
 
+    /// The text of a blob.
+    pub fn get_blob(&self, container: &str, name: &str) -> String {
+        let response = self.signed_request("GET", &format!("{container}/{name}"));
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "reading {container}/{name}: {response}"
+        );
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        match head
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            true => dechunk(body),
+            false => body.to_string(),
+        }
+    }
+
     /// The names of the blobs in a container (the first page of a listing, up to 5000).
     pub fn list_blobs(&self, container: &str) -> Vec<String> {
         let response =

@@ -5,7 +5,10 @@ use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
 use procforest_datasets::inject::RunsAs;
-use procforest_pipeline::config::{FeatureSet, Preset};
+use procforest_pipeline::{
+    config::{FeatureSet, Preset},
+    scores_out::ScoresFormat,
+};
 
 use crate::error::{CliError, Result};
 
@@ -44,6 +47,24 @@ pub enum FeaturesArg {
     /// The event count, the rarity features and the evidence of command lines, parents
     /// and first-seen processes (needs `ParentProcessName`).
     Evidence,
+}
+
+/// `--scores-format` (see [`ScoresFormat`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoresFormatArg {
+    /// A folder of Parquet files.
+    Parquet,
+    /// A Delta table.
+    Delta,
+}
+
+impl From<ScoresFormatArg> for ScoresFormat {
+    fn from(arg: ScoresFormatArg) -> Self {
+        match arg {
+            ScoresFormatArg::Parquet => ScoresFormat::Parquet,
+            ScoresFormatArg::Delta => ScoresFormat::Delta,
+        }
+    }
 }
 
 /// Presets (see [`Preset`]).
@@ -293,6 +314,16 @@ pub struct RunArgs {
     /// the executors can write to); written by the executors, committed at the end.
     #[arg(long)]
     pub scores_out: Option<String>,
+    /// What `--scores-out` is: `parquet` (a folder of Parquet files) or `delta` (a Delta
+    /// table, replaced by each run in one commit).
+    #[arg(
+        long,
+        value_enum,
+        default_value = "parquet",
+        requires = "scores_out",
+        env = "PROCFOREST_SCORES_FORMAT"
+    )]
+    pub scores_format: ScoresFormatArg,
     /// Append anomalies to this Delta table (re-runs of an as-of replace their rows).
     #[arg(long, env = "PROCFOREST_OUTPUT_DELTA")]
     pub output_delta: Option<String>,

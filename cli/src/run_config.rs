@@ -54,6 +54,7 @@ pub fn run_config_from(args: &RunArgs, table: String, preset: Preset) -> Result<
         scheduler: args.scheduler.clone(),
         scratch: args.scratch.clone(),
         scores_out: args.scores_out.clone(),
+        scores_format: args.scores_format.into(),
         summaries: args.summaries.clone(),
         rebuild_summaries: args.rebuild_summaries,
         score_histogram: args.report_html.is_some(),

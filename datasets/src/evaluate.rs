@@ -223,6 +223,7 @@ pub async fn evaluate(variants: &[(String, RunConfig)]) -> Result<Vec<Metrics>> 
         let mut config = config.clone();
         let scores = dir.path().join(i.to_string());
         config.scores_out = Some(scores.display().to_string());
+        config.scores_format = procforest_pipeline::scores_out::ScoresFormat::Parquet;
         let report = run(&config).await?;
         let (start, end) = (report.first_interval_us, report.as_of.timestamp_micros());
         let judged = read_judged(&scores, &positives, start, end)?;

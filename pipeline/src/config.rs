@@ -50,6 +50,8 @@ pub struct RunConfig {
     /// Where every scored row is written by the executors, as a folder of Parquet files
     /// (a local path, or a URL the executors can write to).
     pub scores_out: Option<String>,
+    /// Whether `scores_out` is a Parquet folder or a Delta table.
+    pub scores_format: crate::scores_out::ScoresFormat,
     /// The summaries table (a path or URL, like the table's): the summary rows of earlier
     /// runs, read where their source files are unchanged (see [`crate::summary_store`]).
     pub summaries: Option<String>,

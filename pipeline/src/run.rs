@@ -133,7 +133,12 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
     }
     let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let scores_out = match &config.scores_out {
-        Some(location) => Some(ScoresOut::new(location, &run_id)?),
+        Some(location) => Some(ScoresOut::new(
+            location,
+            &run_id,
+            config.scores_format,
+            config.storage_options.clone(),
+        )?),
         None => None,
     };
     let run = Run {
@@ -467,7 +472,9 @@ impl Run<'_> {
             None => None,
         };
         if let Some(scores_out) = &self.scores_out {
-            scores_out.commit(ctx).await?;
+            scores_out
+                .commit(ctx, &self.config.features.names())
+                .await?;
         }
         self.phases.stop();
         let mut manifest =

@@ -1,22 +1,40 @@
-//! Every scored summary row as a Parquet dataset folder (keys, features, score,
-//! prediction), for audit and comparison ([`crate::RunConfig::scores_out`]).
+//! Every scored summary row (keys, features, score, prediction), for audit and comparison
+//! ([`crate::RunConfig::scores_out`]): a Parquet dataset folder or a Delta table
+//! ([`ScoresFormat`]).
 //!
 //! The executors write it where they score, each partition its own file
-//! ([`procforest_core::partition_writer`]): the rows never travel to the driver. They write
-//! into `_pending-<run id>/` inside the folder; the driver commits once, after every other
-//! stage succeeded: it moves the new files up, removes the previous run's, and writes
-//! `_SUCCESS` last (Spark's marker). A failed run removes its pending files and leaves the
-//! previous run's folder as it was.
+//! ([`procforest_core::partition_writer`]): the rows never travel to the driver. The
+//! driver commits once, after every other stage succeeded:
+//! - a folder: the executors write into `_pending-<run id>/`; the driver moves the new
+//!   files up, removes the previous run's, and writes `_SUCCESS` last (Spark's marker);
+//! - a Delta table: the executors write into `run-<run id>/` inside the table; the driver
+//!   commits one version that adds them and removes the previous run's files (they stay
+//!   readable by time travel until a vacuum).
+//!
+//! A failed run removes its own files and leaves the previous run's folder or table as it
+//! was.
 
-use std::{collections::HashSet, sync::Arc};
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::{
     logical_expr::{ScalarUDF, cast, when},
     prelude::{DataFrame, SessionContext, lit},
 };
+use deltalake::{
+    DeltaTable, DeltaTableBuilder, DeltaTableError,
+    kernel::{
+        Action, Add, MetadataExt, StructType,
+        engine::arrow_conversion::TryIntoKernel,
+        transaction::{CommitBuilder, CommitProperties},
+    },
+    protocol::{DeltaOperation, SaveMode},
+};
 use futures::StreamExt;
-use object_store::{ObjectStore, ObjectStoreExt, path::Path as ObjectPath};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, path::Path as ObjectPath};
 use procforest_core::schema::{
     ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, INTERVAL, PREDICTION, PROCESS, SCORE,
 };
@@ -54,26 +72,56 @@ pub fn schema(names: &[&str]) -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// A run's scores folder.
+/// How the scores are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ScoresFormat {
+    /// A folder of Parquet files with Spark's `_SUCCESS` marker.
+    #[default]
+    Parquet,
+    /// A Delta table, replaced by each run in one commit.
+    Delta,
+}
+
+/// A run's scores folder or table.
 #[derive(Debug, Clone)]
 pub struct ScoresOut {
-    /// The folder, a URL ending with `/`.
+    /// The folder or table, a URL ending with `/`.
     dir: String,
     /// Where the executors write, a URL ending with `/`.
     pending: String,
+    format: ScoresFormat,
+    /// For the Delta table.
+    storage_options: HashMap<String, String>,
 }
 
 impl ScoresOut {
-    /// The folder at `location` (a local path or a URL the executors can write to; created
-    /// by the first file written) for run `run_id`.
-    pub fn new(location: &str, run_id: &str) -> Result<Self> {
+    /// The folder or table at `location` (a local path or a URL the executors can write
+    /// to; created by the first run) for run `run_id`.
+    pub fn new(
+        location: &str,
+        run_id: &str,
+        format: ScoresFormat,
+        storage_options: HashMap<String, String>,
+    ) -> Result<Self> {
         let dir = if location.contains("://") && !location.starts_with("file://") {
             format!("{}/", location.trim_end_matches('/'))
         } else {
-            local_folder(location.strip_prefix("file://").unwrap_or(location))?
+            let path = location.strip_prefix("file://").unwrap_or(location);
+            check_local_format(path, format)?;
+            local_folder(path)?
         };
-        let pending = format!("{dir}_pending-{run_id}/");
-        Ok(Self { dir, pending })
+        let pending = match format {
+            ScoresFormat::Parquet => format!("{dir}_pending-{run_id}/"),
+            // Inside the table and not hidden: Delta's vacuum skips folders named `_…`.
+            ScoresFormat::Delta => format!("{dir}run-{run_id}/"),
+        };
+        Ok(Self {
+            dir,
+            pending,
+            format,
+            storage_options,
+        })
     }
 
     /// The folder's URL.
@@ -116,9 +164,18 @@ impl ScoresOut {
         summaries::write(scored, &self.pending, "every score").await
     }
 
+    /// Makes the run's files the folder's or table's content (see the module
+    /// documentation); `names` are the features written.
+    pub async fn commit(&self, ctx: &SessionContext, names: &[&str]) -> Result<()> {
+        match self.format {
+            ScoresFormat::Parquet => self.commit_folder(ctx).await,
+            ScoresFormat::Delta => self.commit_table(ctx, names).await,
+        }
+    }
+
     /// Moves the run's files into the folder, removes the previous run's, and writes the
     /// success marker last.
-    pub async fn commit(&self, ctx: &SessionContext) -> Result<()> {
+    async fn commit_folder(&self, ctx: &SessionContext) -> Result<()> {
         let (store, dir) = store_of(ctx, &self.dir)?;
         let (_, pending) = store_of(ctx, &self.pending)?;
         let mut written = HashSet::new();
@@ -154,6 +211,78 @@ impl ScoresOut {
             )?;
         self.abandon(ctx).await;
         Ok(())
+    }
+
+    /// Commits one table version that adds the run's files and removes every file of the
+    /// previous version, with the schema of `names` (changed when the feature set did).
+    async fn commit_table(&self, ctx: &SessionContext, names: &[&str]) -> Result<()> {
+        let what = format!("committing the scores table {}", self.dir);
+        let (store, root) = store_of(ctx, &self.dir)?;
+        let (_, pending) = store_of(ctx, &self.pending)?;
+        let mut written: Vec<ObjectMeta> = Vec::new();
+        let mut listing = store.list(Some(&pending));
+        while let Some(meta) = listing.next().await {
+            written.push(meta.runtime(format!("listing {pending}"))?);
+        }
+        let schema: StructType = schema(names).as_ref().try_into_kernel().runtime(&what)?;
+        let table = self.open_or_create_table(&schema).await?;
+        let snapshot = table.snapshot().runtime(&what)?;
+        let mut actions = Vec::new();
+        if snapshot.schema().as_ref() != &schema {
+            let metadata = snapshot.metadata().clone().with_schema(&schema);
+            actions.push(Action::Metadata(metadata.runtime(&what)?));
+        }
+        let previous = snapshot.snapshot().try_log_data().runtime(&what)?;
+        actions.extend(
+            previous
+                .iter()
+                .map(|f| Action::Remove(f.remove_action(true))),
+        );
+        for meta in written {
+            let relative = meta.location.as_ref()[root.as_ref().len()..].trim_start_matches('/');
+            actions.push(Action::Add(Add {
+                path: relative.to_string(),
+                size: meta.size as i64,
+                modification_time: meta.last_modified.timestamp_millis(),
+                data_change: true,
+                ..Default::default()
+            }));
+        }
+        let operation = DeltaOperation::Write {
+            mode: SaveMode::Overwrite,
+            partition_by: None,
+            predicate: None,
+        };
+        CommitBuilder::from(CommitProperties::default())
+            .with_actions(actions)
+            .build(Some(snapshot), table.log_store(), operation)
+            .await
+            .runtime(what)?;
+        Ok(())
+    }
+
+    /// The scores table, created (empty, with `schema`) by its first run.
+    async fn open_or_create_table(&self, schema: &StructType) -> Result<DeltaTable> {
+        let what = format!("opening the scores table {}", self.dir);
+        let url = url::Url::parse(&self.dir).bad_setting(Setting::ScoresOut, &self.dir)?;
+        let builder = || {
+            DeltaTableBuilder::from_url(url.clone())
+                .bad_setting(Setting::ScoresOut, &self.dir)
+                .map(|b| b.with_storage_options(self.storage_options.clone()))
+        };
+        match builder()?.load().await {
+            Ok(table) => Ok(table),
+            Err(DeltaTableError::NotATable(_)) => builder()?
+                .build()
+                .runtime(&what)?
+                .create()
+                .with_columns(schema.fields().cloned())
+                // Another run may have created it meanwhile: that one is used.
+                .with_save_mode(SaveMode::Ignore)
+                .await
+                .runtime(what),
+            Err(e) => Err(e).runtime(what),
+        }
     }
 
     /// Removes whatever is left of the run's pending files; failures are logged.
@@ -205,6 +334,25 @@ pub fn read_local(
         .into_iter()
         .flatten()
         .map(|batch| batch.runtime("reading scores")))
+}
+
+/// Refuses a local folder that is of the other format: a Delta table given as a folder
+/// (the commit would remove its data files), or a folder of files given as a Delta table.
+fn check_local_format(path: &str, format: ScoresFormat) -> Result<()> {
+    let folder = std::path::Path::new(path);
+    let is_table = folder.join("_delta_log").is_dir();
+    let has_files = std::fs::read_dir(folder).is_ok_and(|mut d| d.next().is_some());
+    let problem = match format {
+        ScoresFormat::Parquet if is_table => "is a Delta table: add --scores-format delta",
+        ScoresFormat::Delta if has_files && !is_table => {
+            "holds files and is not a Delta table: give a new or empty folder"
+        }
+        _ => return Ok(()),
+    };
+    Err(crate::PipelineError::bad_setting(
+        Setting::ScoresOut,
+        format!("{path} {problem}"),
+    ))
 }
 
 /// A local folder as a `file://` URL ending with `/`.
@@ -269,12 +417,18 @@ mod tests {
         std::fs::create_dir_all(&folder).unwrap();
         std::fs::write(folder.join("old-1.parquet"), "old").unwrap();
         std::fs::write(folder.join(SUCCESS), "").unwrap();
-        let out = ScoresOut::new(folder.to_str().unwrap(), "r1").unwrap();
+        let out = ScoresOut::new(
+            folder.to_str().unwrap(),
+            "r1",
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
         let pending = folder.join("_pending-r1");
         std::fs::create_dir_all(&pending).unwrap();
         std::fs::write(pending.join("new-1.parquet"), "new").unwrap();
         std::fs::write(pending.join("new-2.parquet"), "new").unwrap();
-        out.commit(&ctx).await.unwrap();
+        out.commit(&ctx, &[]).await.unwrap();
         assert_eq!(names(&folder), [SUCCESS, "new-1.parquet", "new-2.parquet"]);
     }
 
@@ -284,7 +438,13 @@ mod tests {
         let ctx = SessionContext::new();
         // A folder this run would have made: gone with its pending files.
         let fresh = dir.path().join("fresh");
-        let out = ScoresOut::new(fresh.to_str().unwrap(), "r2").unwrap();
+        let out = ScoresOut::new(
+            fresh.to_str().unwrap(),
+            "r2",
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
         std::fs::create_dir_all(fresh.join("_pending-r2")).unwrap();
         std::fs::write(fresh.join("_pending-r2/part.parquet"), "x").unwrap();
         out.abandon(&ctx).await;
@@ -295,8 +455,37 @@ mod tests {
         std::fs::write(kept.join("_pending-r3/part.parquet"), "x").unwrap();
         std::fs::write(kept.join("old.parquet"), "old").unwrap();
         std::fs::write(kept.join(SUCCESS), "").unwrap();
-        let out = ScoresOut::new(kept.to_str().unwrap(), "r3").unwrap();
+        let out = ScoresOut::new(
+            kept.to_str().unwrap(),
+            "r3",
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
         out.abandon(&ctx).await;
         assert_eq!(names(&kept), [SUCCESS, "old.parquet"]);
+    }
+
+    #[tokio::test]
+    async fn an_abandoned_run_leaves_the_scores_table_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let ctx = SessionContext::new();
+        let table = dir.path().join("table");
+        std::fs::create_dir_all(table.join("_delta_log")).unwrap();
+        std::fs::write(table.join("_delta_log/00000000000000000000.json"), "{}").unwrap();
+        std::fs::create_dir_all(table.join("run-r0")).unwrap();
+        std::fs::write(table.join("run-r0/part-0.parquet"), "committed").unwrap();
+        let out = ScoresOut::new(
+            table.to_str().unwrap(),
+            "r4",
+            ScoresFormat::Delta,
+            Default::default(),
+        )
+        .unwrap();
+        std::fs::create_dir_all(table.join("run-r4")).unwrap();
+        std::fs::write(table.join("run-r4/part-0.parquet"), "x").unwrap();
+        out.abandon(&ctx).await;
+        assert_eq!(names(&table), ["_delta_log", "run-r0"]);
+        assert_eq!(names(&table.join("run-r0")), ["part-0.parquet"]);
     }
 }

@@ -43,6 +43,34 @@ fn executors_read_a_delta_table_from_azurite() {
         Vec::<String>::new(),
         "the run's scratch is removed"
     );
+    // Every score as a Delta table in Blob storage: the executors' files, committed by
+    // the driver with paths relative to the table.
+    azurite.create_container("scores");
+    let delta = ["--scheduler", &url, "--scores-format", "delta"];
+    let o = procforest(
+        &[
+            &["run", "--table", remote, "--as-of", AS_OF, "--quiet"][..],
+            &["--scores-out", "az://scores/every-score"],
+            &delta,
+        ]
+        .concat(),
+        &env,
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let blobs = azurite.list_blobs("scores");
+    let commit = azurite.get_blob("scores", "every-score/_delta_log/00000000000000000001.json");
+    let added: Vec<String> = commit
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|a| a["add"]["path"].as_str().map(String::from))
+        .collect();
+    assert!(!added.is_empty(), "{commit}");
+    for path in &added {
+        assert!(path.starts_with("run-"), "{path}");
+        let blob = format!("every-score/{path}");
+        assert!(blobs.contains(&blob), "{blob} not in {blobs:?}");
+    }
+
     // A scratch that cannot be written fails the run: the scratch above was used.
     let o = procforest(
         &[

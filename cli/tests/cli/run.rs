@@ -28,8 +28,13 @@ type Scored = (i64, Vec<f64>, f64, i8);
 
 /// Reads `--scores-out` rows keyed by group.
 fn scores(path: &Path) -> HashMap<Group, Scored> {
+    scores_of(read_parquet(path))
+}
+
+/// Scored rows keyed by group.
+fn scores_of(batches: Vec<arrow::record_batch::RecordBatch>) -> HashMap<Group, Scored> {
     let mut out = HashMap::new();
-    for b in read_parquet(path) {
+    for b in batches {
         let t = b
             .column_by_name("interval")
             .unwrap()
@@ -1196,6 +1201,76 @@ fn the_scores_folder_is_replaced_by_a_rerun_and_refused_when_a_file() {
         "{stderr}"
     );
     assert_eq!(fs::read_to_string(&file).unwrap(), "not a folder");
+}
+
+/// `--scores-format delta`: the executors' files committed as one table version per run,
+/// with the rows of the Parquet folder; a rerun replaces them; a folder of the other
+/// format is refused.
+#[test]
+fn the_scores_table_holds_the_folders_rows_and_each_run_replaces_them() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 10_000, 3, 5, 4, 0.0);
+    let run = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--scores-out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        bin_output(&args)
+    };
+    let folder = dir.path().join("scores-folder");
+    assert!(run(&folder, &["--partitions", "3"]).status.success());
+    let expected = scores(&folder);
+    let delta = dir.path().join("scores-table");
+    for (partitions, versions) in [("3", 2), ("2", 3)] {
+        let o = run(
+            &delta,
+            &["--scores-format", "delta", "--partitions", partitions],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let rows: usize = support::read_delta(&delta)
+            .iter()
+            .map(|b| b.num_rows())
+            .sum();
+        assert_eq!(rows, expected.len(), "each group once");
+        assert!(
+            scores_of(support::read_delta(&delta)) == expected,
+            "scores differ"
+        );
+        // Created once, then one commit per run.
+        assert_eq!(support::commits(&delta).len(), versions);
+    }
+    let last = fs::read_to_string(support::commits(&delta).last().unwrap()).unwrap();
+    assert!(
+        last.contains("\"remove\"") && last.contains("\"add\""),
+        "{last}"
+    );
+    // The other format's folder is refused before the run, and left alone.
+    for (out, format, needle) in [
+        (
+            &delta,
+            "parquet",
+            "is a Delta table: add --scores-format delta",
+        ),
+        (&folder, "delta", "holds files and is not a Delta table"),
+    ] {
+        let before = support::parquet_files(out);
+        let o = run(out, &["--scores-format", format]);
+        assert_eq!(o.status.code(), Some(1));
+        let stderr = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            stderr.contains("--scores-out") && stderr.contains(needle),
+            "{stderr}"
+        );
+        assert_eq!(support::parquet_files(out), before);
+    }
 }
 
 /// Outputs that could not be written after the run are refused before it: nothing is

@@ -198,6 +198,11 @@ pub fn runtime() -> tokio::runtime::Runtime {
 
 /// Rows in the active files of a Delta table.
 pub fn count_delta_rows(path: &Path) -> usize {
+    read_delta(path).iter().map(|b| b.num_rows()).sum()
+}
+
+/// Every batch of the active files of a Delta table (without deletion vectors).
+pub fn read_delta(path: &Path) -> Vec<RecordBatch> {
     runtime().block_on(async {
         let table = deltalake::open_table(url::Url::from_directory_path(path).unwrap())
             .await
@@ -205,14 +210,8 @@ pub fn count_delta_rows(path: &Path) -> usize {
         let files: Vec<String> = table.get_file_uris().unwrap().collect();
         files
             .iter()
-            .map(|f| {
-                let p = f.strip_prefix("file://").unwrap_or(f);
-                read_parquet(Path::new(p))
-                    .iter()
-                    .map(|b| b.num_rows())
-                    .sum::<usize>()
-            })
-            .sum()
+            .flat_map(|f| read_parquet(Path::new(f.strip_prefix("file://").unwrap_or(f))))
+            .collect()
     })
 }
 
