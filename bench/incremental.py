@@ -13,8 +13,12 @@ PROCFOREST_BENCH_ROUNDS rounds (default 5):
   (29 days read from it, the new day counted).
 
 It stops unless both give the same anomalies (JSON lines without the run id) and model,
-and prints wall times (median, fastest), their ratio and the nightly run's phases.
-Binaries: $PROCFOREST_BIN (default ~/.cache/procforest/target/release/procforest).
+and prints wall times (median, fastest), their ratio, the nightly run's phases, the bytes
+each reads (the table's data files, or the new day's and the summaries table's), and with
+PROCFOREST_BENCH_EXECUTORS=N the peak RSS of each of the N executors of a loopback cluster
+(run.py's, one slot each) the runs then go to (`--scheduler`, N partitions).
+Binaries: $PROCFOREST_BIN (default ~/.cache/procforest/target/release/procforest); the
+cluster's are run.py's.
 """
 
 import json
@@ -31,6 +35,26 @@ BIN = os.environ.get(
     os.path.expanduser("~/.cache/procforest/target/release/procforest"),
 )
 ROUNDS = int(os.environ.get("PROCFOREST_BENCH_ROUNDS", "5"))
+EXECUTORS = int(os.environ.get("PROCFOREST_BENCH_EXECUTORS", "0"))
+
+
+def size(path, under=""):
+    """Bytes of the files below `path` (only in folders whose path contains `under`),
+    the Delta log excluded."""
+    total = 0
+    for root, _, files in os.walk(path):
+        if "_delta_log" in root or under not in root:
+            continue
+        total += sum(os.path.getsize(os.path.join(root, f)) for f in files)
+    return total
+
+
+def peak_rss_mb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return None
 
 
 def table(events):
@@ -63,34 +87,54 @@ def main():
     presets = sys.argv[2:] or ["notebook"]
     path = table(events)
     work = f"{BENCH}/incremental-work"
-    for preset in presets:
-        shutil.rmtree(work, ignore_errors=True)
-        os.makedirs(work)
-        night_before = f"{work}/summaries-night-before"
-        run(path, preset, "2026-11-26", work, ["--summaries", night_before])
-        times = {"full": [], "nightly": []}
-        for _ in range(ROUNDS):
-            full_wall, full, full_manifest = run(path, preset, "2026-11-27", work, [])
-            store = f"{work}/summaries"
-            shutil.rmtree(store, ignore_errors=True)
-            shutil.copytree(night_before, store)
-            wall, nightly, manifest = run(path, preset, "2026-11-27", work,
-                                          ["--summaries", store])
-            if nightly != full or manifest["model"]["hash"] != full_manifest["model"]["hash"]:
-                sys.exit(f"{preset}: the nightly run's anomalies differ from the full run's")
-            times["full"].append(full_wall)
-            times["nightly"].append(wall)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        low = {k: min(v) for k, v in times.items()}
-        print(f"{events} events, {preset}: {len(full)} anomalies in both")
-        for k in times:
-            print(f"  {k}: median {med[k]:.2f} s, fastest {low[k]:.2f} s "
-                  f"({', '.join(f'{t:.2f}' for t in times[k])})")
-        print(f"  nightly / full: {med['nightly'] / med['full']:.2f} (medians), "
-              f"{low['nightly'] / low['full']:.2f} (fastest)")
-        print(f"  full phases: {json.dumps({k: round(v, 3) for k, v in full_manifest['phases'].items()})}")
-        print(f"  nightly phases: {json.dumps({k: round(v, 3) for k, v in manifest['phases'].items()})}")
-        print(f"  summaries table: {json.dumps(manifest['summaries_table'])}")
+    cluster, on_cluster = None, []
+    if EXECUTORS:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        import run as bench_run
+        cluster = bench_run.Cluster(executors=EXECUTORS)
+        on_cluster = ["--scheduler", f"df://127.0.0.1:{cluster.port}",
+                      "--partitions", str(EXECUTORS)]
+    try:
+        for preset in presets:
+            compare(events, path, preset, work, on_cluster)
+    finally:
+        if cluster:
+            for i, p in enumerate(cluster.procs[1:]):
+                print(f"executor {i}: peak RSS {peak_rss_mb(p.pid)} MB")
+            cluster.close()
+
+
+def compare(events, path, preset, work, on_cluster):
+    shutil.rmtree(work, ignore_errors=True)
+    os.makedirs(work)
+    night_before = f"{work}/summaries-night-before"
+    run(path, preset, "2026-11-26", work, ["--summaries", night_before] + on_cluster)
+    times = {"full": [], "nightly": []}
+    for _ in range(ROUNDS):
+        full_wall, full, full_manifest = run(path, preset, "2026-11-27", work, on_cluster)
+        store = f"{work}/summaries"
+        shutil.rmtree(store, ignore_errors=True)
+        shutil.copytree(night_before, store)
+        wall, nightly, manifest = run(path, preset, "2026-11-27", work,
+                                      ["--summaries", store] + on_cluster)
+        if nightly != full or manifest["model"]["hash"] != full_manifest["model"]["hash"]:
+            sys.exit(f"{preset}: the nightly run's anomalies differ from the full run's")
+        times["full"].append(full_wall)
+        times["nightly"].append(wall)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    low = {k: min(v) for k, v in times.items()}
+    print(f"{events} events, {preset}: {len(full)} anomalies in both")
+    for k in times:
+        print(f"  {k}: median {med[k]:.2f} s, fastest {low[k]:.2f} s "
+              f"({', '.join(f'{t:.2f}' for t in times[k])})")
+    print(f"  nightly / full: {med['nightly'] / med['full']:.2f} (medians), "
+          f"{low['nightly'] / low['full']:.2f} (fastest)")
+    print(f"  full phases: {json.dumps({k: round(v, 3) for k, v in full_manifest['phases'].items()})}")
+    print(f"  nightly phases: {json.dumps({k: round(v, 3) for k, v in manifest['phases'].items()})}")
+    print(f"  summaries table: {json.dumps(manifest['summaries_table'])}")
+    print(f"  bytes read: full {size(path) / 1e6:.0f} MB; nightly "
+          f"{size(path, 'EventDate=2026-11-27') / 1e6:.0f} MB of the new day and "
+          f"{size(store) / 1e6:.1f} MB of summaries (the table after the night)")
 
 
 if __name__ == "__main__":

@@ -9,8 +9,14 @@
 //! comes before the `Retry-After` the stand-in gave its request id is throttled again and
 //! recorded as early. Tokens:
 //! `POST /{tenant}/oauth2/v2.0/token`, client credentials with a client secret or a federated
-//! client assertion. Errors are `{"error":{"code","message"}}` as the service writes them.
-//! The fake does not deduplicate, like the service.
+//! client assertion; a managed identity's `GET /msi/token` as App Service's identity
+//! endpoint serves it (`X-IDENTITY-HEADER`, `resource`, optional `client_id`). Errors are
+//! `{"error":{"code","message"}}` as the service writes them. The fake does not
+//! deduplicate, like the service.
+//!
+//! [`FakeMonitor::start_https`] serves the same over TLS, with a certificate for
+//! `localhost` from a test certificate authority: the Azure SDK's credentials talk only to
+//! https authorities.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -97,6 +103,8 @@ pub struct FakeMonitor {
     /// Its port on 127.0.0.1.
     pub port: u16,
     state: Arc<Mutex<State>>,
+    /// The test certificate authority's certificate (PEM) when it serves TLS.
+    ca_pem: Option<String>,
 }
 
 /// Credentials the fake accepts.
@@ -111,23 +119,56 @@ pub const FEDERATED_TOKEN: &str = "eyJhbGciOiJSUzI1NiJ9.fake-federated-token.sig
 pub const DCR: &str = "dcr-00000000000000000000000000000000";
 /// The stream.
 pub const STREAM: &str = "Custom-ProcforestAnomalies_CL";
+/// The secret a managed identity endpoint expects in `X-IDENTITY-HEADER` (App Service's
+/// `IDENTITY_HEADER`).
+pub const IDENTITY_HEADER: &str = "fake-identity-header-7Hq";
 
 impl FakeMonitor {
-    /// Starts the fake; tokens it issues live `token_lifetime`.
+    /// Starts the fake on plain http; tokens it issues live `token_lifetime`.
     pub fn start(token_lifetime: Duration) -> Self {
+        Self::serve(token_lifetime, None)
+    }
+
+    /// Starts the fake on https, with a new test certificate authority
+    /// ([`Self::ca_pem`]).
+    pub fn start_https(token_lifetime: Duration) -> Self {
+        let (ca_pem, config) = test_tls();
+        let mut fake = Self::serve(token_lifetime, Some(config));
+        fake.ca_pem = Some(ca_pem);
+        fake
+    }
+
+    fn serve(token_lifetime: Duration, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().unwrap().port();
         let state = Arc::new(Mutex::new(State::default()));
         let shared = state.clone();
         thread::spawn(move || {
             for stream in listener.incoming().flatten() {
-                let state = shared.clone();
+                let (state, tls) = (shared.clone(), tls.clone());
                 thread::spawn(move || {
-                    let _ = handle(stream, &state, token_lifetime);
+                    let _ = match tls {
+                        None => handle(stream, &state, token_lifetime),
+                        Some(config) => rustls::ServerConnection::new(config)
+                            .map_err(std::io::Error::other)
+                            .and_then(|tls| {
+                                let stream = rustls::StreamOwned::new(tls, stream);
+                                handle(stream, &state, token_lifetime)
+                            }),
+                    };
                 });
             }
         });
-        Self { port, state }
+        Self {
+            port,
+            state,
+            ca_pem: None,
+        }
+    }
+
+    /// The test certificate authority's certificate, PEM, for `SSL_CERT_FILE` (https only).
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// Queues faults for the next upload requests, in order.
@@ -160,10 +201,62 @@ impl FakeMonitor {
         self.state.lock().unwrap().token_requests.clone()
     }
 
-    /// `http://127.0.0.1:<port>`.
+    /// `http://127.0.0.1:<port>`, or `https://localhost:<port>` (the certificate's name).
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        match self.ca_pem {
+            None => format!("http://127.0.0.1:{}", self.port),
+            Some(_) => format!("https://localhost:{}", self.port),
+        }
     }
+}
+
+/// A connection the fake answers: plain TCP, or TLS over it.
+trait Conn: Read + Write {
+    /// Closes it without answering.
+    fn close(&mut self) -> std::io::Result<()>;
+}
+
+impl Conn for TcpStream {
+    fn close(&mut self) -> std::io::Result<()> {
+        self.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+impl Conn for rustls::StreamOwned<rustls::ServerConnection, TcpStream> {
+    fn close(&mut self) -> std::io::Result<()> {
+        self.sock.shutdown(std::net::Shutdown::Both)
+    }
+}
+
+/// A new test certificate authority (its certificate as PEM) and a server configuration
+/// with a certificate it signed for `localhost` and 127.0.0.1.
+fn test_tls() -> (String, Arc<rustls::ServerConfig>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "procforest test CA");
+    ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let names = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    let leaf = CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone(), ca.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+        )
+        .unwrap();
+    (ca.pem(), Arc::new(config))
 }
 
 struct Request {
@@ -173,8 +266,8 @@ struct Request {
     body: Vec<u8>,
 }
 
-fn read_request(stream: &mut TcpStream) -> std::io::Result<Request> {
-    let mut reader = BufReader::new(stream.try_clone()?);
+fn read_request(stream: &mut impl Read) -> std::io::Result<Request> {
+    let mut reader = BufReader::new(stream);
     let mut line = String::new();
     reader.read_line(&mut line)?;
     let mut parts = line.split_whitespace();
@@ -207,7 +300,7 @@ fn read_request(stream: &mut TcpStream) -> std::io::Result<Request> {
 }
 
 fn respond(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     status: u16,
     headers: &[(String, String)],
     body: &str,
@@ -247,13 +340,16 @@ fn error(code: &str, message: &str) -> String {
 }
 
 fn handle(
-    mut stream: TcpStream,
+    mut stream: impl Conn,
     state: &Arc<Mutex<State>>,
     lifetime: Duration,
 ) -> std::io::Result<()> {
     let request = read_request(&mut stream)?;
     if request.method == "POST" && request.target.contains("/oauth2/v2.0/token") {
         return token(&mut stream, &request, state, lifetime);
+    }
+    if request.method == "GET" && request.target.starts_with("/msi/token?") {
+        return managed_identity_token(&mut stream, &request, state, lifetime);
     }
     let request_id = request
         .headers
@@ -300,7 +396,7 @@ fn handle(
         }
         Some(Fault::Reset) => {
             log(0, vec![], 0, false);
-            return stream.shutdown(std::net::Shutdown::Both);
+            return stream.close();
         }
         Some(Fault::Slow(d)) => {
             thread::sleep(d);
@@ -327,7 +423,7 @@ fn handle(
         }
     };
     if lose_response {
-        return stream.shutdown(std::net::Shutdown::Both);
+        return stream.close();
     }
     respond(&mut stream, status, &[], &body)
 }
@@ -447,7 +543,7 @@ fn chrono_like(s: &str) -> bool {
 }
 
 fn token(
-    stream: &mut TcpStream,
+    stream: &mut impl Write,
     request: &Request,
     state: &Arc<Mutex<State>>,
     lifetime: Duration,
@@ -478,16 +574,69 @@ fn token(
         let body = serde_json::json!({"error": "invalid_client", "error_description": "AADSTS7000215: Invalid client credentials."}).to_string();
         return respond(stream, 401, &[], &body);
     }
+    let body = serde_json::json!({
+        "token_type": "Bearer",
+        "expires_in": lifetime.as_secs(),
+        "ext_expires_in": lifetime.as_secs(),
+        "access_token": issue(state, lifetime),
+    })
+    .to_string();
+    respond(stream, 200, &[], &body)
+}
+
+/// A new bearer token, valid `lifetime`.
+fn issue(state: &Arc<Mutex<State>>, lifetime: Duration) -> String {
     let token = format!("tok-{:x}", rand_u64());
     state
         .lock()
         .unwrap()
         .tokens
         .insert(token.clone(), Instant::now() + lifetime);
+    token
+}
+
+/// A managed identity's token, as App Service's identity endpoint answers (the Azure SDK's
+/// `ManagedIdentityCredential` with `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` set).
+fn managed_identity_token(
+    stream: &mut impl Write,
+    request: &Request,
+    state: &Arc<Mutex<State>>,
+    lifetime: Duration,
+) -> std::io::Result<()> {
+    let query: HashMap<String, String> = request.target["/msi/token?".len()..]
+        .split('&')
+        .filter_map(|p| p.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect();
+    let header_ok =
+        request.headers.get("x-identity-header").map(String::as_str) == Some(IDENTITY_HEADER);
+    let request_ok = query.get("api-version").map(String::as_str) == Some("2019-08-01")
+        && query.get("resource").map(String::as_str) == Some("https://monitor.azure.com")
+        && query.get("client_id").is_none_or(|id| id == CLIENT_ID);
+    let kind = if header_ok && request_ok {
+        "managed-identity"
+    } else {
+        "invalid"
+    };
+    state.lock().unwrap().token_requests.push(kind.to_string());
+    if !header_ok {
+        let body = error("Unauthorized", "missing or wrong X-IDENTITY-HEADER");
+        return respond(stream, 401, &[], &body);
+    }
+    if !request_ok {
+        let body = serde_json::json!({"error": "invalid_request", "error_description": "Identity not found"}).to_string();
+        return respond(stream, 400, &[], &body);
+    }
+    let expires_on = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        + lifetime;
     let body = serde_json::json!({
+        "access_token": issue(state, lifetime),
+        "expires_on": expires_on.as_secs().to_string(),
+        "resource": "https://monitor.azure.com",
         "token_type": "Bearer",
-        "expires_in": lifetime.as_secs(),
-        "access_token": token,
+        "client_id": CLIENT_ID,
     })
     .to_string();
     respond(stream, 200, &[], &body)

@@ -113,7 +113,10 @@ pub fn outputs(args: &RunArgs) -> Result<Outputs> {
         Some("azure-monitor") => {
             let settings = args.monitor.settings()?;
             settings.upload_url()?;
-            procforest_sinks::azure_monitor::tokens::from_env(settings.allow_http)?;
+            procforest_sinks::azure_monitor::tokens::from_env(
+                settings.allow_http,
+                settings.max_time,
+            )?;
             Some(MonitorOutput {
                 settings,
                 dead_letter: args.monitor_dead_letter.clone(),

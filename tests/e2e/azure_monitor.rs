@@ -4,7 +4,10 @@
 use std::{collections::HashSet, path::Path, time::Duration};
 
 use procforest_tests::{
-    monitor::{CLIENT_ID, CLIENT_SECRET, DCR, FEDERATED_TOKEN, FakeMonitor, Fault, STREAM, TENANT},
+    monitor::{
+        CLIENT_ID, CLIENT_SECRET, DCR, FEDERATED_TOKEN, FakeMonitor, Fault, IDENTITY_HEADER,
+        STREAM, TENANT,
+    },
     procforest,
 };
 
@@ -70,10 +73,12 @@ fn run(
         DCR,
         "--monitor-stream",
         STREAM,
-        "--monitor-allow-http",
         "--monitor-dead-letter",
         dead.to_str().unwrap(),
     ];
+    if url.starts_with("http://") {
+        args.push("--monitor-allow-http");
+    }
     if extra.contains(&"--monitor-stream") {
         let at = args.iter().position(|a| *a == "--monitor-stream").unwrap();
         args.drain(at..at + 2);
@@ -632,4 +637,56 @@ fn a_one_megabyte_command_line_is_reported_and_cut_for_the_service() {
     assert!(lines.len() <= 64 * 1024, "{}", lines.len());
     assert!(lines.ends_with("…[cut]"));
     assert!(lines.starts_with("stage2.exe -enc SQBF"));
+}
+
+/// The production path: the Azure SDK's credentials (`azure_identity`) against an https
+/// Entra ID stand-in whose certificate comes from a test authority (`SSL_CERT_FILE`), and
+/// an https ingestion endpoint without `--monitor-allow-http`: workload identity, a
+/// client secret, and a user-assigned managed identity (App Service's identity endpoint).
+#[test]
+fn the_azure_sdk_credentials_get_tokens_over_https() {
+    let events = tempfile::tempdir().unwrap();
+    let table = table(events.path());
+    for kind in ["federated", "secret", "managed-identity"] {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = FakeMonitor::start_https(Duration::from_secs(3600));
+        let ca = dir.path().join("test-ca.pem");
+        std::fs::write(&ca, fake.ca_pem().unwrap()).unwrap();
+        // Entra ID's credentials as the other tests give them, with the https authority.
+        let mut vars = match kind {
+            "managed-identity" => vec![
+                ("AZURE_CLIENT_ID".to_string(), CLIENT_ID.to_string()),
+                (
+                    "IDENTITY_ENDPOINT".into(),
+                    format!("{}/msi/token", fake.url()),
+                ),
+                ("IDENTITY_HEADER".into(), IDENTITY_HEADER.into()),
+            ],
+            _ => env(&fake, dir.path(), kind == "federated"),
+        };
+        if kind == "secret" {
+            // Without the test authority the certificate is refused: TLS is checked, the
+            // SDK's retries end within the delivery's bound, and the error says why.
+            let o = run(
+                &fake,
+                dir.path(),
+                &table,
+                &vars,
+                &["--monitor-max-time", "3s"],
+            );
+            assert_eq!(o.code, Some(2), "{}", o.stderr);
+            let last = o.stderr.lines().last().unwrap_or_default();
+            assert!(last.contains("UnknownIssuer"), "{last}");
+            assert!(fake.token_requests().is_empty() && fake.uploads().is_empty());
+            std::fs::remove_file(dir.path().join("dead.jsonl")).unwrap();
+        }
+        vars.push(("SSL_CERT_FILE".into(), ca.display().to_string()));
+        let o = run(&fake, dir.path(), &table, &vars, &[]);
+        assert_eq!(o.code, Some(0), "{kind}: {}", o.stderr);
+        assert!(!o.reported.is_empty());
+        assert_exactly_once(&fake, o.reported.len());
+        assert_eq!(fake.token_requests(), [kind], "{kind}: one token, reused");
+        assert_no_secret(&o.stderr, &fake);
+        assert!(!o.stderr.contains(IDENTITY_HEADER), "{kind}: {}", o.stderr);
+    }
 }

@@ -130,7 +130,7 @@ fn service_error(status: StatusCode, body: &str) -> String {
 impl MonitorClient {
     /// A client for the settings, with tokens from the environment.
     pub async fn new(settings: &MonitorSettings) -> Result<Self> {
-        let tokens = tokens::from_env(settings.allow_http)?;
+        let tokens = tokens::from_env(settings.allow_http, settings.max_time)?;
         Self::with_tokens(settings, tokens)
     }
 

@@ -30,48 +30,82 @@ pub trait TokenProvider: Send + Sync {
 
 /// Tokens from an `azure_identity` credential.
 pub struct AzureIdentityTokens {
-    make: fn() -> azure_core::Result<Arc<dyn TokenCredential>>,
+    /// How long the credential retries a token request (the delivery's time bound).
+    max_time: Duration,
     credential: Mutex<Arc<dyn TokenCredential>>,
 }
 
-fn credential_from_env() -> azure_core::Result<Arc<dyn TokenCredential>> {
+fn credential_from_env(max_time: Duration) -> azure_core::Result<Arc<dyn TokenCredential>> {
     use azure_identity::{
-        ClientSecretCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
-        UserAssignedId, WorkloadIdentityCredential,
+        ClientAssertionCredentialOptions, ClientSecretCredential, ClientSecretCredentialOptions,
+        ManagedIdentityCredential, ManagedIdentityCredentialOptions, UserAssignedId,
+        WorkloadIdentityCredential, WorkloadIdentityCredentialOptions,
+    };
+    // The SDK's own retries (a minute by default) stay within the delivery's bound.
+    let retry =
+        azure_core::http::RetryOptions::exponential(azure_core::http::ExponentialRetryOptions {
+            max_total_elapsed: azure_core::time::Duration::try_from(max_time)
+                .unwrap_or(azure_core::time::Duration::MAX),
+            ..Default::default()
+        });
+    let client_options = azure_core::http::ClientOptions {
+        retry,
+        ..Default::default()
     };
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     if var("AZURE_FEDERATED_TOKEN_FILE").is_some() {
-        return Ok(WorkloadIdentityCredential::new(None)?);
+        let options = WorkloadIdentityCredentialOptions {
+            credential_options: ClientAssertionCredentialOptions { client_options },
+            ..Default::default()
+        };
+        return Ok(WorkloadIdentityCredential::new(Some(options))?);
     }
     if let (Some(secret), Some(tenant), Some(client)) = (
         var("AZURE_CLIENT_SECRET"),
         var("AZURE_TENANT_ID"),
         var("AZURE_CLIENT_ID"),
     ) {
+        let options = ClientSecretCredentialOptions { client_options };
         return Ok(ClientSecretCredential::new(
             &tenant,
             client,
             secret.into(),
-            None,
+            Some(options),
         )?);
     }
-    let options = var("AZURE_CLIENT_ID").map(|id| ManagedIdentityCredentialOptions {
-        user_assigned_id: Some(UserAssignedId::ClientId(id)),
-        ..Default::default()
-    });
-    Ok(ManagedIdentityCredential::new(options)?)
+    let options = ManagedIdentityCredentialOptions {
+        user_assigned_id: var("AZURE_CLIENT_ID").map(UserAssignedId::ClientId),
+        client_options,
+    };
+    Ok(ManagedIdentityCredential::new(Some(options))?)
 }
 
 impl AzureIdentityTokens {
-    /// Picks the credential from the environment.
-    pub fn from_env() -> Result<Self> {
-        let credential = credential_from_env()
+    /// Picks the credential from the environment; it retries within `max_time`.
+    pub fn from_env(max_time: Duration) -> Result<Self> {
+        let credential = credential_from_env(max_time)
             .map_err(|e| SinkError::bad_input(format!("Azure Monitor credentials: {e}")))?;
         Ok(Self {
-            make: credential_from_env,
+            max_time,
             credential: Mutex::new(credential),
         })
     }
+}
+
+/// An error with its causes: the SDK's own message says only that authentication failed,
+/// its sources say why (a refused certificate, a refused connection).
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let message = e.to_string();
+        if !text.contains(&message) {
+            text.push_str(": ");
+            text.push_str(&message);
+        }
+        cause = e.source();
+    }
+    text
 }
 
 #[async_trait::async_trait]
@@ -80,13 +114,13 @@ impl TokenProvider for AzureIdentityTokens {
         let mut credential = self.credential.lock().await;
         if refresh {
             // A new credential has an empty cache.
-            *credential = (self.make)().map_err(|e| e.to_string())?;
+            *credential = credential_from_env(self.max_time).map_err(|e| e.to_string())?;
         }
         credential
             .get_token(&[SCOPE], None)
             .await
             .map(|t| t.token.secret().to_string())
-            .map_err(|e| format!("Entra ID token: {e}"))
+            .map_err(|e| format!("Entra ID token: {}", with_causes(&e)))
     }
 }
 
@@ -219,7 +253,7 @@ impl TokenProvider for OAuthTokens {
 /// The provider for this environment: `azure_identity` for https authorities (the default
 /// is Entra ID's public cloud); [`OAuthTokens`] for an `http://` loopback authority when
 /// `allow_http` is set.
-pub fn from_env(allow_http: bool) -> Result<Arc<dyn TokenProvider>> {
+pub fn from_env(allow_http: bool, max_time: Duration) -> Result<Arc<dyn TokenProvider>> {
     let authority = std::env::var("AZURE_AUTHORITY_HOST").unwrap_or_default();
     if authority.starts_with("http://") {
         let url = url::Url::parse(&authority)
@@ -236,5 +270,5 @@ pub fn from_env(allow_http: bool) -> Result<Arc<dyn TokenProvider>> {
         }
         return Ok(Arc::new(OAuthTokens::from_env(&url)?));
     }
-    Ok(Arc::new(AzureIdentityTokens::from_env()?))
+    Ok(Arc::new(AzureIdentityTokens::from_env(max_time)?))
 }
