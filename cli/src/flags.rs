@@ -298,6 +298,11 @@ pub struct RunArgs {
     /// default: a temporary folder.
     #[arg(long, env = "PROCFOREST_SCRATCH")]
     pub scratch: Option<String>,
+    /// Remove other runs' folders in the scratch that showed no sign of life for this
+    /// long (a run that was killed leaves its folder; a live run marks its own every
+    /// minute).
+    #[arg(long, default_value = "15m", env = "PROCFOREST_SCRATCH_STALE_AFTER")]
+    pub scratch_stale_after: String,
     /// Keep the summaries in this Delta table (a path or URL, like --table's): a run
     /// counts only the intervals whose source files changed since it was written, and
     /// reads the others' rows from it.

@@ -53,6 +53,10 @@ pub fn run_config_from(args: &RunArgs, table: String, preset: Preset) -> Result<
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(2, |n| n.get())),
         scheduler: args.scheduler.clone(),
         scratch: args.scratch.clone(),
+        scratch_stale_after: std::time::Duration::from_micros(parse_duration(
+            "--scratch-stale-after",
+            &args.scratch_stale_after,
+        )? as u64),
         scores_out: args.scores_out.clone(),
         scores_format: args.scores_format.into(),
         summaries: args.summaries.clone(),

@@ -47,6 +47,9 @@ pub struct RunConfig {
     pub scheduler: Option<String>,
     /// Scratch location for intermediate results (`None` = a temporary folder).
     pub scratch: Option<String>,
+    /// How long another run's scratch folder may go without a sign of life before a run
+    /// removes it (see [`crate::scratch`]).
+    pub scratch_stale_after: std::time::Duration,
     /// Where every scored row is written by the executors, as a folder of Parquet files
     /// (a local path, or a URL the executors can write to).
     pub scores_out: Option<String>,

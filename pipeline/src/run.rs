@@ -131,7 +131,6 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
     {
         evidence::register_events(&session.ctx, files, &snapshot.table.schema)?;
     }
-    let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
     let scores_out = match &config.scores_out {
         Some(location) => Some(ScoresOut::new(
             location,
@@ -141,6 +140,11 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
         )?),
         None => None,
     };
+    let scratch = Scratch::new(config.scratch.as_deref(), &run_id)?;
+    let keeping_alive = scratch.keep_alive(&session.ctx);
+    scratch
+        .remove_stale(&session.ctx, config.scratch_stale_after)
+        .await;
     let run = Run {
         config,
         run_id,
@@ -161,6 +165,7 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
     if let (Err(_), Some(scores_out)) = (&outcome, &scores_out) {
         scores_out.abandon(&session.ctx).await;
     }
+    keeping_alive.abort();
     remove_work_folders(&mut session, scratch).await;
     outcome
 }

@@ -1,7 +1,18 @@
 //! The run's scratch: where intermediate results (summaries, command lines, index tables)
 //! are written between phases, and how they are read back as tables.
+//!
+//! A run that is killed (SIGKILL, an out-of-memory pod) cannot remove its scratch. So each
+//! run keeps a marker, [`ALIVE`], fresh in its folder while it runs ([`Scratch::keep_alive`]),
+//! and removes, before it starts, the folders of other runs under the same scratch whose
+//! marker (or, without one, newest file) is older than the stale age
+//! ([`Scratch::remove_stale`]): runs sharing a scratch never remove each other's folders
+//! while they live.
 
-use std::{path::PathBuf, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, SystemTime},
+};
 
 use arrow::datatypes::SchemaRef;
 use datafusion::prelude::SessionContext;
@@ -15,6 +26,15 @@ use crate::{
     error::{Context, Result},
     setting::Setting,
 };
+
+/// The marker a running run keeps fresh in its scratch folder.
+pub const ALIVE: &str = "_alive";
+/// How often the marker is rewritten.
+const ALIVE_EVERY: Duration = Duration::from_secs(60);
+/// The name prefix of a temporary scratch folder.
+const TEMP_PREFIX: &str = "procforest-scratch-";
+/// The name prefix of a run's folder under the scratch setting.
+const RUN_PREFIX: &str = "run-";
 
 /// Where this run keeps intermediate results: a temporary folder, or `run-<id>/` under
 /// the scratch setting (a local folder, or an object-store URL shared with the executors).
@@ -34,7 +54,7 @@ impl Scratch {
         match base {
             None => {
                 let dir = tempfile::Builder::new()
-                    .prefix("procforest-scratch-")
+                    .prefix(TEMP_PREFIX)
                     .tempdir_in(
                         std::path::absolute(std::env::temp_dir())
                             .runtime("finding the temporary folder")?,
@@ -43,13 +63,13 @@ impl Scratch {
                 Ok(Scratch::Temp(dir))
             }
             Some(base) if base.contains("://") && !base.starts_with("file://") => Ok(Scratch::Url(
-                format!("{}/run-{run_id}/", base.trim_end_matches('/')),
+                format!("{}/{RUN_PREFIX}{run_id}/", base.trim_end_matches('/')),
             )),
             Some(base) => {
                 let base = base.strip_prefix("file://").unwrap_or(base);
                 let dir = std::path::absolute(base)
                     .bad_setting(Setting::Scratch, format!("{base}: not a usable path"))?
-                    .join(format!("run-{run_id}"));
+                    .join(format!("{RUN_PREFIX}{run_id}"));
                 std::fs::create_dir_all(&dir).bad_setting(
                     Setting::Scratch,
                     format!("{base}: cannot create {}", dir.display()),
@@ -66,6 +86,54 @@ impl Scratch {
             Scratch::Temp(t) => folder_url(&t.path().join(name)),
             Scratch::Dir(d) => folder_url(&d.join(name)),
             Scratch::Url(base) => format!("{base}{name}/"),
+        }
+    }
+
+    /// Keeps this run's [`ALIVE`] marker fresh until the returned task is aborted.
+    pub fn keep_alive(&self, ctx: &SessionContext) -> tokio::task::JoinHandle<()> {
+        let marker = self.path(ALIVE).trim_end_matches('/').to_string();
+        let ctx = ctx.clone();
+        tokio::spawn(async move {
+            loop {
+                let put = async {
+                    let (store, path) = store_of(&ctx, &marker)?;
+                    let now = chrono::Utc::now().to_rfc3339();
+                    store.put(&path, now.into()).await.runtime("writing")?;
+                    Ok::<_, crate::PipelineError>(())
+                };
+                if let Err(e) = put.await {
+                    tracing::warn!("cannot mark the scratch {marker} alive: {e}");
+                }
+                tokio::time::sleep(ALIVE_EVERY).await;
+            }
+        })
+    }
+
+    /// Removes the folders other runs left under the same scratch whose [`ALIVE`] marker
+    /// (or newest file) is older than `stale_after`; failures are logged, not fatal.
+    pub async fn remove_stale(&self, ctx: &SessionContext, stale_after: Duration) {
+        let removed = match self {
+            Scratch::Temp(t) => match t.path().parent() {
+                Some(parent) => remove_stale_local(parent, TEMP_PREFIX, t.path(), stale_after),
+                None => Ok(Vec::new()),
+            },
+            Scratch::Dir(d) => match d.parent() {
+                Some(parent) => remove_stale_local(parent, RUN_PREFIX, d, stale_after),
+                None => Ok(Vec::new()),
+            },
+            Scratch::Url(own) => remove_stale_url(ctx, own, stale_after).await,
+        };
+        match removed {
+            Ok(folders) => {
+                for folder in folders {
+                    tracing::warn!(
+                        "removed {folder}: the scratch of a run that stopped without \
+                         removing it (not alive for over {} s)",
+                        stale_after.as_secs()
+                    );
+                }
+            }
+            Err(e) => tracing::warn!("cannot look for stale scratch folders: {e}"),
         }
     }
 
@@ -87,6 +155,96 @@ impl Scratch {
             }
         }
     }
+}
+
+/// Whether something last alive at `alive` is stale.
+fn is_stale(alive: SystemTime, stale_after: Duration) -> bool {
+    SystemTime::now()
+        .duration_since(alive)
+        .is_ok_and(|age| age > stale_after)
+}
+
+/// The stale folders named `prefix…` in `parent`, `own` excepted, removed.
+fn remove_stale_local(
+    parent: &Path,
+    prefix: &str,
+    own: &Path,
+    stale_after: Duration,
+) -> Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let entries = std::fs::read_dir(parent).runtime(format!("listing {}", parent.display()))?;
+    for entry in entries.flatten() {
+        let folder = entry.path();
+        let named = entry.file_name().to_string_lossy().starts_with(prefix);
+        if !named || folder == own || !folder.is_dir() {
+            continue;
+        }
+        let alive = std::fs::metadata(folder.join(ALIVE))
+            .and_then(|m| m.modified())
+            .ok()
+            .or_else(|| newest_local(&folder));
+        if alive.is_some_and(|t| is_stale(t, stale_after)) {
+            std::fs::remove_dir_all(&folder).runtime(format!("removing {}", folder.display()))?;
+            removed.push(folder.display().to_string());
+        }
+    }
+    Ok(removed)
+}
+
+/// The newest modification time below a folder (the folder's own when empty).
+fn newest_local(folder: &Path) -> Option<SystemTime> {
+    let mut newest = std::fs::metadata(folder).and_then(|m| m.modified()).ok();
+    for entry in std::fs::read_dir(folder).ok()?.flatten() {
+        let path = entry.path();
+        let time = match path.is_dir() {
+            true => newest_local(&path),
+            false => entry.metadata().and_then(|m| m.modified()).ok(),
+        };
+        newest = newest.max(time);
+    }
+    newest
+}
+
+/// The stale `run-…/` folders beside `own` in an object store, removed.
+async fn remove_stale_url(
+    ctx: &SessionContext,
+    own: &str,
+    stale_after: Duration,
+) -> Result<Vec<String>> {
+    let base = own.trim_end_matches('/');
+    let base = &base[..base.rfind('/').map_or(0, |i| i + 1)];
+    let (store, prefix) = store_of(ctx, base)?;
+    let listing = store
+        .list_with_delimiter(Some(&prefix))
+        .await
+        .runtime(format!("listing {base}"))?;
+    let mut removed = Vec::new();
+    for folder in listing.common_prefixes {
+        let Some(name) = folder.filename().map(str::to_string) else {
+            continue;
+        };
+        let url = format!("{base}{name}/");
+        if !name.starts_with(RUN_PREFIX) || url == own {
+            continue;
+        }
+        let alive = match store.head(&folder.clone().join(ALIVE)).await {
+            Ok(meta) => Some(meta.last_modified),
+            Err(_) => {
+                let mut newest = None;
+                let mut files = store.list(Some(&folder));
+                while let Some(meta) = files.next().await {
+                    let time = meta.runtime(format!("listing {url}"))?.last_modified;
+                    newest = newest.max(Some(time));
+                }
+                newest
+            }
+        };
+        if alive.is_some_and(|t| is_stale(t.into(), stale_after)) {
+            remove_prefix(ctx, &url).await?;
+            removed.push(url);
+        }
+    }
+    Ok(removed)
 }
 
 /// The `file://` URL of a local folder (absolute, as [`Scratch::new`] makes them), ending
@@ -191,4 +349,55 @@ pub fn register_parquet(
     ctx.register_table(name.as_str(), Arc::new(table))
         .runtime(format!("reading {name}"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether a file is below `folder` (a local store leaves emptied folders behind).
+    fn has_files(folder: &Path) -> bool {
+        std::fs::read_dir(folder).unwrap().flatten().any(|e| {
+            let path = e.path();
+            !path.is_dir() || has_files(&path)
+        })
+    }
+
+    fn aged(path: &Path, age: Duration) {
+        let file = std::fs::File::options().write(true).open(path).unwrap();
+        file.set_modified(SystemTime::now() - age).unwrap();
+    }
+
+    /// The object-store path (a scratch in Blob storage), over a local store: a killed
+    /// run's folder goes, a live one and this run's own stay.
+    #[tokio::test]
+    async fn stale_folders_in_an_object_store_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = dir.path();
+        for (folder, file, age) in [
+            ("run-killed", "summaries/part-0.parquet", 3_600),
+            ("run-killed-old", ALIVE, 3_600),
+            ("run-live", ALIVE, 0),
+            ("run-me", ALIVE, 3_600),
+            ("other", "x", 3_600),
+        ] {
+            let path = base.join(folder).join(file);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, "x").unwrap();
+            aged(&path, Duration::from_secs(age));
+        }
+        let ctx = SessionContext::new();
+        let own = folder_url(&base.join("run-me"));
+        let removed = remove_stale_url(&ctx, &own, Duration::from_secs(600))
+            .await
+            .unwrap();
+        assert_eq!(removed.len(), 2, "{removed:?}");
+        let mut left: Vec<String> = std::fs::read_dir(base)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|name| has_files(&base.join(name)))
+            .collect();
+        left.sort();
+        assert_eq!(left, ["other", "run-live", "run-me"]);
+    }
 }

@@ -1023,6 +1023,78 @@ fn an_interrupt_ends_a_standalone_run_promptly_and_writes_nothing() {
     assert!(!json.exists(), "an interrupted run wrote its output");
 }
 
+/// A driver killed with SIGKILL leaves its scratch folder; the next run sharing the scratch
+/// removes it once it has shown no sign of life for `--scratch-stale-after`, and never a
+/// live run's folder (issue 27).
+#[test]
+fn a_killed_runs_scratch_is_removed_by_a_later_run() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 200_000, 10, 20, 3, 0.0);
+    let shared = dir.path().join("scratch");
+    let run_folders = || -> Vec<std::path::PathBuf> {
+        let mut found: Vec<_> = fs::read_dir(&shared)
+            .map(|d| d.map(|e| e.unwrap().path()).collect())
+            .unwrap_or_default();
+        found.sort();
+        found
+    };
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_procforest"))
+        .args(["run", "--table", table.to_str().unwrap(), "--as-of", AS_OF])
+        .arg("--quiet")
+        .arg("--scratch")
+        .arg(&shared)
+        .spawn()
+        .unwrap();
+    // Killed once its scratch is marked alive: mid-run, nothing cleaned up.
+    let started = std::time::Instant::now();
+    while !run_folders().iter().any(|f| f.join("_alive").exists()) {
+        assert!(
+            started.elapsed().as_secs() < 30,
+            "the run never marked its scratch"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let killed = run_folders();
+    assert_eq!(killed.len(), 1, "the killed run's folder stays: {killed:?}");
+    // A live run's folder beside it, marked alive just now.
+    let live = shared.join("run-live");
+    fs::create_dir_all(&live).unwrap();
+    fs::write(live.join("_alive"), "now").unwrap();
+
+    let later = |stale_after: &str| {
+        bin_output(&[
+            "run",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--quiet",
+            "--scratch",
+            shared.to_str().unwrap(),
+            "--scratch-stale-after",
+            stale_after,
+        ])
+    };
+    // Within the stale age: left alone.
+    let o = later("1h");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(run_folders(), [killed[0].clone(), live.clone()]);
+    // Past it: the killed run's folder goes, the live one stays (it keeps its mark fresh).
+    std::thread::sleep(std::time::Duration::from_millis(2_100));
+    fs::write(live.join("_alive"), "still running").unwrap();
+    let o = later("2s");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stderr.contains(&killed[0].display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(run_folders(), [live]);
+}
+
 /// A reported group as `--json` writes it: interval text and the four keys (`None` = null).
 type ReportedGroup = (String, [Option<String>; 4]);
 /// Reported groups and their command lines.
