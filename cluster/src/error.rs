@@ -19,6 +19,18 @@ pub enum ClusterError {
         /// The connection's error, or the time waited.
         problem: String,
     },
+    /// The scheduler stopped answering during the run (it was stopped or restarted).
+    #[error(
+        "the Ballista scheduler at {url} stopped answering during the run (stopped or \
+         restarted?); rerun the job once it is back: {source}"
+    )]
+    SchedulerLost {
+        /// The address.
+        url: String,
+        /// How the run failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// Ballista standalone's scheduler or executor could not start, or stopped.
     #[error("{0}")]
     Standalone(String),

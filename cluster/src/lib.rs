@@ -20,4 +20,4 @@ pub mod scheduler;
 pub mod standalone;
 
 pub use error::ClusterError;
-pub use standalone::{Session, connect};
+pub use standalone::{Session, connect, name_a_lost_scheduler};

@@ -289,6 +289,22 @@ fn report_stop(
     stop.send_replace(Some(reason));
 }
 
+/// `error`, or [`ClusterError::SchedulerLost`] around it when the run was on the scheduler
+/// at `url` and that no longer accepts connections: a failed job's own error says only
+/// that a stream broke.
+pub async fn name_a_lost_scheduler<E>(error: E, url: Option<&str>) -> Result<E, ClusterError>
+where
+    E: std::error::Error + Send + Sync + 'static,
+{
+    match url {
+        Some(url) if probe_scheduler(url).await.is_err() => Err(ClusterError::SchedulerLost {
+            url: url.to_string(),
+            source: Box::new(error),
+        }),
+        _ => Ok(error),
+    }
+}
+
 /// Checks that the scheduler accepts connections, within 10 seconds: Ballista connects
 /// lazily and would report an unreachable scheduler only deep inside the first job.
 async fn probe_scheduler(url: &str) -> Result<()> {

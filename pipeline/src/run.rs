@@ -167,7 +167,15 @@ pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) ->
     }
     keeping_alive.abort();
     remove_work_folders(&mut session, scratch).await;
-    outcome
+    match outcome {
+        Err(e) => Err(
+            match procforest_cluster::name_a_lost_scheduler(e, config.scheduler.as_deref()).await {
+                Ok(e) => e,
+                Err(lost) => PipelineError::from(lost),
+            },
+        ),
+        ok => ok,
+    }
 }
 
 /// Removes the scratch folder and standalone's work folder side by side.

@@ -354,3 +354,57 @@ fn a_process_whose_port_was_taken_is_started_again_elsewhere() {
     assert_ne!(port, first, "started again on another port");
     assert!(scheduler.running());
 }
+
+/// The scheduler killed mid-job: the driver stops within a bounded time, naming the
+/// scheduler, exit 2, and writes nothing (issue 27).
+#[test]
+fn losing_the_scheduler_mid_job_fails_the_run_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("events");
+    let table_s = table.to_str().unwrap().to_string();
+    generate(&table_s, 400_000, 10, 40, 4, &[]);
+    let mut cluster = Cluster::start(dir.path(), 2, &[("RUST_LOG".into(), "info".into())]);
+    let url = cluster.url();
+    let json = dir.path().join("anomalies.jsonl");
+    let scratch = dir.path().join("scratch");
+    let driver = std::process::Command::new(procforest_tests::binary("procforest"))
+        .args(["run", "--table", &table_s, "--as-of", AS_OF, "--quiet"])
+        .args(["--preset", "soc", "--scheduler", &url, "--partitions", "4"])
+        .arg("--json")
+        .arg(&json)
+        .arg("--scratch")
+        .arg(&scratch)
+        .env("PROCFOREST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cluster.executors[0]
+        .process
+        .log_text()
+        .contains("Execute task")
+    {
+        assert!(Instant::now() < deadline, "no task reached executor 0");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    cluster.scheduler.kill();
+    let killed = Instant::now();
+    let output = driver.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        killed.elapsed() < Duration::from_secs(90),
+        "the driver took {:?} to notice",
+        killed.elapsed()
+    );
+    assert!(
+        stderr.contains(&format!("scheduler at {url} stopped answering")),
+        "{stderr}"
+    );
+    assert!(!json.exists(), "no output from a failed run");
+    let left: Vec<_> = std::fs::read_dir(&scratch).unwrap().collect();
+    assert!(
+        left.is_empty(),
+        "the failed run removes its scratch: {left:?}"
+    );
+}
