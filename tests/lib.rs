@@ -364,6 +364,17 @@ pub const AZURITE_KEY: &str =
 impl Azurite {
     /// Starts `azurite-blob` (from `AZURITE_BLOB`, the npm cache `.ci/run` fills, or PATH).
     pub fn start(dir: &Path) -> Self {
+        Self::start_with_accounts(dir, &[])
+    }
+
+    /// [`Self::start`], with more storage accounts beside Azurite's own (each with the
+    /// same well-known key), for URLs that name their account.
+    pub fn start_with_accounts(dir: &Path, accounts: &[&str]) -> Self {
+        let accounts: Vec<String> = std::iter::once(AZURITE_ACCOUNT)
+            .chain(accounts.iter().copied())
+            .map(|account| format!("{account}:{AZURITE_KEY}"))
+            .collect();
+        let accounts = [("AZURITE_ACCOUNTS".to_string(), accounts.join(";"))];
         let program = std::env::var_os("AZURITE_BLOB")
             .map(PathBuf::from)
             .or_else(|| {
@@ -392,7 +403,7 @@ impl Azurite {
                 "--skipApiVersionCheck".into(),
                 "--loose".into(),
             ];
-            Process::start(&program, &args, &[], dir.join("azurite.log"))
+            Process::start(&program, &args, &accounts, dir.join("azurite.log"))
         };
         let listening = |port| TcpStream::connect(("127.0.0.1", port)).is_ok();
         let (process, port) = start_on_free_ports(start, listening);
@@ -416,14 +427,19 @@ impl Azurite {
     /// Sends a bodiless request signed with the account's shared key; returns the whole
     /// response.
     fn signed_request(&self, verb: &str, path_and_query: &str) -> String {
+        self.signed_request_as(AZURITE_ACCOUNT, verb, path_and_query)
+    }
+
+    /// [`Self::signed_request`] in another of its accounts.
+    fn signed_request_as(&self, account: &str, verb: &str, path_and_query: &str) -> String {
         let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
         let date = httpdate_now();
-        let path = format!("/{AZURITE_ACCOUNT}/{path_and_query}");
-        let signature = shared_key_signature(verb, &date, &path);
+        let path = format!("/{account}/{path_and_query}");
+        let signature = shared_key_signature(account, verb, &date, &path);
         write!(
             stream,
             "{verb} {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nx-ms-date: {date}\r\nx-ms-version: 2021-08-06\r\n\
-             Authorization: SharedKey {AZURITE_ACCOUNT}:{signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+             Authorization: SharedKey {account}:{signature}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
             self.port
         )
         .unwrap();
@@ -434,7 +450,12 @@ impl Azurite {
 
     /// Creates a container (delta-rs does not).
     pub fn create_container(&self, name: &str) {
-        let response = self.signed_request("PUT", &format!("{name}?restype=container"));
+        self.create_container_in(AZURITE_ACCOUNT, name);
+    }
+
+    /// Creates a container in one of its accounts.
+    pub fn create_container_in(&self, account: &str, name: &str) {
+        let response = self.signed_request_as(account, "PUT", &format!("{name}?restype=container"));
         assert!(
             response.starts_with("HTTP/1.1 201"),
             "creating container {name}: {response}"
@@ -460,8 +481,13 @@ impl Azurite {
 
     /// The names of the blobs in a container (the first page of a listing, up to 5000).
     pub fn list_blobs(&self, container: &str) -> Vec<String> {
-        let response =
-            self.signed_request("GET", &format!("{container}?comp=list&restype=container"));
+        self.list_blobs_in(AZURITE_ACCOUNT, container)
+    }
+
+    /// [`Self::list_blobs`] in one of its accounts.
+    pub fn list_blobs_in(&self, account: &str, container: &str) -> Vec<String> {
+        let query = format!("{container}?comp=list&restype=container");
+        let response = self.signed_request_as(account, "GET", &query);
         assert!(
             response.starts_with("HTTP/1.1 200"),
             "listing container {container}: {response}"
@@ -520,12 +546,12 @@ fn httpdate_now() -> String {
 }
 
 /// SharedKey signature for a bodiless request with only x-ms-date and x-ms-version.
-fn shared_key_signature(verb: &str, date: &str, path_and_query: &str) -> String {
+fn shared_key_signature(account: &str, verb: &str, date: &str, path_and_query: &str) -> String {
     use base64::Engine;
     let (path, query) = path_and_query
         .split_once('?')
         .unwrap_or((path_and_query, ""));
-    let mut canonical_resource = format!("/{AZURITE_ACCOUNT}{path}");
+    let mut canonical_resource = format!("/{account}{path}");
     let mut params: Vec<(String, String)> = query
         .split('&')
         .filter(|p| !p.is_empty())

@@ -5,8 +5,16 @@
 //! store the first time a URL needs it, from `AZURE_*` variables (account key, SAS, client
 //! secret, workload identity federated token, managed identity; `AZURE_STORAGE_USE_EMULATOR`
 //! for Azurite), plus any options the process was given.
+//!
+//! Azure stores are kept per container: DataFusion's default registry keys a store by
+//! scheme, host and port, which for `abfss://container@account.dfs.core.windows.net` drops
+//! the container, and would hand the events' container's store to a scratch in another
+//! container of the same account.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::HashMap,
+    sync::{Arc, RwLock},
+};
 
 use datafusion::{
     common::{DataFusionError, Result},
@@ -22,6 +30,8 @@ pub const AZURE_SCHEMES: &[&str] = &["az", "abfs", "abfss", "azure", "adl"];
 #[derive(Debug, Default)]
 pub struct ObjectStores {
     inner: DefaultObjectStoreRegistry,
+    /// Azure stores by `scheme://authority`, the container included.
+    azure: RwLock<HashMap<String, Arc<dyn ObjectStore>>>,
     /// Extra Azure options (`object_store` config keys), applied after the environment.
     azure_options: HashMap<String, String>,
 }
@@ -31,6 +41,7 @@ impl ObjectStores {
     pub fn with_azure_options(azure_options: HashMap<String, String>) -> Self {
         Self {
             inner: DefaultObjectStoreRegistry::default(),
+            azure: RwLock::default(),
             azure_options,
         }
     }
@@ -63,30 +74,94 @@ pub fn url_without_secrets(url: &Url) -> String {
     )
 }
 
+/// The key of an Azure URL's store: scheme and authority, the container (user info of an
+/// `abfss://` URL) included.
+fn azure_key(url: &Url) -> Option<String> {
+    AZURE_SCHEMES
+        .contains(&url.scheme())
+        .then(|| format!("{}://{}", url.scheme(), url.authority()))
+}
+
 impl ObjectStoreRegistry for ObjectStores {
     fn register_store(
         &self,
         url: &Url,
         store: Arc<dyn ObjectStore>,
     ) -> Option<Arc<dyn ObjectStore>> {
-        self.inner.register_store(url, store)
+        match azure_key(url) {
+            Some(key) => self.azure.write().ok()?.insert(key, store),
+            None => self.inner.register_store(url, store),
+        }
     }
 
     fn deregister_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
-        self.inner.deregister_store(url)
+        let Some(key) = azure_key(url) else {
+            return self.inner.deregister_store(url);
+        };
+        let removed = self.azure.write().ok().and_then(|mut m| m.remove(&key));
+        removed.ok_or_else(|| {
+            DataFusionError::Configuration(format!("no object store registered for {key}"))
+        })
     }
 
     fn get_store(&self, url: &Url) -> Result<Arc<dyn ObjectStore>> {
-        match self.inner.get_store(url) {
-            Ok(store) => Ok(store),
-            Err(_) if AZURE_SCHEMES.contains(&url.scheme()) => {
-                let store = self.azure_store(url)?;
-                let base = Url::parse(&format!("{}://{}", url.scheme(), url.authority()))
-                    .map_err(|e| DataFusionError::Configuration(e.to_string()))?;
-                self.inner.register_store(&base, store.clone());
-                Ok(store)
-            }
-            Err(e) => Err(e),
+        let Some(key) = azure_key(url) else {
+            return self.inner.get_store(url);
+        };
+        if let Some(store) = self.azure.read().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(store);
         }
+        let store = self.azure_store(url)?;
+        let mut stores = self
+            .azure
+            .write()
+            .map_err(|_| DataFusionError::Internal("the Azure stores' lock".into()))?;
+        Ok(stores.entry(key).or_insert(store).clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_containers_of_one_account_get_their_own_stores() {
+        let stores = ObjectStores::default();
+        let url = |u: &str| Url::parse(u).unwrap();
+        let events = url("abfss://events@tenant.dfs.core.windows.net/securityevent");
+        let scratch = url("abfss://scratch@tenant.dfs.core.windows.net/procforest");
+        let events_store = stores.get_store(&events).unwrap();
+        let scratch_store = stores.get_store(&scratch).unwrap();
+        assert!(
+            events_store.to_string().contains("events"),
+            "{events_store}"
+        );
+        assert!(
+            scratch_store.to_string().contains("scratch"),
+            "{scratch_store}"
+        );
+        let again = stores.get_store(&url("abfss://scratch@tenant.dfs.core.windows.net/x"));
+        assert!(
+            Arc::ptr_eq(&scratch_store, &again.unwrap()),
+            "kept per container"
+        );
+        // A store registered for one container (as delta-rs registers a table's) is not
+        // handed to another.
+        let other = url("abfss://other@tenant.dfs.core.windows.net/");
+        stores.register_store(&events, Arc::new(object_store::memory::InMemory::new()));
+        assert!(
+            !stores
+                .get_store(&other)
+                .unwrap()
+                .to_string()
+                .contains("InMemory")
+        );
+        assert!(
+            stores
+                .get_store(&events)
+                .unwrap()
+                .to_string()
+                .contains("InMemory")
+        );
     }
 }
