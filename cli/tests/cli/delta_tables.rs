@@ -226,6 +226,40 @@ fn tables_laid_out_as_users_write_them_give_the_same_answer() {
     assert_same_answers(&plain, &laid_out, dir.path(), "laid-out", &[]);
 }
 
+/// Spark writes timestamps as Parquet INT96 by default: a table whose `TimeGenerated` is
+/// INT96 (`cli/tests/fixtures/int96-events`, made by `make_int96.py` from a generated
+/// table) gives the answers of the same table with it in microseconds, every way of
+/// reading it.
+#[test]
+fn spark_int96_timestamps_read_as_the_microseconds_they_hold() {
+    let dir = scratch();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/int96-events");
+    let int96 = dir.path().join("int96");
+    crate::support::copy_dir(&fixture, &int96);
+    let first = crate::support::data_files(&int96)[0].clone();
+    let reader =
+        parquet::file::serialized_reader::SerializedFileReader::new(fs::File::open(first).unwrap())
+            .unwrap();
+    let columns = parquet::file::reader::FileReader::metadata(&reader)
+        .file_metadata()
+        .schema_descr()
+        .columns()
+        .to_vec();
+    let time = columns
+        .iter()
+        .find(|c| c.name() == "TimeGenerated")
+        .unwrap();
+    let physical = time.physical_type();
+    assert_eq!(
+        physical,
+        parquet::basic::Type::INT96,
+        "the fixture is Spark's layout"
+    );
+    let micros = dir.path().join("micros");
+    crate::support::copy_with_microsecond_time(&int96, &micros);
+    assert_same_answers(&micros, &int96, dir.path(), "int96", &[]);
+}
+
 /// Type widening on a column procforest never reads changes nothing; on one it reads,
 /// the table is refused naming the column. A reader feature nobody knows is refused.
 #[test]

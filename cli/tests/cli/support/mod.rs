@@ -520,3 +520,52 @@ pub fn count_files(table: &Path) -> usize {
     }
     walk(table)
 }
+
+/// Copies the one-commit table at `from` to `to` with `TimeGenerated` rewritten as the
+/// Delta type's own microseconds (from Spark's INT96, read as nanoseconds), every other
+/// column and the log as they are (the adds' sizes updated).
+pub fn copy_with_microsecond_time(from: &Path, to: &Path) {
+    let commit = "_delta_log/00000000000000000000.json";
+    let mut lines = Vec::new();
+    for line in std::fs::read_to_string(from.join(commit)).unwrap().lines() {
+        let mut action: serde_json::Value = serde_json::from_str(line).unwrap();
+        if let Some(path) = action["add"]["path"].as_str().map(String::from) {
+            let written = to.join(&path);
+            std::fs::create_dir_all(written.parent().unwrap()).unwrap();
+            let file = File::create(&written).unwrap();
+            let batches = read_parquet(&from.join(&path));
+            let schema = with_microsecond_time(batches[0].schema().as_ref());
+            let mut writer =
+                parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None).unwrap();
+            for batch in batches {
+                let columns: Vec<ArrayRef> = schema
+                    .fields()
+                    .iter()
+                    .zip(batch.columns())
+                    .map(|(f, c)| arrow::compute::cast(c, f.data_type()).unwrap())
+                    .collect();
+                writer
+                    .write(&RecordBatch::try_new(schema.clone(), columns).unwrap())
+                    .unwrap();
+            }
+            writer.close().unwrap();
+            action["add"]["size"] = std::fs::metadata(&written).unwrap().len().into();
+        }
+        lines.push(action.to_string());
+    }
+    std::fs::create_dir_all(to.join("_delta_log")).unwrap();
+    std::fs::write(to.join(commit), lines.join("\n") + "\n").unwrap();
+}
+
+fn with_microsecond_time(schema: &Schema) -> Arc<Schema> {
+    let micros = DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, Some("UTC".into()));
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .map(|f| match f.name().as_str() {
+            "TimeGenerated" => Field::new(f.name(), micros.clone(), f.is_nullable()),
+            _ => f.as_ref().clone(),
+        })
+        .collect();
+    Arc::new(Schema::new(fields))
+}
