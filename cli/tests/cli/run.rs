@@ -537,6 +537,26 @@ fn bad_settings_are_refused_with_a_clear_message() {
         &["run", "--table", t, "--contamination", "0.9"],
         "--contamination 0.9",
     );
+    for (flag, value, needle) in [
+        (
+            "--as-of",
+            "2026-13-45",
+            "--as-of \"2026-13-45\" is neither RFC 3339",
+        ),
+        ("--scheduler", "df://", "--scheduler df://: no host"),
+        (
+            "--scheduler",
+            "http://h:1",
+            "--scheduler http://h:1: expected df://HOST:PORT",
+        ),
+        (
+            "--scratch-stale-after",
+            "soon",
+            "--scratch-stale-after \"soon\"",
+        ),
+    ] {
+        assert_bad_input(&["run", "--table", t, flag, value], needle);
+    }
 }
 
 /// What clap rejects is bad input too (exit 1, as documented), and names the flag;
