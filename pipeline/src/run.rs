@@ -89,7 +89,34 @@ pub async fn run(config: &RunConfig) -> Result<Report> {
 }
 
 /// [`run`], telling `observer` of its phases and its scheduler.
+///
+/// On a cluster, a run that failed because an executor holding a finished job's results
+/// was gone when the driver fetched them is run again, once: Ballista 55 recomputes lost
+/// tasks only while a job runs, and its client fails the query at the fetch.
 pub async fn run_observed(config: &RunConfig, observer: Arc<dyn RunObserver>) -> Result<Report> {
+    match run_once(config, Arc::clone(&observer)).await {
+        Err(e) if config.scheduler.is_some() && lost_at_fetch(&e) => {
+            tracing::warn!(
+                "an executor was lost before the driver fetched a job's results ({e}); \
+                 running the job again, once"
+            );
+            run_once(config, observer).await
+        }
+        outcome => outcome,
+    }
+}
+
+/// Whether a run failed fetching results from an executor that is gone (the scheduler
+/// still answering: a lost scheduler is [`procforest_cluster::ClusterError::SchedulerLost`]).
+fn lost_at_fetch(error: &PipelineError) -> bool {
+    !matches!(error, PipelineError::Cluster(_))
+        && error
+            .to_string()
+            .contains("Error connecting to Ballista scheduler or executor")
+}
+
+/// One attempt at the run.
+async fn run_once(config: &RunConfig, observer: Arc<dyn RunObserver>) -> Result<Report> {
     config.validate()?;
     let started_at = Utc::now();
     let run_id = new_run_id();

@@ -408,3 +408,67 @@ fn losing_the_scheduler_mid_job_fails_the_run_cleanly() {
         "the failed run removes its scratch: {left:?}"
     );
 }
+
+/// An executor lost after a job finished and before the driver fetched its results (the
+/// driver paused with SIGSTOP while the job runs, the executor killed once the scheduler
+/// reports the job done): the run still gives the standalone answer (issue 27).
+#[test]
+fn losing_an_executor_before_the_fetch_does_not_change_the_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let table = dir.path().join("events");
+    let table_s = table.to_str().unwrap().to_string();
+    generate(&table_s, 400_000, 10, 40, 4, &[]);
+    let expected = run(&table_s, dir.path(), "standalone", &[], &[]);
+
+    let mut cluster = Cluster::start(dir.path(), 2, &[]);
+    let url = cluster.url();
+    let scores = dir.path().join("cluster.parquet");
+    let json = dir.path().join("cluster.jsonl");
+    let driver = std::process::Command::new(procforest_tests::binary("procforest"))
+        .args(["run", "--table", &table_s, "--as-of", AS_OF, "--quiet"])
+        .args(["--scheduler", &url, "--partitions", "4"])
+        .arg("--scores-out")
+        .arg(&scores)
+        .arg("--json")
+        .arg(&json)
+        .env("PROCFOREST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let signal = |name: &str| {
+        let sent = std::process::Command::new("kill")
+            .args([name, &driver.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    };
+    let status = |job: &serde_json::Value| job["job_status"].as_str().unwrap_or("").to_string();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !cluster.jobs().iter().any(|j| status(j) == "Running") {
+        assert!(
+            Instant::now() < deadline,
+            "no job ran: {:?}",
+            cluster.jobs()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    signal("-STOP");
+    while cluster.jobs().iter().any(|j| status(j) == "Running") {
+        assert!(Instant::now() < deadline, "the job did not finish");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    cluster.executors[1].process.kill();
+    signal("-CONT");
+    let output = driver.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "the run failed: {stderr}");
+    assert!(
+        stderr.contains("running the job again, once"),
+        "the fetch from the lost executor failed and was retried: {stderr}"
+    );
+    let got = crate::common::RunResult {
+        scores: crate::common::read_scores(&scores),
+        anomalies: std::fs::read_to_string(&json).unwrap(),
+    };
+    assert!(got == expected, "the answer changed");
+}
