@@ -995,52 +995,57 @@ fn an_interrupt_ends_a_standalone_run_promptly_and_writes_nothing() {
     let dir = scratch();
     let table = dir.path().join("events");
     generate(&table, 200_000, 10, 20, 3, 0.0);
-    let heartbeat = dir.path().join("heartbeat");
-    let json = dir.path().join("anomalies.jsonl");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_procforest"))
-        .args([
-            "run",
-            "--table",
-            table.to_str().unwrap(),
-            "--as-of",
-            AS_OF,
-            "--quiet",
-        ])
-        .arg("--heartbeat-file")
-        .arg(&heartbeat)
-        .arg("--json")
-        .arg(&json)
-        .env("PROCFOREST_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    // The heartbeat's first beat means the run (and Ballista standalone) is under way.
-    let started = std::time::Instant::now();
-    while !heartbeat.exists() {
-        assert!(started.elapsed().as_secs() < 30, "the run never started");
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    let kill = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(kill.success());
-    let interrupted = std::time::Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
+    for (signal, code, name) in [("-INT", 130, "SIGINT"), ("-TERM", 143, "SIGTERM")] {
+        let heartbeat = dir.path().join(format!("heartbeat{signal}"));
+        let json = dir.path().join(format!("anomalies{signal}.jsonl"));
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_procforest"))
+            .args([
+                "run",
+                "--table",
+                table.to_str().unwrap(),
+                "--as-of",
+                AS_OF,
+                "--quiet",
+            ])
+            .arg("--heartbeat-file")
+            .arg(&heartbeat)
+            .arg("--json")
+            .arg(&json)
+            .env("PROCFOREST_LOG", "warn")
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The heartbeat's first beat means the run (and Ballista standalone) is under way.
+        let started = std::time::Instant::now();
+        while !heartbeat.exists() {
+            assert!(started.elapsed().as_secs() < 30, "the run never started");
+            std::thread::sleep(std::time::Duration::from_millis(20));
         }
+        let kill = std::process::Command::new("kill")
+            .args([signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(kill.success());
+        let interrupted = std::time::Instant::now();
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            assert!(
+                interrupted.elapsed().as_secs() < 15,
+                "the run did not end within 15 s of {name}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(code), "{stderr}");
         assert!(
-            interrupted.elapsed().as_secs() < 15,
-            "the run did not end within 15 s of SIGINT"
+            stderr.contains(&format!("interrupted by {name}")),
+            "{stderr}"
         );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
-    let mut stderr = String::new();
-    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
-    assert_eq!(status.code(), Some(130), "{stderr}");
-    assert!(stderr.contains("interrupted by SIGINT"), "{stderr}");
-    assert!(!json.exists(), "an interrupted run wrote its output");
+        assert!(!json.exists(), "an interrupted run wrote its output");
+    }
 }
 
 /// A driver killed with SIGKILL leaves its scratch folder; the next run sharing the scratch
