@@ -14,7 +14,10 @@ use procforest_pipeline::Report;
 use crate::{
     bundled,
     error::{CliError, Result},
-    flags::{Command, EvaluateArgs, FeaturesArg, GenerateArgs, ProbeArgs, ResendArgs, RunArgs},
+    flags::{
+        Command, EvaluateArgs, FeaturesArg, GenerateArgs, ProbeArgs, ResendArgs, RunArgs,
+        SummariesArgs,
+    },
     flags::{LogFormat, ProgressMode, parse_date, parse_duration},
     progress::Display,
     run_config::{outputs, run_config, run_config_from},
@@ -29,6 +32,17 @@ pub async fn dispatch(cli: crate::flags::Cli) -> Result<()> {
             print_json(&summary)
         }
         Command::Run(args) => run(*args, cli.log_format).await,
+        Command::Summaries(args) => {
+            let SummariesArgs { rebuild, mut run } = *args;
+            if run.summaries.is_none() {
+                return Err(CliError::Usage(
+                    "procforest summaries needs --summaries (the table to bring up to date)".into(),
+                ));
+            }
+            run.rebuild_summaries |= rebuild;
+            run.quiet = true; // no console table: the report goes to the outputs given
+            self::run(run, cli.log_format).await
+        }
         Command::Evaluate(args) => evaluate_sets(*args).await,
         Command::Resend(args) => resend(args).await,
         Command::Probe(args) => probe(args),

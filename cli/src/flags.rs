@@ -145,12 +145,27 @@ pub enum Command {
     ImportSample(ImportSampleArgs),
     /// Find anomalous process executions: summaries → isolation forest → report.
     Run(Box<RunArgs>),
+    /// Bring the summaries table (`--summaries`) up to date with the events, or with
+    /// `--rebuild` compute it again from every event: a run whose report goes only to the
+    /// outputs given (none by default).
+    Summaries(Box<SummariesArgs>),
     /// Liveness check for a running driver: succeeds if its heartbeat file is fresh.
     Probe(ProbeArgs),
     /// Deliver a dead-letter file of Azure Monitor records left by a failed run.
     Resend(ResendArgs),
     /// Measure detection quality against a table's ground-truth labels, per feature set.
     Evaluate(Box<EvaluateArgs>),
+}
+
+/// `procforest summaries`: the run's settings, and whether to rebuild.
+#[derive(Debug, Args)]
+pub struct SummariesArgs {
+    /// Compute every interval from the events and replace the whole table.
+    #[arg(long)]
+    pub rebuild: bool,
+    /// The run's settings (`--summaries` required).
+    #[command(flatten)]
+    pub run: RunArgs,
 }
 
 /// `procforest evaluate`: the run's settings (its `--json` receives the metrics) and the

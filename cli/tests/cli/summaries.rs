@@ -282,9 +282,53 @@ fn another_interval_rebuilds_the_table() {
 
 #[test]
 fn a_rebuild_without_a_table_is_refused() {
-    let out = crate::support::bin_output(&["run", "--rebuild-summaries"]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("--summaries"));
+    for args in [
+        &["run", "--rebuild-summaries"][..],
+        &["summaries", "--rebuild"],
+    ] {
+        let out = crate::support::bin_output(args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--summaries"));
+    }
+}
+
+/// `procforest summaries --rebuild` computes the table from every event, as a run with
+/// `--rebuild-summaries` does; `procforest summaries` brings it up to date; neither prints
+/// a report.
+#[test]
+fn the_summaries_command_rebuilds_and_updates_the_table() {
+    let (dir, table, store) = tenant(20_000, 8, 9, &[]);
+    let store_s = store.to_str().unwrap();
+    let summaries = |extra: &[&str]| {
+        let manifest = dir.path().join("summaries-manifest.json");
+        let mut args = vec![
+            "summaries",
+            "--table",
+            table.to_str().unwrap(),
+            "--as-of",
+            AS_OF,
+            "--summaries",
+            store_s,
+            "--manifest",
+            manifest.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = crate::support::bin_output(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(out.stdout.is_empty(), "no report printed");
+        let manifest: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(manifest).unwrap()).unwrap();
+        intervals(&manifest["summaries_table"])
+    };
+    assert_eq!(summaries(&[]), (0, 8, 0, true), "made");
+    assert_eq!(summaries(&[]), (7, 1, 0, false), "brought up to date");
+    assert_eq!(summaries(&["--rebuild"]), (0, 8, 0, true), "rebuilt");
+    // The table it made gives a run the full run's answer.
+    same_as_full(dir.path(), &table, &store, AS_OF, &[]);
 }
 
 #[test]
