@@ -6,6 +6,27 @@ use procforest_tests::{Cluster, free_port, procforest};
 
 use crate::common::{AS_OF, generate, generate_with, run};
 
+/// A run of the driver on the cluster at `url` (four partitions), writing every score and
+/// the anomalies; its stderr piped.
+fn spawn_driver(
+    table: &str,
+    url: &str,
+    scores: &std::path::Path,
+    json: &std::path::Path,
+) -> std::process::Child {
+    std::process::Command::new(procforest_tests::binary("procforest"))
+        .args(["run", "--table", table, "--as-of", AS_OF, "--quiet"])
+        .args(["--scheduler", url, "--partitions", "4"])
+        .arg("--scores-out")
+        .arg(scores)
+        .arg("--json")
+        .arg(json)
+        .env("PROCFOREST_LOG", "warn")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
 fn executor_ran_tasks(work_dir: &std::path::Path) -> bool {
     // Each task that writes shuffle output leaves a folder named after its job.
     std::fs::read_dir(work_dir)
@@ -121,27 +142,7 @@ fn losing_an_executor_mid_job_does_not_change_the_answer() {
     let url = cluster.url();
     let scores = dir.path().join("cluster.parquet");
     let json = dir.path().join("cluster.jsonl");
-    let mut driver = std::process::Command::new(procforest_tests::binary("procforest"))
-        .args([
-            "run",
-            "--table",
-            &table_s,
-            "--as-of",
-            AS_OF,
-            "--quiet",
-            "--scheduler",
-            &url,
-            "--partitions",
-            "4",
-            "--scores-out",
-            scores.to_str().unwrap(),
-            "--json",
-            json.to_str().unwrap(),
-        ])
-        .env("PROCFOREST_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut driver = spawn_driver(&table_s, &url, &scores, &json);
     // Kill executor 1 as soon as it runs a task of the first jobs: mid-job. (A fixed
     // delay after the first job reached the scheduler once landed after a summaries job
     // had finished, while the driver fetched its results from that executor: a loss
@@ -424,17 +425,7 @@ fn losing_an_executor_before_the_fetch_does_not_change_the_answer() {
     let url = cluster.url();
     let scores = dir.path().join("cluster.parquet");
     let json = dir.path().join("cluster.jsonl");
-    let driver = std::process::Command::new(procforest_tests::binary("procforest"))
-        .args(["run", "--table", &table_s, "--as-of", AS_OF, "--quiet"])
-        .args(["--scheduler", &url, "--partitions", "4"])
-        .arg("--scores-out")
-        .arg(&scores)
-        .arg("--json")
-        .arg(&json)
-        .env("PROCFOREST_LOG", "warn")
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let driver = spawn_driver(&table_s, &url, &scores, &json);
     let signal = |name: &str| {
         let sent = std::process::Command::new("kill")
             .args([name, &driver.id().to_string()])
