@@ -195,13 +195,15 @@ async fn run_once(config: &RunConfig, observer: Arc<dyn RunObserver>) -> Result<
     keeping_alive.abort();
     remove_work_folders(&mut session, scratch).await;
     match outcome {
-        Err(e) => Err(
-            match procforest_cluster::name_a_lost_scheduler(e, config.scheduler.as_deref()).await {
-                Ok(e) => e,
-                Err(lost) => PipelineError::from(lost),
-            },
-        ),
-        ok => ok,
+        // Only a runtime failure can be the scheduler's: bad input stays bad input.
+        Err(e @ PipelineError::Runtime { .. }) => {
+            let scheduler = config.scheduler.as_deref();
+            match procforest_cluster::name_a_lost_scheduler(e, scheduler).await {
+                Ok(e) => Err(e),
+                Err(lost) => Err(PipelineError::from(lost)),
+            }
+        }
+        other => other,
     }
 }
 
