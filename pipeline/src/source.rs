@@ -356,14 +356,9 @@ async fn open_any(
             other => return refuse(format!("it uses the reader feature `{other}`")),
         }
     }
-    let enabled = |key: &str| {
-        config
-            .get(key)
-            .is_some_and(|v| v.eq_ignore_ascii_case("true"))
-    };
-    if enabled("delta.enableRowTracking") {
-        return refuse("row tracking is enabled".into());
-    }
+    // Row tracking (`delta.enableRowTracking`, which Databricks can turn on for every new
+    // table) is a writer feature: row ids live in the log and in extra columns no read
+    // here asks for, so a table with it reads as any other.
     let schema = state.snapshot().arrow_schema();
     // Older files keep a widened column's narrower type: harmless where procforest never
     // reads the column, refused where it does.

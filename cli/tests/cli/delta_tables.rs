@@ -260,6 +260,29 @@ fn spark_int96_timestamps_read_as_the_microseconds_they_hold() {
     assert_same_answers(&micros, &int96, dir.path(), "int96", &[]);
 }
 
+/// Row tracking, as Databricks turns it on (writer version 7 with `rowTracking` and
+/// `domainMetadata`, `delta.enableRowTracking`), is a writer feature: the table gives the
+/// same answers every way of reading it.
+#[test]
+fn a_table_with_row_tracking_reads_as_without() {
+    let dir = scratch();
+    let plain = dir.path().join("plain");
+    generate(&plain, 8_000, 3, 6, 3, 0.05);
+    let tracked = dir.path().join("tracked");
+    crate::support::copy_dir(&plain, &tracked);
+    crate::support::commit_protocol_and_metadata(&tracked, |protocol, metadata| {
+        *protocol = serde_json::json!({
+            "minReaderVersion": 1,
+            "minWriterVersion": 7,
+            "writerFeatures": ["rowTracking", "domainMetadata", "appendOnly", "invariants"],
+        });
+        metadata["configuration"]["delta.enableRowTracking"] = "true".into();
+        metadata["configuration"]["delta.rowTracking.materializedRowIdColumnName"] =
+            "_row-id-col-3c5c8c51-0d4a-4a7e-9f3b-5d8e3a2b1c0d".into();
+    });
+    assert_same_answers(&plain, &tracked, dir.path(), "tracked", &[]);
+}
+
 /// Type widening on a column procforest never reads changes nothing; on one it reads,
 /// the table is refused naming the column. A reader feature nobody knows is refused.
 #[test]
