@@ -240,11 +240,14 @@ impl ScoresOut {
         );
         for meta in written {
             let relative = meta.location.as_ref()[root.as_ref().len()..].trim_start_matches('/');
+            let rows = rows_in(&store, &meta).await?;
             actions.push(Action::Add(Add {
                 path: relative.to_string(),
                 size: meta.size as i64,
                 modification_time: meta.last_modified.timestamp_millis(),
                 data_change: true,
+                // Readers answer a count from it (Spark, Databricks' `COUNT(*)`).
+                stats: Some(serde_json::json!({ "numRecords": rows }).to_string()),
                 ..Default::default()
             }));
         }
@@ -334,6 +337,30 @@ pub fn read_local(
         .into_iter()
         .flatten()
         .map(|batch| batch.runtime("reading scores")))
+}
+
+/// The rows of a written Parquet file, from its footer (its last 8 bytes give the
+/// metadata's length).
+async fn rows_in(store: &Arc<dyn ObjectStore>, file: &ObjectMeta) -> Result<i64> {
+    let what = || format!("reading the footer of {}", file.location);
+    let size = file.size;
+    let tail = store
+        .get_range(&file.location, size.saturating_sub(8)..size)
+        .await
+        .runtime(what())?;
+    let length = tail
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .unwrap_or(0) as u64;
+    let start = size.saturating_sub(8 + length);
+    let metadata = store
+        .get_range(&file.location, start..size - 8)
+        .await
+        .runtime(what())?;
+    let metadata = parquet::file::metadata::ParquetMetaDataReader::decode_metadata(&metadata)
+        .runtime(what())?;
+    Ok(metadata.file_metadata().num_rows())
 }
 
 /// Refuses a local folder that is of the other format: a Delta table given as a folder

@@ -1349,6 +1349,17 @@ fn the_scores_table_holds_the_folders_rows_and_each_run_replaces_them() {
         last.contains("\"remove\"") && last.contains("\"add\""),
         "{last}"
     );
+    // Each added file's statistics count its rows.
+    let counted: u64 = last
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|a| a["add"]["stats"].as_str().map(String::from))
+        .map(|stats| {
+            let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+            stats["numRecords"].as_u64().unwrap()
+        })
+        .sum();
+    assert_eq!(counted as usize, expected.len());
     // The other format's folder is refused before the run, and left alone.
     for (out, format, needle) in [
         (
