@@ -27,6 +27,19 @@ fn spawn_driver(
         .unwrap()
 }
 
+/// Waits until `executor` logs a task it starts (at Ballista's default level, `info`).
+fn wait_for_a_task(executor: &procforest_tests::Executor) {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !executor.process.log_text().contains("Execute task") {
+        assert!(
+            Instant::now() < deadline,
+            "no task reached the executor: {}",
+            executor.process.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn executor_ran_tasks(work_dir: &std::path::Path) -> bool {
     // Each task that writes shuffle output leaves a folder named after its job.
     std::fs::read_dir(work_dir)
@@ -147,19 +160,7 @@ fn losing_an_executor_mid_job_does_not_change_the_answer() {
     // delay after the first job reached the scheduler once landed after a summaries job
     // had finished, while the driver fetched its results from that executor: a loss
     // Ballista 55's client does not recover from, see README's known upstream issues.)
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !cluster.executors[1]
-        .process
-        .log_text()
-        .contains("Execute task")
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no task reached executor 1: {}",
-            cluster.executors[1].process.log_text()
-        );
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_a_task(&cluster.executors[1]);
     assert!(
         driver.try_wait().unwrap().is_none(),
         "the run must still be going"
@@ -379,15 +380,7 @@ fn losing_the_scheduler_mid_job_fails_the_run_cleanly() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !cluster.executors[0]
-        .process
-        .log_text()
-        .contains("Execute task")
-    {
-        assert!(Instant::now() < deadline, "no task reached executor 0");
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    wait_for_a_task(&cluster.executors[0]);
     cluster.scheduler.kill();
     let killed = Instant::now();
     let output = driver.wait_with_output().unwrap();
