@@ -7,7 +7,8 @@ datasets/attacks/public-attacks.jsonl into the last day (`procforest evaluate --
 the seed choosing the scenarios, hosts and accounts) and measures the presets and, with the
 soc preset's model settings, each feature set. Prints Markdown tables of the mean (and
 range) over the seeds. A third run replays the attacks as each host's machine account
-(`--inject-as machine`), into the groups a machine account runs every day.
+(`--inject-as machine`), into the groups a machine account runs every day; two more run
+the soc preset with one forest (`--scoring forest`), as it was before scoring by families.
 
     cargo build --release -p procforest -p procforest-cluster -p procforest-pipeline --bins
     python3 bench/replay.py        # tables go to $PROCFOREST_EVAL_DIR (/tmp/procforest-eval)
@@ -39,6 +40,11 @@ RUNS = {
                  ["--preset", "soc", "--feature-sets", "rarity,rarity-only,evidence"]),
     "machine": ("presets, the attacks run as each host's machine account",
                 ["--presets", "notebook,soc", "--inject-as", "machine"]),
+    # The soc preset as it was before scoring by families: one forest over every feature.
+    "forest": ("soc with one forest (`--scoring forest`)",
+               ["--presets", "soc", "--scoring", "forest"]),
+    "machine-forest": ("soc with one forest, the attacks run as each host's machine account",
+                       ["--presets", "soc", "--scoring", "forest", "--inject-as", "machine"]),
 }
 METRICS = ["flagged_fraction", "precision", "recall", "p@10", "p@50", "roc_auc", "pr_auc",
            "mixed_recall", "new_recall"]

@@ -59,6 +59,7 @@ pub fn flag(setting: Setting) -> &'static str {
         Setting::Trees => "--trees",
         Setting::MaxSamples => "--max-samples",
         Setting::Contamination => "--contamination",
+        Setting::Scoring => "--scoring",
         Setting::Partitions => "--partitions",
         Setting::Scheduler => "--scheduler",
         Setting::Scratch => "--scratch",

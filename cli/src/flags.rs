@@ -6,7 +6,7 @@ use clap::{Args, Parser, Subcommand};
 
 use procforest_datasets::inject::RunsAs;
 use procforest_pipeline::{
-    config::{FeatureSet, Preset},
+    config::{FeatureSet, Preset, Scoring},
     scores_out::ScoresFormat,
 };
 
@@ -47,6 +47,25 @@ pub enum FeaturesArg {
     /// The event count, the rarity features and the evidence of command lines, parents
     /// and first-seen processes (needs `ParentProcessName`).
     Evidence,
+}
+
+/// `--scoring` (see [`Scoring`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ScoringArg {
+    /// One isolation forest over every feature (the notebook's).
+    Forest,
+    /// A forest per family of features (categories, rarity, command-line novelty,
+    /// lineage, first seen), so that one family's strong evidence counts.
+    Families,
+}
+
+impl From<ScoringArg> for Scoring {
+    fn from(arg: ScoringArg) -> Self {
+        match arg {
+            ScoringArg::Forest => Scoring::Forest,
+            ScoringArg::Families => Scoring::Families,
+        }
+    }
 }
 
 /// `--scores-format` (see [`ScoresFormat`]).
@@ -290,7 +309,13 @@ pub struct RunArgs {
     /// and first seen). Default: the preset's.
     #[arg(long, value_enum, env = "PROCFOREST_FEATURES")]
     pub features: Option<FeaturesArg>,
-    /// Trees in the forest. Default: the preset's (100).
+    /// How rows are scored: `forest` (one isolation forest over every feature) or
+    /// `families` (a forest per family of features; a row's score is its strongest
+    /// family's p-value with a quarter of the others': see EVALUATION.md). Default: the
+    /// preset's (notebook forest, soc families).
+    #[arg(long, value_enum, env = "PROCFOREST_SCORING")]
+    pub scoring: Option<ScoringArg>,
+    /// Trees in the forest (in each, scoring by families). Default: the preset's (100).
     #[arg(long, env = "PROCFOREST_TREES")]
     pub trees: Option<usize>,
     /// Rows per tree. Default: the preset's (notebook 100, soc 256).

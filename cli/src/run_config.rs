@@ -40,6 +40,7 @@ pub fn run_config_from(args: &RunArgs, table: String, preset: Preset) -> Result<
         preset,
         features: args.features.map_or(preset.features(), Into::into),
         model: ModelSettings {
+            scoring: args.scoring.map_or(defaults.scoring, Into::into),
             trees: args.trees.unwrap_or(defaults.trees),
             max_samples: args.max_samples.unwrap_or(defaults.max_samples),
             seed: args.seed,

@@ -21,8 +21,10 @@
 //! ```
 
 mod error;
+mod families;
 mod fit;
 mod forest;
+mod model;
 mod params;
 mod path_length;
 mod persist;
@@ -31,7 +33,9 @@ pub mod sklearn;
 mod tree;
 
 pub use error::Error;
+pub use families::{Family, FamilyForest, REST_WEIGHT, combine};
 pub use forest::IsolationForest;
+pub use model::Model;
 pub use params::{Contamination, IsolationForestParams, MaxFeatures, MaxSamples};
 pub use path_length::average_path_length;
 pub use persist::MODEL_FORMAT_VERSION;

@@ -2,7 +2,10 @@
 //! compact binary form for shipping the model inside a query plan. Both round-trip
 //! bit-identically (thresholds and offset keep every bit).
 
-use crate::{Error, IsolationForest, IsolationForestParams, Node, Result, Tree};
+use crate::{
+    Error, Family, FamilyForest, IsolationForest, IsolationForestParams, Node, REST_WEIGHT, Result,
+    Tree,
+};
 
 /// Format version written by this build and the only one it reads.
 pub const MODEL_FORMAT_VERSION: u32 = 1;
@@ -207,5 +210,162 @@ impl<'a> Reader<'a> {
     fn len(&mut self) -> Result<usize> {
         let v = u64::from_le_bytes(self.array()?);
         usize::try_from(v).map_err(|_| Error::BadModel(format!("length {v} too large")))
+    }
+}
+
+const FAMILIES_MAGIC: &[u8; 4] = b"PFFF";
+const FAMILIES_FORMAT_NAME: &str = "procforest-families";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FamiliesFile {
+    format: String,
+    format_version: u32,
+    n_features: usize,
+    offset: f64,
+    rest_weight: f64,
+    families: Vec<FamilyFile>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct FamilyFile {
+    features: Vec<usize>,
+    training_scores: Vec<f64>,
+    forest: serde_json::Value,
+}
+
+impl FamilyForest {
+    /// Whether `text` is a model written by [`FamilyForest::to_json`] (by its format name).
+    pub fn is_json(text: &str) -> bool {
+        serde_json::from_str::<VersionProbe>(text)
+            .is_ok_and(|p| p.format.as_deref() == Some(FAMILIES_FORMAT_NAME))
+    }
+
+    /// Whether `bytes` are a model written by [`FamilyForest::to_bytes`].
+    pub fn is_bytes(bytes: &[u8]) -> bool {
+        bytes.starts_with(FAMILIES_MAGIC)
+    }
+
+    /// The model as pretty JSON: each family's features, training scores and forest (in
+    /// [`IsolationForest::to_json`]'s form).
+    pub fn to_json(&self) -> String {
+        let file = FamiliesFile {
+            format: FAMILIES_FORMAT_NAME.into(),
+            format_version: MODEL_FORMAT_VERSION,
+            n_features: self.n_features,
+            offset: self.offset,
+            rest_weight: REST_WEIGHT,
+            families: self
+                .families
+                .iter()
+                .map(|f| FamilyFile {
+                    features: f.features.clone(),
+                    training_scores: f.training.clone(),
+                    forest: serde_json::from_str(&f.forest.to_json()).expect("a forest's JSON"),
+                })
+                .collect(),
+        };
+        serde_json::to_string_pretty(&file).expect("a model always serialises")
+    }
+
+    /// Reads a model written by [`FamilyForest::to_json`].
+    pub fn from_json(text: &str) -> Result<Self> {
+        let file: FamiliesFile =
+            serde_json::from_str(text).map_err(|e| Error::BadModel(e.to_string()))?;
+        if file.format != FAMILIES_FORMAT_NAME {
+            return Err(Error::BadModel(format!(
+                "not a {FAMILIES_FORMAT_NAME} model"
+            )));
+        }
+        if file.format_version != MODEL_FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: file.format_version,
+                supported: MODEL_FORMAT_VERSION,
+            });
+        }
+        if file.rest_weight != REST_WEIGHT {
+            return Err(Error::BadModel(format!(
+                "rest weight {} (this build scores with {REST_WEIGHT})",
+                file.rest_weight
+            )));
+        }
+        let families = file
+            .families
+            .into_iter()
+            .map(|f| {
+                Ok(Family {
+                    features: f.features,
+                    training: f.training_scores,
+                    forest: IsolationForest::from_json(&f.forest.to_string())?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Self::from_parts(file.n_features, families, file.offset)
+    }
+
+    /// The model in a compact binary form: magic, version, the offset, then per family its
+    /// features, training scores and forest ([`IsolationForest::to_bytes`]).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        out.extend_from_slice(FAMILIES_MAGIC);
+        out.extend_from_slice(&MODEL_FORMAT_VERSION.to_le_bytes());
+        put_u64(&mut out, self.n_features as u64);
+        out.extend_from_slice(&self.offset.to_bits().to_le_bytes());
+        put_u64(&mut out, self.families.len() as u64);
+        for family in &self.families {
+            put_u64(&mut out, family.features.len() as u64);
+            family
+                .features
+                .iter()
+                .for_each(|&f| put_u64(&mut out, f as u64));
+            put_u64(&mut out, family.training.len() as u64);
+            for score in &family.training {
+                out.extend_from_slice(&score.to_bits().to_le_bytes());
+            }
+            let forest = family.forest.to_bytes();
+            put_u64(&mut out, forest.len() as u64);
+            out.extend_from_slice(&forest);
+        }
+        out
+    }
+
+    /// Reads a model written by [`FamilyForest::to_bytes`].
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != FAMILIES_MAGIC {
+            return Err(Error::BadModel("not a procforest model (bad magic)".into()));
+        }
+        let version = u32::from_le_bytes(r.array()?);
+        if version != MODEL_FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: MODEL_FORMAT_VERSION,
+            });
+        }
+        let n_features = r.len()?;
+        let offset = f64::from_bits(u64::from_le_bytes(r.array()?));
+        let n_families = r.len()?;
+        let mut families = Vec::with_capacity(n_families.min(64));
+        for _ in 0..n_families {
+            let n = r.len()?;
+            let features = (0..n).map(|_| r.len()).collect::<Result<Vec<_>>>()?;
+            let n = r.len()?;
+            let training = (0..n)
+                .map(|_| Ok(f64::from_bits(u64::from_le_bytes(r.array()?))))
+                .collect::<Result<Vec<_>>>()?;
+            let len = r.len()?;
+            let forest = IsolationForest::from_bytes(r.take(len)?)?;
+            families.push(Family {
+                features,
+                forest,
+                training,
+            });
+        }
+        if r.pos != bytes.len() {
+            return Err(Error::BadModel(format!(
+                "{} trailing bytes",
+                bytes.len() - r.pos
+            )));
+        }
+        Self::from_parts(n_features, families, offset)
     }
 }

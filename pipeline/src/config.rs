@@ -10,7 +10,11 @@ pub use crate::{
     error::ConfigError,
     setting::{MAX_SAMPLES, MAX_TREE_ROWS, MAX_TREES, Setting},
     source::SnapshotChoice,
-    stages::{features::FeatureSet, summaries::Interval, training::ModelSettings},
+    stages::{
+        features::FeatureSet,
+        summaries::Interval,
+        training::{ModelSettings, Scoring},
+    },
 };
 
 /// Everything a run needs.
@@ -101,11 +105,12 @@ impl Preset {
 
     /// The preset's model settings, with `seed`.
     pub fn model(self, seed: u64) -> ModelSettings {
-        let (max_samples, contamination) = match self {
-            Preset::Notebook => (100, None),
-            Preset::Soc => (256, Some(0.01)),
+        let (max_samples, contamination, scoring) = match self {
+            Preset::Notebook => (100, None, Scoring::Forest),
+            Preset::Soc => (256, Some(0.01), Scoring::Families),
         };
         ModelSettings {
+            scoring,
             trees: 100,
             max_samples,
             seed,
@@ -137,10 +142,15 @@ impl RunConfig {
         }
         // The model rides in every task of the scoring stage: keep it well under gRPC's
         // 16 MiB messages (about 26 bytes per training row per tree, 13 MB at the limit).
-        if model.trees > MAX_TREES
-            || model.max_samples > MAX_SAMPLES
-            || model.trees * model.max_samples > MAX_TREE_ROWS
-        {
+        // Scoring by families, each family's forest also carries its training rows'
+        // scores (8 bytes a row beside the forest's ~26 a row per tree): counted as a
+        // third more rows.
+        let tree_rows = model.trees * model.max_samples;
+        let tree_rows = match model.scoring {
+            Scoring::Forest => tree_rows,
+            Scoring::Families => tree_rows * self.features.families().len() * 4 / 3,
+        };
+        if model.trees > MAX_TREES || model.max_samples > MAX_SAMPLES || tree_rows > MAX_TREE_ROWS {
             return Err(ConfigError::ModelTooLarge {
                 trees: model.trees,
                 max_samples: model.max_samples,
@@ -150,6 +160,9 @@ impl RunConfig {
             && !(c > 0.0 && c <= 0.5)
         {
             return Err(ConfigError::Contamination(c));
+        }
+        if model.scoring == Scoring::Families && model.contamination.is_none() {
+            return Err(ConfigError::FamiliesNeedContamination);
         }
         if self.window_us <= 0 {
             return Err(ConfigError::NotPositive(Setting::Window));

@@ -208,6 +208,9 @@ pub enum ConfigError {
     },
     /// A contamination outside (0, 0.5].
     Contamination(f64),
+    /// Scoring by families with contamination `auto` (scikit-learn's offset has no
+    /// meaning for the combined score).
+    FamiliesNeedContamination,
 }
 
 impl std::fmt::Display for ConfigError {
@@ -233,6 +236,12 @@ impl ConfigError {
             ConfigError::Contamination(c) => {
                 format!("{} {c} is not in (0, 0.5]", name(Setting::Contamination))
             }
+            ConfigError::FamiliesNeedContamination => format!(
+                "{} families needs {} as a fraction (the share of training rows to flag), \
+                 not auto",
+                name(Setting::Scoring),
+                name(Setting::Contamination)
+            ),
         }
     }
 }

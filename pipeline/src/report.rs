@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use iforest::IsolationForest;
+use iforest::Model;
 
 use crate::manifest::Manifest;
 pub use crate::stages::scoring::{GroupLines, ScoredRow, sort_report};
@@ -23,7 +23,7 @@ pub struct Report {
     /// The model's feature names, in its column order.
     pub feature_names: Vec<&'static str>,
     /// The model.
-    pub model: Arc<IsolationForest>,
+    pub model: Arc<Model>,
     /// The manifest so far: sinks add the outputs' phase and delivery results.
     pub manifest: Manifest,
     /// The as-of time.

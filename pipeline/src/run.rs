@@ -17,7 +17,7 @@ use datafusion::{
     prelude::{DataFrame, SessionContext},
 };
 use futures::StreamExt;
-use iforest::IsolationForest;
+use iforest::Model;
 use procforest_cluster::Session;
 use procforest_core::{
     key_counts::TimeWindow,
@@ -420,7 +420,7 @@ struct Scored {
 
 /// The fitted model, shared with the score UDF.
 struct Fitted {
-    model: Arc<IsolationForest>,
+    model: Arc<Model>,
     info: ModelInfo,
 }
 
@@ -924,7 +924,7 @@ impl Run<'_> {
 /// Fits the model on the driver and shares it with the score UDF; its flattened form
 /// and explanation tables are built on an idle core while the scoring job is planned.
 fn fit(sample: &TrainingSample, config: &RunConfig) -> Result<(ScoreUdf, Fitted)> {
-    let model = training::fit(sample, &config.model)?;
+    let model = training::fit(sample, &config.model, &config.features.families())?;
     for w in model.warnings() {
         tracing::warn!("{w}");
     }
@@ -937,11 +937,11 @@ fn fit(sample: &TrainingSample, config: &RunConfig) -> Result<(ScoreUdf, Fitted)
     });
     let info = ModelInfo {
         hash: udf.model_hash().to_string(),
-        trees: model.trees().len(),
+        trees: model.trees(),
         max_samples: model.max_samples(),
         offset,
         training_rows: sample.rows(),
-        warnings: model.warnings().to_vec(),
+        warnings: model.warnings(),
         payload_bytes: udf.payload().len(),
     };
     Ok((udf, Fitted { model, info }))

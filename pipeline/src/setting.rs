@@ -35,6 +35,8 @@ pub enum Setting {
     MaxSamples,
     /// [`crate::config::ModelSettings::contamination`].
     Contamination,
+    /// [`crate::config::ModelSettings::scoring`].
+    Scoring,
     /// [`crate::RunConfig::partitions`].
     Partitions,
     /// [`crate::RunConfig::scheduler`].
@@ -63,6 +65,7 @@ impl Setting {
             Setting::Trees => "trees",
             Setting::MaxSamples => "max_samples",
             Setting::Contamination => "contamination",
+            Setting::Scoring => "scoring",
             Setting::Partitions => "partitions",
             Setting::Scheduler => "scheduler",
             Setting::Scratch => "scratch",

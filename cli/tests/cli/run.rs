@@ -161,6 +161,96 @@ fn summaries_features_and_scores_match_a_plain_computation() {
     }
 }
 
+/// The soc preset scores by families: every score written is the combination of the
+/// families' p-values, each forest walked tree by tree (the reference scorer), and the
+/// prediction is the saved model's threshold.
+#[test]
+fn soc_scores_are_the_families_combined() {
+    let dir = scratch();
+    let table = dir.path().join("events");
+    generate(&table, 40_000, 5, 15, 3, 0.05);
+    let scores_path = dir.path().join("scores.parquet");
+    let model_path = dir.path().join("model.json");
+    let t = table.to_str().unwrap();
+    run_ok(&[
+        "run",
+        "--table",
+        t,
+        "--as-of",
+        AS_OF,
+        "--window",
+        "5d",
+        "--preset",
+        "soc",
+        "--quiet",
+        "--scores-out",
+        scores_path.to_str().unwrap(),
+        "--model-out",
+        model_path.to_str().unwrap(),
+    ]);
+    let model = iforest::Model::from_json(&fs::read_to_string(&model_path).unwrap()).unwrap();
+    let iforest::Model::Families(families) = &model else {
+        panic!("the soc preset's model is one forest");
+    };
+    // Rarity (with the count), novelty, lineage, first seen: the evidence features' order.
+    let features: Vec<Vec<usize>> = families
+        .families()
+        .iter()
+        .map(|f| f.features().to_vec())
+        .collect();
+    assert_eq!(
+        features,
+        [
+            vec![0, 1, 2, 3, 4],
+            vec![5, 6, 7, 8, 9],
+            vec![10, 11],
+            vec![12, 13]
+        ]
+    );
+    let batches = read_parquet(&scores_path);
+    let mut rows = 0;
+    let mut flagged = 0;
+    for b in &batches {
+        let column = |name: &str| b.column_by_name(name).unwrap().clone();
+        let names: Vec<&str> = std::iter::once("event_count")
+            .chain(procforest_core::schema::RARITY_FEATURES)
+            .chain(procforest_core::schema::NOVELTY_FEATURES)
+            .chain(procforest_core::schema::LINEAGE_FEATURES)
+            .chain(procforest_core::schema::FIRST_SEEN_FEATURES)
+            .collect();
+        let columns: Vec<Vec<f64>> = names
+            .iter()
+            .map(|n| column(n).as_primitive::<Float64Type>().values().to_vec())
+            .collect();
+        let p: Vec<Vec<f64>> = families
+            .families()
+            .iter()
+            .map(|family| {
+                let cols: Vec<&[f64]> =
+                    family.features().iter().map(|&f| &columns[f][..]).collect();
+                let scores = family.forest().score_samples_reference(&cols).unwrap();
+                scores.iter().map(|&s| family.p_value(s)).collect()
+            })
+            .collect();
+        let score = column("score");
+        let score = score.as_primitive::<Float64Type>();
+        let prediction = column("prediction");
+        let prediction = prediction.as_primitive::<Int8Type>();
+        for r in 0..b.num_rows() {
+            let expected = iforest::combine(p.iter().map(|family| family[r]));
+            assert_eq!(score.value(r).to_bits(), expected.to_bits(), "row {r}");
+            assert_eq!(prediction.value(r), model.predict_score(expected));
+            flagged += (prediction.value(r) == -1) as usize;
+        }
+        rows += b.num_rows();
+    }
+    assert!(rows > 100, "{rows} rows scored");
+    assert!(
+        flagged > 0 && flagged * 10 < rows,
+        "{flagged} of {rows} flagged"
+    );
+}
+
 #[test]
 fn same_anomalies_and_scores_whatever_the_partitions_and_run() {
     let dir = scratch();
@@ -536,6 +626,18 @@ fn bad_settings_are_refused_with_a_clear_message() {
     assert_bad_input(
         &["run", "--table", t, "--contamination", "0.9"],
         "--contamination 0.9",
+    );
+    assert_bad_input(
+        &[
+            "run",
+            "--table",
+            t,
+            "--preset",
+            "soc",
+            "--contamination",
+            "auto",
+        ],
+        "--scoring families needs --contamination as a fraction",
     );
     for (flag, value, needle) in [
         (

@@ -22,7 +22,7 @@ use datafusion::{
         ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
     },
 };
-use iforest::IsolationForest;
+use iforest::Model;
 
 /// The function's name in plans.
 pub const SCORE_NAME: &str = "procforest_score";
@@ -31,7 +31,7 @@ pub const SCORE_NAME: &str = "procforest_score";
 const CACHE_SIZE: usize = 4;
 
 /// Decoded models by content hash, oldest first.
-type ModelCache = VecDeque<(String, Arc<IsolationForest>)>;
+type ModelCache = VecDeque<(String, Arc<Model>)>;
 
 static CACHE: LazyLock<Mutex<ModelCache>> = LazyLock::new(|| Mutex::new(VecDeque::new()));
 
@@ -42,11 +42,7 @@ pub fn cached_models() -> usize {
 
 /// The cache's model with `hash`, or `model` added to the cache as that (dropping the
 /// oldest beyond [`CACHE_SIZE`]): one copy per content, whoever made it first.
-fn remember(
-    cache: &mut ModelCache,
-    hash: &str,
-    model: Arc<IsolationForest>,
-) -> Arc<IsolationForest> {
+fn remember(cache: &mut ModelCache, hash: &str, model: Arc<Model>) -> Arc<Model> {
     if let Some((_, cached)) = cache.iter().find(|(h, _)| h == hash) {
         return Arc::clone(cached);
     }
@@ -60,7 +56,7 @@ fn remember(
 /// The scoring UDF; see the module documentation.
 #[derive(Debug)]
 pub struct ScoreUdf {
-    model: Arc<IsolationForest>,
+    model: Arc<Model>,
     payload: Arc<[u8]>,
     hash: String,
     signature: Signature,
@@ -83,9 +79,9 @@ impl ScoreUdf {
     /// with the same content is there, the UDF takes that one), so that a plan carrying
     /// it into this same process (Ballista standalone's scheduler and executor) reuses
     /// it, with its flattened form, instead of decoding a copy.
-    pub fn new(model: IsolationForest) -> Self {
+    pub fn new(model: Model) -> Self {
         let payload: Arc<[u8]> = model.to_bytes().into();
-        let hash = IsolationForest::content_hash_of(&payload);
+        let hash = Model::content_hash_of(&payload);
         let mut model = Arc::new(model);
         if let Ok(mut cache) = CACHE.lock() {
             model = remember(&mut cache, &hash, model);
@@ -93,7 +89,7 @@ impl ScoreUdf {
         Self::from_parts(model, payload, hash)
     }
 
-    fn from_parts(model: Arc<IsolationForest>, payload: Arc<[u8]>, hash: String) -> Self {
+    fn from_parts(model: Arc<Model>, payload: Arc<[u8]>, hash: String) -> Self {
         // Volatile only so that DataFusion never copies the call: an immutable one is
         // inlined into a filter on the score pushed below the projection that computes
         // it, which scored every flagged row twice. The score of a row never changes.
@@ -113,14 +109,14 @@ impl ScoreUdf {
     /// Rebuilds the UDF from the bytes a codec wrote, reusing an already decoded model
     /// with the same content.
     pub fn decode(payload: &[u8]) -> Result<Self> {
-        let hash = IsolationForest::content_hash_of(payload);
+        let hash = Model::content_hash_of(payload);
         let mut cache = CACHE
             .lock()
             .map_err(|_| DataFusionError::Internal("model cache poisoned".into()))?;
         if let Some((_, model)) = cache.iter().find(|(h, _)| *h == hash) {
             return Ok(Self::from_parts(model.clone(), payload.into(), hash));
         }
-        let model = Arc::new(IsolationForest::from_bytes(payload).map_err(|e| {
+        let model = Arc::new(Model::from_bytes(payload).map_err(|e| {
             DataFusionError::Execution(format!("cannot decode the model in the plan: {e}"))
         })?);
         let model = remember(&mut cache, &hash, model);
@@ -138,12 +134,12 @@ impl ScoreUdf {
     }
 
     /// The model.
-    pub fn model(&self) -> &IsolationForest {
+    pub fn model(&self) -> &Model {
         &self.model
     }
 
     /// The model, shared: the same one this process's plans score with.
-    pub fn shared_model(&self) -> Arc<IsolationForest> {
+    pub fn shared_model(&self) -> Arc<Model> {
         Arc::clone(&self.model)
     }
 
@@ -181,7 +177,7 @@ impl ScalarUDFImpl for ScoreUdf {
             .map(feature_values)
             .collect::<Result<Vec<_>>>()?;
         let mut scores = vec![0.0; rows];
-        self.model.flat().score_into(&columns, &mut scores);
+        self.model.score_into(&columns, &mut scores);
         Ok(ColumnarValue::Array(Arc::new(Float64Array::from(scores))))
     }
 }
@@ -219,21 +215,26 @@ mod tests {
 
     use super::*;
 
-    fn model() -> IsolationForest {
+    fn model() -> Model {
         let x: Vec<Vec<f64>> = (0..2)
             .map(|f| (0..300).map(|r| ((r * (f + 3)) % 17) as f64).collect())
             .collect();
-        IsolationForestParams::default()
-            .n_estimators(10)
-            .seed(7)
-            .fit(&x)
-            .unwrap()
+        Model::Forest(
+            IsolationForestParams::default()
+                .n_estimators(10)
+                .seed(7)
+                .fit(&x)
+                .unwrap(),
+        )
     }
 
     #[test]
     fn a_plan_decoded_in_the_process_that_wrapped_the_model_scores_with_it() {
         let udf = ScoreUdf::new(model());
-        assert_eq!(udf.model_hash(), udf.model().content_hash());
+        assert_eq!(
+            udf.model_hash(),
+            Model::content_hash_of(&udf.model().to_bytes())
+        );
         let decoded = ScoreUdf::decode(udf.payload()).unwrap();
         assert!(Arc::ptr_eq(&decoded.shared_model(), &udf.shared_model()));
         assert!(ScoreUdf::decode(&udf.payload()[1..]).is_err());

@@ -24,8 +24,8 @@ use arrow::{
 use datafusion::logical_expr::ScalarUDF;
 use procforest_core::{
     schema::{
-        ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, GROUP_KEYS, INTERVAL, PROCESS, RARITY_FEATURES,
-        SEED_FEATURES, TableName,
+        ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, FIRST_SEEN_FEATURES, GROUP_KEYS, INTERVAL,
+        LINEAGE_FEATURES, NOVELTY_FEATURES, PROCESS, RARITY_FEATURES, SEED_FEATURES, TableName,
         category_index::{INDEX, VALUE},
         table::{GROUP_EVIDENCE, SUMMARIES, category_index},
     },
@@ -34,6 +34,21 @@ use procforest_core::{
 
 use super::{categories::Indices, evidence, quote, same_key_sql};
 use crate::error::{Context, PipelineError, Result};
+
+/// The family of a feature (see [`FeatureSet::families`]).
+pub fn family_of(feature: &str) -> &'static str {
+    if NOVELTY_FEATURES.contains(&feature) {
+        "novelty"
+    } else if LINEAGE_FEATURES.contains(&feature) {
+        "lineage"
+    } else if FIRST_SEEN_FEATURES.contains(&feature) {
+        "first seen"
+    } else if RARITY_FEATURES.contains(&feature) || feature == SEED_FEATURES[5] {
+        "rarity"
+    } else {
+        "categories"
+    }
+}
 
 /// The model's inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -67,6 +82,22 @@ impl FeatureSet {
                 .chain(evidence::feature_columns())
                 .collect(),
         }
+    }
+
+    /// The set's features grouped into families, as column indices in model order, each
+    /// family in the order its first feature comes: the categories (interval and label
+    /// codes), rarity (the event count and the rarity features), command-line novelty,
+    /// lineage and first seen. `--scoring families` fits a forest per family.
+    pub fn families(self) -> Vec<Vec<usize>> {
+        let mut families: Vec<(&str, Vec<usize>)> = Vec::new();
+        for (i, name) in self.names().into_iter().enumerate() {
+            let family = family_of(name);
+            match families.iter_mut().find(|(f, _)| *f == family) {
+                Some((_, members)) => members.push(i),
+                None => families.push((family, vec![i])),
+            }
+        }
+        families.into_iter().map(|(_, members)| members).collect()
     }
 
     /// Every set, in documentation order.

@@ -61,7 +61,8 @@ pub struct ScoreHistogram {
 }
 
 impl ScoreHistogram {
-    /// Width of a bin (scores lie in (−1, 0)).
+    /// Width of a bin (a forest's scores lie in (−1, 0); scores by families, down to
+    /// about −18, make up to some 1,800 bins).
     pub const BIN_WIDTH: f64 = 0.01;
 
     /// The bin of `score`.

@@ -8,7 +8,7 @@ use arrow::{
     datatypes::{DataType, Float64Type, SchemaRef},
 };
 use datafusion::prelude::DataFrame;
-use iforest::{Contamination, IsolationForest, IsolationForestParams, MaxSamples};
+use iforest::{Contamination, FamilyForest, IsolationForestParams, MaxSamples, Model};
 use procforest_core::{
     partition_writer::digest::Digests,
     schema::{GROUP_KEYS, INTERVAL},
@@ -157,9 +157,22 @@ pub fn push_feature(column: &mut Vec<f64>, name: &str, values: &Float64Array) ->
     Ok(())
 }
 
+/// How rows are scored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Scoring {
+    /// One isolation forest over every feature (the notebook's).
+    Forest,
+    /// A forest per family of features ([`super::features::FeatureSet::families`]), so
+    /// that one family's strong evidence counts ([`iforest::FamilyForest`]).
+    Families,
+}
+
 /// Model settings.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct ModelSettings {
+    /// How rows are scored.
+    pub scoring: Scoring,
     /// Trees.
     pub trees: usize,
     /// Rows per tree.
@@ -170,8 +183,13 @@ pub struct ModelSettings {
     pub contamination: Option<f64>,
 }
 
-/// Fits the forest on the sample.
-pub fn fit(sample: &TrainingSample, settings: &ModelSettings) -> Result<IsolationForest> {
+/// Fits the model on the sample: one forest, or one per family of `families` (column
+/// indices) when the settings score by families.
+pub fn fit(
+    sample: &TrainingSample,
+    settings: &ModelSettings,
+    families: &[Vec<usize>],
+) -> Result<Model> {
     let params = IsolationForestParams::default()
         .n_estimators(settings.trees)
         .max_samples(MaxSamples::Count(settings.max_samples))
@@ -181,7 +199,13 @@ pub fn fit(sample: &TrainingSample, settings: &ModelSettings) -> Result<Isolatio
             Some(c) => Contamination::Fraction(c),
         })
         .threads(std::thread::available_parallelism().map_or(1, |n| n.get()));
-    params.fit(&sample.columns).map_err(|e| match e {
+    let fitted = match settings.scoring {
+        Scoring::Forest => params.fit(&sample.columns).map(Model::Forest),
+        Scoring::Families => {
+            FamilyForest::fit(&params, &sample.columns, families).map(Model::Families)
+        }
+    };
+    fitted.map_err(|e| match e {
         iforest::Error::InvalidParameter { .. } => PipelineError::bad_input(e.to_string()),
         iforest::Error::NoRows | iforest::Error::AllFeaturesConstant { .. } => {
             PipelineError::bad_input(format!("cannot train on the summaries: {e}"))
