@@ -36,8 +36,10 @@ SEEDS = [1, 2, 3]
 SCENARIOS = 10
 RUNS = {
     "presets": ("presets", ["--presets", "notebook,soc"]),
-    "features": ("soc settings, each feature set",
-                 ["--preset", "soc", "--feature-sets", "rarity,rarity-only,evidence"]),
+    # Measured with one forest, to compare the feature sets themselves.
+    "features": ("soc settings with one forest, each feature set",
+                 ["--preset", "soc", "--scoring", "forest",
+                  "--feature-sets", "rarity,rarity-only,evidence"]),
     "machine": ("presets, the attacks run as each host's machine account",
                 ["--presets", "notebook,soc", "--inject-as", "machine"]),
     # The soc preset as it was before scoring by families: one forest over every feature.
