@@ -118,17 +118,7 @@ impl IsolationForest {
 
     /// Reads a model written by [`IsolationForest::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader { bytes, pos: 0 };
-        if r.take(4)? != MAGIC {
-            return Err(Error::BadModel("not a procforest model (bad magic)".into()));
-        }
-        let version = u32::from_le_bytes(r.array()?);
-        if version != MODEL_FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                found: version,
-                supported: MODEL_FORMAT_VERSION,
-            });
-        }
+        let mut r = Reader::after_header(bytes, MAGIC)?;
         let params_len = r.len()?;
         let params: IsolationForestParams = serde_json::from_slice(r.take(params_len)?)
             .map_err(|e| Error::BadModel(format!("parameters: {e}")))?;
@@ -158,12 +148,7 @@ impl IsolationForest {
             }
             trees.push(Tree { nodes });
         }
-        if r.pos != bytes.len() {
-            return Err(Error::BadModel(format!(
-                "{} trailing bytes",
-                bytes.len() - r.pos
-            )));
-        }
+        r.at_end()?;
         let mut model = IsolationForest::from_parts(n_features, max_samples, trees, offset)?;
         model.params = params;
         Ok(model)
@@ -194,6 +179,29 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
+    /// A reader past `bytes`' magic and format version, which must be `magic` and
+    /// [`MODEL_FORMAT_VERSION`].
+    fn after_header(bytes: &'a [u8], magic: &[u8; 4]) -> Result<Self> {
+        let mut r = Reader { bytes, pos: 0 };
+        if r.take(4)? != magic {
+            return Err(Error::BadModel("not a procforest model (bad magic)".into()));
+        }
+        let version = u32::from_le_bytes(r.array()?);
+        if version != MODEL_FORMAT_VERSION {
+            return Err(Error::UnsupportedVersion {
+                found: version,
+                supported: MODEL_FORMAT_VERSION,
+            });
+        }
+        Ok(r)
+    }
+    /// Fails unless every byte was read.
+    fn at_end(&self) -> Result<()> {
+        match self.bytes.len() - self.pos {
+            0 => Ok(()),
+            extra => Err(Error::BadModel(format!("{extra} trailing bytes"))),
+        }
+    }
     fn take(&mut self, n: usize) -> Result<&'a [u8]> {
         let end = self
             .pos
@@ -330,17 +338,7 @@ impl FamilyForest {
 
     /// Reads a model written by [`FamilyForest::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Self> {
-        let mut r = Reader { bytes, pos: 0 };
-        if r.take(4)? != FAMILIES_MAGIC {
-            return Err(Error::BadModel("not a procforest model (bad magic)".into()));
-        }
-        let version = u32::from_le_bytes(r.array()?);
-        if version != MODEL_FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                found: version,
-                supported: MODEL_FORMAT_VERSION,
-            });
-        }
+        let mut r = Reader::after_header(bytes, FAMILIES_MAGIC)?;
         let n_features = r.len()?;
         let offset = f64::from_bits(u64::from_le_bytes(r.array()?));
         let n_families = r.len()?;
@@ -360,12 +358,7 @@ impl FamilyForest {
                 training,
             });
         }
-        if r.pos != bytes.len() {
-            return Err(Error::BadModel(format!(
-                "{} trailing bytes",
-                bytes.len() - r.pos
-            )));
-        }
+        r.at_end()?;
         Self::from_parts(n_features, families, offset)
     }
 }
