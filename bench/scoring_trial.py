@@ -20,7 +20,6 @@ number by a seeded hash); 100 trees of 256 rows, random_state 42.
     PROCFOREST_EVAL_DIR=/tmp/procforest-eval python3 bench/replay.py presets 100 500  # tenants
     /tmp/pa/bin/python bench/scoring_trial.py 100 500
 """
-import os
 import subprocess
 import sys
 import tempfile
@@ -31,12 +30,8 @@ import pandas as pd
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import average_precision_score
 
-REPO = Path(__file__).resolve().parent.parent
-TARGET = Path(os.environ.get("CARGO_TARGET_DIR", Path.home() / ".cache/procforest/target")) / "release"
-BIN = TARGET / "procforest"
-WORK = Path(os.environ.get("PROCFOREST_EVAL_DIR", "/tmp/procforest-eval"))
-ATTACKS = REPO / "datasets/attacks/public-attacks.jsonl"
-REPORT_DAY = "2026-11-27"
+from replay import ATTACKS, BIN, WORK, END_DATE as REPORT_DAY  # the replay's tenants
+
 KEYS = ["Computer", "Account", "AccountType", "Process"]
 RARITY = ["event_count", "pair_log_groups", "log_p_process_given_account",
           "log_p_process_given_computer", "log_process_host_share"]
@@ -65,7 +60,9 @@ def scored_groups(hosts, seed, mode, tmp):
     groups = groups.merge(labels[["day"] + KEYS + ["attack_events"]], on=["day"] + KEYS, how="left")
     groups["attack"] = groups["attack_events"].notna()
     groups["mixed"] = groups["attack"] & (groups["attack_events"] < groups["count"])
-    return groups
+    # The scores folder's row order depends on which task wrote first: sort, so that the
+    # sample below draws the same rows every time.
+    return groups.sort_values(["day"] + KEYS, kind="stable").reset_index(drop=True)
 
 
 def measure(report, score, flagged):
