@@ -249,6 +249,9 @@ pub mod table {
     pub const TRAINING_ROWS: TableName = TableName("training_rows");
     /// Every event of the training window, for the evidence features.
     pub const EVIDENCE_EVENTS: TableName = TableName("evidence_events");
+    /// The evidence's command-line rows counted straight from the training window's files
+    /// (key counts gathering the evidence), when they can be.
+    pub const EVIDENCE_COUNTS: TableName = TableName("evidence_counts");
     /// The [`EVIDENCE_LINES`] rows this run computed (all of them without a summaries
     /// table).
     pub const COMPUTED_LINES: TableName = TableName("computed_lines");

@@ -141,22 +141,29 @@ async fn run_once(config: &RunConfig, observer: Arc<dyn RunObserver>) -> Result<
         interval_us,
         config.model.contamination.is_some(),
     );
+    let window = TimeWindow {
+        after_us: snapshot.train_start_us,
+        until_us: snapshot.as_of_us,
+    };
     plan.register(
         &session.ctx,
         &snapshot.files,
         &snapshot.table.schema,
         interval_us,
-        TimeWindow {
-            after_us: snapshot.train_start_us,
-            until_us: snapshot.as_of_us,
-        },
+        window,
     )?;
     if let Some(files) = snapshot
         .evidence_files
         .as_ref()
         .filter(|f| !f.files.is_empty())
     {
-        evidence::register_events(&session.ctx, files, &snapshot.table.schema)?;
+        evidence::register_events(
+            &session.ctx,
+            files,
+            &snapshot.table.schema,
+            interval_us,
+            window,
+        )?;
     }
     let scores_out = match &config.scores_out {
         Some(location) => Some(ScoresOut::new(

@@ -31,7 +31,8 @@ use parquet::arrow::{
 };
 
 use super::{
-    CountedFile, FileColumns, TimeWindow,
+    CountedFile, FileColumns, Gathered, TimeWindow,
+    evidence::{EvidenceBatch, EvidenceTally, Names},
     line_ids::LineIds,
     output_schema,
     value_ids::{NULL_ID, ValueIds},
@@ -53,6 +54,8 @@ struct Tally {
     counts: Counts,
     /// Empty unless command lines are collected.
     lines: LinePairs,
+    /// Empty unless the evidence is gathered (then the counts are).
+    evidence: EvidenceTally,
 }
 
 /// Counts the groups of a partition's intervals, one interval at a time. The value
@@ -70,9 +73,13 @@ pub(super) struct IntervalCounter {
     window: TimeWindow,
     batch_size: usize,
     schema: SchemaRef,
+    gathered: Gathered,
     ids: [ValueIds; 4],
     /// The command lines' numbers, when they are collected.
     lines: Option<LineIds>,
+    /// The parents' numbers and the users' and hosts' names, for the evidence.
+    parents: ValueIds,
+    names: Names,
     /// The files' names of the columns read.
     columns: FileColumns,
 }
@@ -85,7 +92,7 @@ impl IntervalCounter {
         store_url: String,
         window: TimeWindow,
         batch_size: usize,
-        command_lines: bool,
+        gathered: Gathered,
     ) -> Self {
         Self {
             readers: DefaultParquetFileReaderFactory::new(store.clone()),
@@ -95,9 +102,12 @@ impl IntervalCounter {
             store_url,
             window,
             batch_size: batch_size.max(1),
-            schema: output_schema(command_lines),
+            schema: output_schema(gathered),
+            gathered,
             ids: Default::default(),
-            lines: command_lines.then(LineIds::default),
+            lines: (gathered == Gathered::CommandLines).then(LineIds::default),
+            parents: ValueIds::default(),
+            names: Names::default(),
             columns: FileColumns::default(),
         }
     }
@@ -160,10 +170,14 @@ impl IntervalCounter {
             true => file_schema.index_of(&self.columns.time).ok(),
             false => None,
         };
-        // A file without command lines has none to collect.
-        let line = match self.lines {
-            Some(_) => file_schema.index_of(&self.columns.command_line).ok(),
-            None => None,
+        // A file without command lines has none to collect (nor parents).
+        let line = match self.gathered {
+            Gathered::Counts => None,
+            _ => file_schema.index_of(&self.columns.command_line).ok(),
+        };
+        let parent = match self.gathered {
+            Gathered::Evidence => file_schema.index_of(&self.columns.parent).ok(),
+            _ => None,
         };
         // A file without the time column has no event in the window.
         if file.check_time && time.is_none() {
@@ -174,7 +188,7 @@ impl IntervalCounter {
             .iter()
             .enumerate()
             .map(|(i, field)| {
-                if !keys.contains(&Some(i)) && line != Some(i) {
+                if !keys.contains(&Some(i)) && line != Some(i) && parent != Some(i) {
                     return Ok(field.clone());
                 }
                 if !is_string(field.data_type()) {
@@ -198,7 +212,13 @@ impl IntervalCounter {
             ArrowReaderOptions::new().with_schema(hinted),
         )?;
         let builder = ParquetRecordBatchStreamBuilder::new_with_metadata(reader, metadata);
-        let roots = keys.iter().flatten().copied().chain(time).chain(line);
+        let roots = keys
+            .iter()
+            .flatten()
+            .copied()
+            .chain(time)
+            .chain(line)
+            .chain(parent);
         let mask = ProjectionMask::roots(builder.parquet_schema(), roots);
         let builder = match &file.deleted_rows {
             Some(deleted) => builder.with_row_selection(deleted.row_selection()),
@@ -210,6 +230,8 @@ impl IntervalCounter {
             .build()?;
         let mut row_keys: Vec<u128> = Vec::with_capacity(self.batch_size);
         let mut row_lines: Vec<u32> = Vec::with_capacity(self.batch_size);
+        let mut row_parents: Vec<u128> = Vec::with_capacity(self.batch_size);
+        let mut parent_ids: Vec<u32> = Vec::with_capacity(self.batch_size);
         while let Some(batch) = batches.try_next().await? {
             row_keys.clear();
             row_keys.resize(batch.num_rows(), 0);
@@ -240,6 +262,27 @@ impl IntervalCounter {
                     .as_ref()
                     .is_none_or(|t| t.is_valid(i) && window.contains(t.value(i)))
             };
+            if self.gathered == Gathered::Evidence {
+                row_parents.clear();
+                row_parents.resize(batch.num_rows(), 0);
+                // A file without parents has a null one in every row.
+                if let Some(column) = batch.column_by_name(&self.columns.parent) {
+                    self.parents.fold_into(column, &mut row_parents)?;
+                }
+                parent_ids.clear();
+                parent_ids.extend(row_parents.iter().map(|&id| id as u32));
+                let lines = batch.column_by_name(&self.columns.command_line);
+                let rows = EvidenceBatch {
+                    keys: &row_keys,
+                    parents: &parent_ids,
+                    lines,
+                    counted: &counted,
+                };
+                tally
+                    .evidence
+                    .add(rows, &self.ids, &mut self.parents, &mut self.names)?;
+                continue;
+            }
             let counts = &mut tally.counts;
             match (&times, lines) {
                 (Some(times), None) => {
@@ -273,6 +316,13 @@ impl IntervalCounter {
     /// command lines, in group key order, each group's distinct lines sorted bytewise
     /// (null when it has none).
     fn batches(&self, interval_us: i64, tally: Tally) -> Result<Vec<RecordBatch>> {
+        if self.gathered == Gathered::Evidence {
+            let batches =
+                tally
+                    .evidence
+                    .batches(interval_us, &self.ids, &self.parents, self.batch_size);
+            return batches;
+        }
         let mut groups: Vec<(u128, u64)> = tally.counts.into_iter().collect();
         // Each group's lines, in the groups' order: a run of the sorted pairs.
         let mut pairs: Vec<(u128, u32)> = Vec::new();

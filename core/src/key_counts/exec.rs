@@ -29,7 +29,9 @@ use datafusion::{
 };
 use futures::{Stream, StreamExt, TryStreamExt};
 
-use super::{CountedFile, FileColumns, TimeWindow, count::IntervalCounter, output_schema};
+use super::{
+    CountedFile, FileColumns, Gathered, TimeWindow, count::IntervalCounter, output_schema,
+};
 
 /// The work list's schema: one row per file.
 fn work_list_schema() -> SchemaRef {
@@ -122,8 +124,7 @@ pub struct KeyCountsExec {
     window: TimeWindow,
     /// Output columns, as indices into the full output schema (`None` = all).
     projection: Option<Vec<usize>>,
-    /// Whether each group's command lines are collected too.
-    command_lines: bool,
+    gathered: Gathered,
     /// The files' names of the columns read.
     columns: FileColumns,
     properties: Arc<PlanProperties>,
@@ -135,21 +136,20 @@ struct Encoded {
     store: String,
     window: TimeWindow,
     projection: Option<Vec<usize>>,
-    command_lines: bool,
+    gathered: Gathered,
     #[serde(default)]
     columns: FileColumns,
 }
 
 impl KeyCountsExec {
-    /// Counts the files that `input` (a [`work_list`]) lists, read from `store`, each
-    /// group with its command lines when `command_lines`; the output is
-    /// [`super::schema`] (or [`super::schema_with_command_lines`]), `projection` applied.
+    /// Counts the files that `input` (a [`work_list`]) lists, read from `store`, with what
+    /// is `gathered`; the output is that kind's schema, `projection` applied.
     pub fn try_new(
         input: Arc<dyn ExecutionPlan>,
         store: ObjectStoreUrl,
         window: TimeWindow,
         projection: Option<Vec<usize>>,
-        command_lines: bool,
+        gathered: Gathered,
     ) -> Result<Self> {
         if input.schema().fields() != work_list_schema().fields() {
             return Err(DataFusionError::Internal(format!(
@@ -157,7 +157,7 @@ impl KeyCountsExec {
                 input.schema()
             )));
         }
-        let full = output_schema(command_lines);
+        let full = output_schema(gathered);
         let schema = match &projection {
             Some(indices) => Arc::new(full.project(indices)?),
             None => full,
@@ -173,7 +173,7 @@ impl KeyCountsExec {
             store,
             window,
             projection,
-            command_lines,
+            gathered,
             columns: FileColumns::default(),
             properties: Arc::new(properties),
             metrics: ExecutionPlanMetricsSet::new(),
@@ -192,7 +192,7 @@ impl KeyCountsExec {
             store: self.store.as_str().to_string(),
             window: self.window,
             projection: self.projection.clone(),
-            command_lines: self.command_lines,
+            gathered: self.gathered,
             columns: self.columns.clone(),
         };
         serde_json::to_vec(&encoded).map_err(|e| DataFusionError::External(Box::new(e)))
@@ -208,7 +208,7 @@ impl KeyCountsExec {
             ObjectStoreUrl::parse(&encoded.store)?,
             encoded.window,
             encoded.projection,
-            encoded.command_lines,
+            encoded.gathered,
         )
         .map(|exec| exec.with_file_columns(encoded.columns))
     }
@@ -221,10 +221,10 @@ impl DisplayAs for KeyCountsExec {
             "KeyCountsExec: store={}, window={:?}{}",
             self.store.as_str(),
             self.window,
-            if self.command_lines {
-                ", with command lines"
-            } else {
-                ""
+            match self.gathered {
+                Gathered::Counts => "",
+                Gathered::CommandLines => ", with command lines",
+                Gathered::Evidence => ", evidence",
             }
         )
     }
@@ -266,7 +266,7 @@ impl ExecutionPlan for KeyCountsExec {
                 self.store.clone(),
                 self.window,
                 self.projection.clone(),
-                self.command_lines,
+                self.gathered,
             )?
             .with_file_columns(self.columns.clone()),
         ))
@@ -290,7 +290,7 @@ impl ExecutionPlan for KeyCountsExec {
             self.store.as_str().to_string(),
             self.window,
             context.session_config().batch_size(),
-            self.command_lines,
+            self.gathered,
         )
         .with_columns(self.columns.clone());
         let projection = self.projection.clone();

@@ -16,12 +16,17 @@
 //! in a hash set, and each group's lines sorted at the end — what `array_agg` followed by
 //! a distinct sort gives, without copying every row's string into an aggregate.
 //!
+//! For the evidence of the soc preset, [`Gathered::Evidence`] counts the events per group,
+//! parent and command-line template instead ([`evidence`]): each interval's distinct lines
+//! templated once, the rows written per interval without a shuffle.
+//!
 //! [`KeyCountsTable`] is the table provider the driver registers (its file list travels in
 //! the logical plan through [`crate::codec`]); it plans a [`KeyCountsExec`] over a
 //! [`work_list`] of the files, one partition per task, which travel to the executors in
 //! the physical plan.
 
 mod count;
+pub mod evidence;
 mod exec;
 pub mod line_ids;
 pub mod value_ids;
@@ -43,7 +48,10 @@ pub use exec::{KeyCountsExec, work_list};
 
 use crate::{
     scan::{ResolvedFile, ResolvedTable, balance, store_and_path},
-    schema::{COMMAND_LINE, COMMAND_LINES, COUNT, GROUP_KEYS, INTERVAL, TIME_GENERATED, time_type},
+    schema::{
+        COMMAND_LINE, COMMAND_LINES, COUNT, GROUP_KEYS, INTERVAL, PARENT_PROCESS_NAME,
+        TIME_GENERATED, time_type,
+    },
 };
 
 /// The schema of key counts: [`INTERVAL`], the four keys (plain strings, null where the
@@ -73,11 +81,25 @@ pub fn schema_with_command_lines() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// The output schema: [`schema`], with [`COMMAND_LINES`] when they are collected.
-fn output_schema(command_lines: bool) -> SchemaRef {
-    match command_lines {
-        true => schema_with_command_lines(),
-        false => schema(),
+/// What key counts gather besides each group's count.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Gathered {
+    /// The counts alone ([`schema`]).
+    #[default]
+    Counts,
+    /// Each group's distinct command lines too ([`schema_with_command_lines`]).
+    CommandLines,
+    /// The evidence's rows instead: counts per group, parent and command-line template
+    /// ([`evidence::schema`]).
+    Evidence,
+}
+
+/// The output schema of what is `gathered`.
+fn output_schema(gathered: Gathered) -> SchemaRef {
+    match gathered {
+        Gathered::Counts => schema(),
+        Gathered::CommandLines => schema_with_command_lines(),
+        Gathered::Evidence => evidence::schema(),
     }
 }
 
@@ -117,6 +139,13 @@ pub struct FileColumns {
     pub time: String,
     /// `CommandLine`.
     pub command_line: String,
+    /// `ParentProcessName`.
+    #[serde(default = "default_parent")]
+    pub parent: String,
+}
+
+fn default_parent() -> String {
+    PARENT_PROCESS_NAME.to_string()
 }
 
 impl FileColumns {
@@ -126,6 +155,7 @@ impl FileColumns {
             keys: GROUP_KEYS.map(|k| resolved.physical_name(k).to_string()),
             time: resolved.physical_name(TIME_GENERATED).to_string(),
             command_line: resolved.physical_name(COMMAND_LINE).to_string(),
+            parent: resolved.physical_name(PARENT_PROCESS_NAME).to_string(),
         }
     }
 }
@@ -166,8 +196,7 @@ pub struct KeyCountsTable {
     window: TimeWindow,
     store: ObjectStoreUrl,
     files: Vec<CountedFile>,
-    /// Whether each group's command lines are collected too.
-    command_lines: bool,
+    gathered: Gathered,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -175,7 +204,7 @@ struct Encoded {
     resolved: ResolvedTable,
     interval_us: i64,
     window: TimeWindow,
-    command_lines: bool,
+    gathered: Gathered,
 }
 
 impl KeyCountsTable {
@@ -232,14 +261,19 @@ impl KeyCountsTable {
             window,
             store,
             files,
-            command_lines: false,
+            gathered: Gathered::Counts,
         })
     }
 
     /// The same counts, each group with its distinct command lines
     /// ([`schema_with_command_lines`]).
-    pub fn with_command_lines(mut self) -> Self {
-        self.command_lines = true;
+    pub fn with_command_lines(self) -> Self {
+        self.gathering(Gathered::CommandLines)
+    }
+
+    /// The table gathering `gathered`.
+    pub fn gathering(mut self, gathered: Gathered) -> Self {
+        self.gathered = gathered;
         self
     }
 
@@ -249,7 +283,7 @@ impl KeyCountsTable {
             resolved: self.resolved.clone(),
             interval_us: self.interval_us,
             window: self.window,
-            command_lines: self.command_lines,
+            gathered: self.gathered,
         };
         serde_json::to_vec(&encoded).map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -259,10 +293,7 @@ impl KeyCountsTable {
         let encoded: Encoded =
             serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
         let table = Self::try_new(encoded.resolved, encoded.interval_us, encoded.window)?;
-        Ok(match encoded.command_lines {
-            true => table.with_command_lines(),
-            false => table,
-        })
+        Ok(table.gathering(encoded.gathered))
     }
 
     /// The files split into at most `n` partitions of similar size, each interval's files
@@ -295,7 +326,7 @@ impl KeyCountsTable {
 #[async_trait]
 impl TableProvider for KeyCountsTable {
     fn schema(&self) -> SchemaRef {
-        output_schema(self.command_lines)
+        output_schema(self.gathered)
     }
 
     fn table_type(&self) -> TableType {
@@ -316,7 +347,7 @@ impl TableProvider for KeyCountsTable {
                 self.store.clone(),
                 self.window,
                 projection.cloned(),
-                self.command_lines,
+                self.gathered,
             )?
             .with_file_columns(FileColumns::of(&self.resolved)),
         ))

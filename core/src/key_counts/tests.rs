@@ -469,7 +469,7 @@ fn the_plan_survives_encoding() {
         ObjectStoreUrl::parse("file://").unwrap(),
         window,
         Some(vec![0, 5]),
-        false,
+        Gathered::Counts,
     )
     .unwrap();
     assert_eq!(exec::files_of_partitions(&exec), partitions);
@@ -485,7 +485,7 @@ fn the_plan_survives_encoding() {
         ObjectStoreUrl::parse("file://").unwrap(),
         window,
         Some(vec![0, 6]),
-        true,
+        Gathered::CommandLines,
     )
     .unwrap();
     let decoded =
@@ -632,4 +632,243 @@ async fn command_lines_are_each_groups_distinct_lines_sorted() {
     let decoded = KeyCountsTable::decode(&with_lines.encode().unwrap()).unwrap();
     assert_eq!(decoded.schema(), schema_with_command_lines());
     assert_eq!(groups(decoded, 2).await, want);
+}
+
+/// One event of the evidence tests: time, the four keys, parent, command line.
+type EvidenceEvent = (
+    Option<i64>,
+    [Option<&'static str>; 4],
+    Option<&'static str>,
+    Option<String>,
+);
+
+/// Interval, keys, parent, template → events, longest line, highest entropy.
+type EvidenceRows = BTreeMap<(i64, [Option<String>; 4], String, String), (i64, i64, u64)>;
+
+const PAYLOAD: &str = "SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBi";
+
+/// `n` events of day `day` whose lines name their users and hosts, hide them in
+/// payloads, or name nobody; users include one named as a placeholder's word.
+fn evidence_events(day: i64, n: usize) -> Vec<EvidenceEvent> {
+    const HOSTS: [Option<&str>; 4] = [Some("WS1.corp.local"), Some("sqbfafga"), Some(""), None];
+    const USERS: [Option<&str>; 4] = [Some(r"CORP\alice"), Some(r"CORP\b64"), Some("SVC$"), None];
+    const PARENTS: [Option<&str>; 4] = [
+        Some(r"C:\Windows\explorer.exe"),
+        None,
+        Some(""),
+        Some(r"C:\Windows\System32\cmd.exe"),
+    ];
+    (0..n)
+        .map(|i| {
+            let time = (i % 11 != 5).then_some(START + day * DAY + i as i64 * 1_000_000);
+            let keys = [
+                HOSTS[i % 4],
+                USERS[(i / 3) % 4],
+                Some("User"),
+                [Some("cmd.exe"), Some("powershell.exe")][(i / 2) % 2],
+            ];
+            let line = match i % 9 {
+                0 => None,
+                1 => Some("cmd.exe /c whoami".to_string()),
+                2 => Some(String::new()),
+                3 => Some(format!("net user ALICE /domain {}", i % 4)),
+                4 => Some(format!("ping ws1 -n {}", i % 3)),
+                5 => Some(format!("powershell.exe -enc {PAYLOAD}")),
+                6 => Some(format!(r"C:\Users\svc\AppData\Local\Temp\x{}.exe", i % 5)),
+                7 => Some("Ärger.exe \"C:\\x\" 12345 svc".to_string()),
+                _ => Some("  cmd.exe   /c dir   ".to_string()),
+            };
+            (time, keys, PARENTS[(i / 5) % 4], line)
+        })
+        .collect()
+}
+
+/// Writes evidence events as a Parquet file, without the parent or line column when so
+/// told, dictionary-encoded unless `plain`.
+fn write_evidence_file(
+    dir: &Path,
+    name: &str,
+    events: &[EvidenceEvent],
+    (parents, lines, plain): (bool, bool, bool),
+) -> crate::scan::ResolvedFile {
+    let times: Vec<Option<i64>> = events.iter().map(|e| e.0).collect();
+    let mut fields = vec![Field::new(
+        crate::schema::TIME_GENERATED,
+        DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        true,
+    )];
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(
+        TimestampMicrosecondArray::from(times.clone()).with_timezone("UTC"),
+    )];
+    let mut string_column = |name: &str, values: Vec<Option<&str>>| {
+        fields.push(Field::new(name, DataType::Utf8, true));
+        columns.push(Arc::new(StringArray::from(values)));
+    };
+    for (k, key) in GROUP_KEYS.iter().enumerate() {
+        string_column(key, events.iter().map(|e| e.1[k]).collect());
+    }
+    if parents {
+        string_column(PARENT_PROCESS_NAME, events.iter().map(|e| e.2).collect());
+    }
+    if lines {
+        string_column(
+            COMMAND_LINE,
+            events.iter().map(|e| e.3.as_deref()).collect(),
+        );
+    }
+    let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
+    let path = dir.join(name);
+    let properties = WriterProperties::builder()
+        .set_dictionary_enabled(!plain)
+        .set_max_row_group_row_count(Some(100))
+        .build();
+    let file = std::fs::File::create(&path).unwrap();
+    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    let valid: Vec<i64> = times.iter().flatten().copied().collect();
+    crate::scan::ResolvedFile {
+        url: url::Url::from_file_path(&path).unwrap().to_string(),
+        size: std::fs::metadata(&path).unwrap().len(),
+        partition_values: Vec::new(),
+        num_records: Some(events.len() as u64),
+        time_bounds: Some((*valid.iter().min().unwrap(), *valid.iter().max().unwrap())),
+        time_nulls: Some((times.len() - valid.len()) as u64),
+        deleted_rows: None,
+    }
+}
+
+/// The evidence rows worked out event by event: each line templated with its own user
+/// and host (what the evidence's SQL does), a null parent or line as the empty one.
+fn expected_evidence(
+    files: &[Vec<EvidenceEvent>],
+    has: &[(bool, bool)],
+    window: TimeWindow,
+) -> EvidenceRows {
+    let mut rows = EvidenceRows::new();
+    for (events, (parents, lines)) in files.iter().zip(has) {
+        for (time, keys, parent, line) in events {
+            let Some(time) = *time else { continue };
+            if !window.contains(time) {
+                continue;
+            }
+            let line = line.as_deref().filter(|_| *lines);
+            let template = line.map_or(String::new(), |l| {
+                crate::template::template(l, keys[1], keys[0])
+            });
+            let parent = parent.filter(|_| *parents).unwrap_or("").to_string();
+            let keys = keys.map(|k| k.map(str::to_string));
+            let row = rows
+                .entry((time.div_euclid(DAY) * DAY, keys, parent, template))
+                .or_default();
+            row.0 += 1;
+            row.1 = row.1.max(line.map_or(0, |l| l.chars().count() as i64));
+            let entropy = line.map_or(0.0, |l| crate::udf::byte_entropy(l.as_bytes()));
+            row.2 = row.2.max(entropy.to_bits());
+        }
+    }
+    rows
+}
+
+async fn evidence_rows(table: KeyCountsTable, partitions: usize) -> EvidenceRows {
+    let config = SessionConfig::new()
+        .with_target_partitions(partitions)
+        .with_batch_size(50);
+    let ctx = SessionContext::new_with_config(config);
+    ctx.register_table("evidence", Arc::new(table)).unwrap();
+    let batches = ctx
+        .table("evidence")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let mut got = EvidenceRows::new();
+    for batch in batches {
+        assert_eq!(batch.schema(), evidence::schema());
+        let interval = batch.column(0).as_primitive::<TimestampMicrosecondType>();
+        let text = |c: usize, row: usize| {
+            let column = batch.column(c).as_string::<i32>();
+            column.is_valid(row).then(|| column.value(row).to_string())
+        };
+        let int = |c: usize, row: usize| batch.column(c).as_primitive::<Int64Type>().value(row);
+        let entropy = batch
+            .column(9)
+            .as_primitive::<arrow::datatypes::Float64Type>();
+        for row in 0..batch.num_rows() {
+            let keys: [Option<String>; 4] = std::array::from_fn(|k| text(k + 1, row));
+            let key = (
+                interval.value(row),
+                keys,
+                text(5, row).unwrap(),
+                text(6, row).unwrap(),
+            );
+            let value = (int(7, row), int(8, row), entropy.value(row).to_bits());
+            assert!(got.insert(key, value).is_none(), "a row came out twice");
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn evidence_rows_equal_every_event_templated_with_its_own_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let days = vec![
+        evidence_events(0, 400),
+        evidence_events(1, 300),
+        evidence_events(1, 150),
+        evidence_events(2, 500),
+        evidence_events(3, 200),
+    ];
+    // (parents, lines, plain) per file.
+    let layouts = [
+        (true, true, false),
+        (true, true, true),
+        (false, true, false),
+        (true, false, false),
+        (true, true, false),
+    ];
+    let files: Vec<_> = days
+        .iter()
+        .zip(layouts)
+        .enumerate()
+        .map(|(i, (events, layout))| {
+            write_evidence_file(dir.path(), &format!("e{i}.parquet"), events, layout)
+        })
+        .collect();
+    let window = TimeWindow {
+        after_us: Some(START + DAY + 100_000_000),
+        until_us: START + 4 * DAY,
+    };
+    let has: Vec<(bool, bool)> = layouts.iter().map(|l| (l.0, l.1)).collect();
+    let want = expected_evidence(&days, &has, window);
+    // The names matter: some templates hold them, and a user named like the payload's
+    // placeholder changes that placeholder.
+    let templates: Vec<&String> = want.keys().map(|k| &k.3).collect();
+    assert!(
+        templates.iter().any(|t| t.contains("<user>")),
+        "{templates:?}"
+    );
+    assert!(
+        templates.iter().any(|t| t.contains("<host>")),
+        "{templates:?}"
+    );
+    assert!(
+        templates.iter().any(|t| t.contains("<<user>:le64>")),
+        "{templates:?}"
+    );
+    assert!(
+        templates.iter().any(|t| t.contains("<b64:le64>")),
+        "{templates:?}"
+    );
+    let evidence = table(files, window).gathering(Gathered::Evidence);
+    for partitions in [1, 2, 3] {
+        assert_eq!(
+            evidence_rows(evidence.clone(), partitions).await,
+            want,
+            "{partitions} partitions"
+        );
+    }
+    let decoded = KeyCountsTable::decode(&evidence.encode().unwrap()).unwrap();
+    assert_eq!(evidence_rows(decoded, 2).await, want);
 }

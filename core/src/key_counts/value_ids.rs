@@ -34,7 +34,7 @@ impl ValueIds {
         (id != NULL_ID).then(|| &*self.values[id as usize - 1])
     }
 
-    fn id(&mut self, value: &str) -> u32 {
+    pub(super) fn id(&mut self, value: &str) -> u32 {
         if let Some(&id) = self.ids.get(value) {
             return id;
         }

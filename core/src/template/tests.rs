@@ -162,3 +162,178 @@ fn a_quoted_program_is_kept_and_quoted_arguments_are_not() {
     );
     assert_eq!(template("", None, None), "");
 }
+
+/// Where [`LineTemplate`] says neither name could be replaced, the line's template
+/// without names is its template with them; checked on every real line against every
+/// real line's user and host, and on lines built so that a name hides in a base64 run,
+/// touches a placeholder, or is one.
+#[test]
+fn a_line_templated_without_names_is_exact_where_no_name_could_be_replaced() {
+    let reals = real();
+    let payload = "SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBi";
+    let mut lines: Vec<String> = reals.iter().map(|r| r.line.clone()).collect();
+    lines.extend([
+        format!("powershell.exe -enc {payload}"),
+        format!("powershell.exe -enc {payload}ws01"),
+        "cmd.exe /c echo <b64:le64> > out.txt".to_string(),
+        "whoami".to_string(),
+    ]);
+    let mut names: Vec<(Option<String>, Option<String>)> = reals
+        .iter()
+        .map(|r| (Some(r.user.clone()), Some(r.host.clone())))
+        .collect();
+    names.extend([
+        (Some(r"CORP\b64".to_string()), None),
+        (Some(r"CORP\le64".to_string()), Some("ws01".to_string())),
+        (Some(r"CORP\a<b".to_string()), Some("qbf.corp".to_string())),
+        (None, Some("SQBFAFgA.corp".to_string())),
+        (Some(r"CORP\whoami".to_string()), None),
+        (None, None),
+    ]);
+    let mut fast = 0;
+    let mut slow = 0;
+    for line in &lines {
+        let prepared = LineTemplate::new(line);
+        assert_eq!(prepared.without_names(), template(line, None, None));
+        for (user, host) in &names {
+            let could =
+                |name: Option<String>| name.is_some_and(|n| prepared.could_replace(&Name::new(n)));
+            let full = template(line, user.as_deref(), host.as_deref());
+            if could(user.as_deref().and_then(user_name))
+                || could(host.as_deref().and_then(host_name))
+            {
+                slow += 1;
+            } else {
+                fast += 1;
+                assert_eq!(
+                    full,
+                    prepared.without_names(),
+                    "{line} by {user:?} on {host:?}"
+                );
+            }
+        }
+    }
+    // Both paths taken (the real lines often name their own user or host).
+    assert!(fast > slow && slow > 0, "fast {fast}, slow {slow}");
+}
+
+/// The cases the check exists for: a name inside a placeholder, and a name in a payload.
+#[test]
+fn a_name_inside_a_placeholder_or_a_payload_could_be_replaced() {
+    let payload = "SQBFAFgAIAAoAE4AZQB3AC0ATwBiAGoAZQBjAHQAIABOAGUAdAAuAFcAZQBi";
+    let line = format!("powershell.exe -enc {payload}");
+    let prepared = LineTemplate::new(&line);
+    // "b64" is no word of the line, but of its placeholder: the template changes.
+    let with_user = template(&line, Some(r"CORP\b64"), None);
+    assert_ne!(with_user, prepared.without_names());
+    assert!(prepared.could_replace(&Name::new(user_name(r"CORP\b64").unwrap())));
+    // A host named as a piece of the payload: the payload's run is broken.
+    assert!(prepared.could_replace(&Name::new(host_name("sqbfafga.corp").unwrap())));
+    assert!(!prepared.could_replace(&Name::new(host_name("ws01.corp").unwrap())));
+    assert_eq!(user_name(r"CORP\ab"), None);
+    assert_eq!(user_name(r"CORP\SVC$").as_deref(), Some("svc"));
+    assert_eq!(host_name("WS01.corp.local").as_deref(), Some("ws01"));
+}
+
+/// Strings made to hit the rules' edges: hex and digit runs of every length, `0x`, GUIDs
+/// whole and cut, braces, quotes, base64 runs with and without padding, word and non-word
+/// neighbours; seeded, so a failure repeats.
+fn edge_strings() -> Vec<String> {
+    use rand::{Rng, SeedableRng, rngs::StdRng};
+    let pieces = [
+        "0",
+        "7",
+        "12345",
+        "1234",
+        "0x",
+        "0x1f",
+        "deadbeef",
+        "abcdef12",
+        "a",
+        "f",
+        "g",
+        "x",
+        "_",
+        "-",
+        "{",
+        "}",
+        " ",
+        "\"",
+        "=",
+        "==",
+        "+",
+        "/",
+        "\\",
+        ".",
+        ":",
+        "<n>",
+        "9a8b7c6d",
+        "123e4567-e89b-12d3-a456-426614174000",
+        "123e4567-e89b-12d3-a456",
+        "Zm9vYmFy",
+        "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo",
+        "abcdefghijklmnopqrstuvwxyz0123456789",
+    ];
+    let mut rng = StdRng::seed_from_u64(24);
+    let mut strings: Vec<String> = (0..20_000)
+        .map(|_| {
+            let n = rng.random_range(1..14);
+            (0..n)
+                .map(|_| pieces[rng.random_range(0..pieces.len())])
+                .collect()
+        })
+        .collect();
+    for r in real() {
+        strings.push(r.line.to_lowercase());
+        strings.push(r.line);
+    }
+    strings
+}
+
+#[test]
+fn the_hand_written_rules_find_what_their_regexes_find() {
+    let strings = edge_strings();
+    for s in &strings {
+        let by_regex = GUID.replace_all(s, "<guid>");
+        assert_eq!(
+            scan::guids(s).as_deref().unwrap_or(s),
+            by_regex,
+            "guids in {s:?}"
+        );
+        let by_regex: Vec<&str> = BASE64.find_iter(s).map(|m| m.as_str()).collect();
+        assert_eq!(scan::base64_runs(s), by_regex, "base64 in {s:?}");
+        let by_regex = QUOTED.replace_all(s, "<str>");
+        assert_eq!(
+            scan::quoted(s).as_deref().unwrap_or(s),
+            by_regex,
+            "quoted in {s:?}"
+        );
+        if !s.is_ascii() {
+            continue;
+        }
+        let by_regex = HEX.replace_all(s, |m: &regex::Captures| hex_placeholder(&m[0]));
+        let by_hand = scan::hex_runs(s, hex_placeholder);
+        assert_eq!(by_hand.as_deref().unwrap_or(s), by_regex, "hex in {s:?}");
+        let by_regex = NUMBER.replace_all(s, "<n>");
+        assert_eq!(
+            scan::numbers(s).as_deref().unwrap_or(s),
+            by_regex,
+            "numbers in {s:?}"
+        );
+    }
+    // The strings reach every rule.
+    let hits = |rule: &Regex| strings.iter().filter(|s| rule.is_match(s)).count();
+    for rule in [&*GUID, &*BASE64, &*QUOTED, &*HEX, &*NUMBER] {
+        assert!(hits(rule) > 200, "{rule} matched {} strings", hits(rule));
+    }
+}
+
+/// Non-ASCII text keeps the regexes' Unicode digits and word boundaries.
+#[test]
+fn non_ascii_numbers_are_numbers() {
+    assert_eq!(
+        template("setup.exe ٣٤٥ ärger42", None, None),
+        "setup.exe <n> ärger42"
+    );
+    assert_eq!(template("run 12345 é", None, None), "run <n> é");
+}

@@ -5,7 +5,9 @@
 //! 1. [`evidence_lines`]: every event's command line reduced to its template
 //!    ([`procforest_core::template`]), the events counted per interval × group × parent ×
 //!    template ([`EVIDENCE_LINES`]), with the length and entropy of the group's longest
-//!    and most random line;
+//!    and most random line — read straight from the files by key counts
+//!    ([`Gathered::Evidence`]) when each holds one interval, where an interval's distinct
+//!    lines are templated once;
 //! 2. [`counts_sql`]: those counted per interval × group × parent ([`EVIDENCE_PARENTS`])
 //!    and per interval × group ([`EVIDENCE_GROUPS`]), each written once because the last
 //!    step reads each five times;
@@ -49,6 +51,7 @@ use datafusion::{
     prelude::{DataFrame, Expr, SessionContext, lit},
 };
 use procforest_core::{
+    key_counts::{Gathered, KeyCountsTable, TimeWindow},
     scan::{DeltaFilesTable, ResolvedTable},
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, COUNT, FIRST_SEEN_FEATURES, GROUP_KEYS,
@@ -56,8 +59,8 @@ use procforest_core::{
         evidence::{ENTROPY, LONGEST, NOVEL_TEMPLATES, PARENT, RAREST_PARENT, TEMPLATE},
         keys_as_views,
         table::{
-            COMPUTED_LINES, EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES, EVIDENCE_PARENTS,
-            GROUP_EVIDENCE, WANTED_GROUPS, WANTED_LINES, WANTED_PARENTS,
+            COMPUTED_LINES, EVIDENCE_COUNTS, EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES,
+            EVIDENCE_PARENTS, GROUP_EVIDENCE, WANTED_GROUPS, WANTED_LINES, WANTED_PARENTS,
         },
         time_type,
     },
@@ -81,16 +84,28 @@ use crate::{
     summary_store::{EVIDENCE_KINDS, Kind},
 };
 
-/// Registers [`EVIDENCE_EVENTS`]: every file of the training window, `schema`'s keys
-/// read as string views. Without the scan's per-file intervals: declared as the scan's
-/// partitioning under the evidence's projection, DataFusion dropped them again at run
-/// time (a warning per job), and the evidence's aggregation gains nothing from them since
-/// it groups by far more than the interval.
+/// Registers the training window's files for [`evidence_lines`]: as
+/// [`EVIDENCE_COUNTS`], key counts gathering the evidence, when every file holds one
+/// interval (as the summaries' key counts need); otherwise as [`EVIDENCE_EVENTS`], every
+/// file scanned with `schema`'s keys read as string views. That scan has no per-file
+/// intervals: declared as its partitioning under the evidence's projection, DataFusion
+/// dropped them again at run time (a warning per job), and the evidence's aggregation
+/// gains nothing from them since it groups by far more than the interval.
 pub fn register_events(
     ctx: &SessionContext,
     resolved: &ResolvedTable,
     schema: &arrow::datatypes::Schema,
+    interval_us: i64,
+    window: TimeWindow,
 ) -> Result<()> {
+    if KeyCountsTable::can_read(resolved, interval_us) {
+        let counts = KeyCountsTable::try_new(resolved.clone(), interval_us, window)
+            .runtime("building the evidence's key counts")?
+            .gathering(Gathered::Evidence);
+        ctx.register_table(EVIDENCE_COUNTS.as_str(), Arc::new(counts))
+            .runtime("registering the evidence's key counts")?;
+        return Ok(());
+    }
     let scan = DeltaFilesTable::try_new(resolved.clone(), keys_as_views(schema))
         .runtime("building the evidence's scan")?;
     ctx.register_table(EVIDENCE_EVENTS.as_str(), Arc::new(scan))
@@ -98,13 +113,22 @@ pub fn register_events(
     Ok(())
 }
 
-/// The [`EVIDENCE_LINES`] rows of the registered [`EVIDENCE_EVENTS`]: see the module
-/// documentation. Every event's command line is templated where it is read, and the
-/// events are then counted per template: grouping by the lines themselves first (to
-/// template each distinct line once) held most of a day's lines in the aggregation's hash
-/// table, since lines with GUIDs, process ids or temp names are mostly distinct
-/// (BENCHMARKS.md).
+/// The [`EVIDENCE_LINES`] rows of the registered [`EVIDENCE_COUNTS`], or else of
+/// [`EVIDENCE_EVENTS`]: see the module documentation. There every event's command line is
+/// templated where it is read, and the events are then counted per template: grouping by
+/// the lines themselves first (to template each distinct line once) held most of a day's
+/// lines in the aggregation's hash table, since lines with GUIDs, process ids or temp
+/// names are mostly distinct (BENCHMARKS.md).
 pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Result<DataFrame> {
+    let counted = ctx
+        .table_exist(EVIDENCE_COUNTS.as_str())
+        .runtime("looking up the evidence's key counts")?;
+    if counted {
+        return ctx
+            .table(EVIDENCE_COUNTS.as_str())
+            .await
+            .runtime("reading the evidence's key counts");
+    }
     let (events, time) = event_time(ctx, EVIDENCE_EVENTS).await?;
     let keys = group_by(&window, &events, time.clone());
     let line = || column(COMMAND_LINE);

@@ -1,0 +1,272 @@
+//! The evidence's command-line rows counted straight from the files: per interval × group
+//! × parent × command-line template, the events, the characters of the longest line and
+//! the highest byte entropy — the rows `pipeline`'s evidence stage otherwise computes with
+//! a DataFusion aggregation over every event ([`super::Gathered::Evidence`]).
+//!
+//! Templating is most of that cost, and a day repeats its lines: here each distinct line
+//! of an interval is templated once, without names ([`LineTemplate`]), and a row uses
+//! that template unless its user's or host's name could change it; only those rows (a
+//! few percent) are templated with their names, once per (line, account, computer).
+//! The result is the same, row for row, as templating every event.
+
+use std::{collections::HashMap, sync::Arc};
+
+use arrow::{
+    array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringBuilder},
+    datatypes::{DataType, Field, Schema, SchemaRef},
+};
+use datafusion::common::Result;
+
+use super::{
+    line_ids::LineIds,
+    value_ids::{NULL_ID, ValueIds},
+};
+use crate::{
+    schema::{
+        COUNT, GROUP_KEYS, INTERVAL,
+        evidence::{ENTROPY, LONGEST, PARENT, TEMPLATE},
+        time_type,
+    },
+    template::{LineTemplate, Name, host_name, template, user_name},
+    udf::byte_entropy,
+};
+
+/// The evidence rows' schema: [`INTERVAL`], the four keys (null where the event has
+/// none), [`PARENT`] (empty for a null parent), [`TEMPLATE`] (empty for a null line),
+/// [`COUNT`], [`LONGEST`] (characters; 0 for a null line) and [`ENTROPY`] (bits per
+/// byte; 0 for a null line).
+pub fn schema() -> SchemaRef {
+    let mut fields = vec![Field::new(INTERVAL, time_type(), false)];
+    fields.extend(
+        GROUP_KEYS
+            .iter()
+            .map(|key| Field::new(*key, DataType::Utf8, true)),
+    );
+    fields.extend([
+        Field::new(PARENT, DataType::Utf8, false),
+        Field::new(TEMPLATE, DataType::Utf8, false),
+        Field::new(COUNT, DataType::Int64, false),
+        Field::new(LONGEST, DataType::Int64, false),
+        Field::new(ENTROPY, DataType::Float64, false),
+    ]);
+    Arc::new(Schema::new(fields))
+}
+
+/// What the evidence needs of one distinct command line.
+struct LineFacts {
+    line: LineTemplate,
+    /// The number of its template without names.
+    template: u32,
+    chars: i64,
+    entropy: f64,
+}
+
+/// One evidence row's tallies.
+#[derive(Debug, Default, Clone, Copy)]
+struct Tallies {
+    events: i64,
+    longest: i64,
+    entropy: f64,
+}
+
+/// (group key, parent number, template number).
+type RowKey = (u128, u32, u32);
+
+/// One interval's evidence rows as they are counted.
+#[derive(Default)]
+pub(super) struct EvidenceTally {
+    lines: LineIds,
+    /// By line number − 1.
+    facts: Vec<Option<LineFacts>>,
+    templates: LineIds,
+    /// Templates of lines a name could change, by (line, account, computer) numbers.
+    named: HashMap<(u32, u32, u32), u32, foldhash::fast::FixedState>,
+    rows: HashMap<RowKey, Tallies, foldhash::fast::FixedState>,
+    /// Scratch: a batch's line numbers.
+    row_lines: Vec<u32>,
+}
+
+/// The names a partition's accounts and computers put in templates, by value number
+/// (computed on first use: a value is met in many rows).
+#[derive(Default)]
+pub(super) struct Names {
+    users: Vec<Option<Option<Name>>>,
+    hosts: Vec<Option<Option<Name>>>,
+}
+
+fn name_of<'a>(
+    cache: &'a mut Vec<Option<Option<Name>>>,
+    id: u32,
+    value: Option<&str>,
+    name: fn(&str) -> Option<String>,
+) -> Option<&'a Name> {
+    let i = id as usize;
+    if cache.len() <= i {
+        cache.resize(i + 1, None);
+    }
+    cache[i]
+        .get_or_insert_with(|| value.and_then(name).map(Name::new))
+        .as_ref()
+}
+
+/// One batch's columns, as the evidence reads them.
+pub(super) struct EvidenceBatch<'a> {
+    /// The rows' group keys (`Computer` in the highest 32 bits, `Account` next).
+    pub keys: &'a [u128],
+    /// The rows' parent numbers.
+    pub parents: &'a [u32],
+    /// The command lines (any string array, best a dictionary), when the file has them.
+    pub lines: Option<&'a ArrayRef>,
+    /// Whether row `i` is in the window.
+    pub counted: &'a dyn Fn(usize) -> bool,
+}
+
+impl EvidenceTally {
+    /// Counts a batch's rows; `ids` are the partition's numbers of the four keys, `parents`
+    /// of the parents (a null parent counts as the empty one).
+    pub(super) fn add(
+        &mut self,
+        batch: EvidenceBatch,
+        ids: &[ValueIds; 4],
+        parent_ids: &mut ValueIds,
+        names: &mut Names,
+    ) -> Result<()> {
+        let mut row_lines = std::mem::take(&mut self.row_lines);
+        match batch.lines {
+            Some(lines) => self.lines.ids_into(lines, &mut row_lines)?,
+            None => {
+                row_lines.clear();
+                row_lines.resize(batch.keys.len(), NULL_ID);
+            }
+        }
+        let empty_parent = parent_ids.id("");
+        let empty_template = self.templates.id("");
+        for (i, (&key, &line)) in batch.keys.iter().zip(&row_lines).enumerate() {
+            if !(batch.counted)(i) {
+                continue;
+            }
+            let parent = match batch.parents[i] {
+                NULL_ID => empty_parent,
+                parent => parent,
+            };
+            let (template, chars, entropy) = match line {
+                NULL_ID => (empty_template, 0, 0.0),
+                line => self.line_evidence(line, key, ids, names),
+            };
+            let tallies = self.rows.entry((key, parent, template)).or_default();
+            tallies.events += 1;
+            tallies.longest = tallies.longest.max(chars);
+            tallies.entropy = tallies.entropy.max(entropy);
+        }
+        self.row_lines = row_lines;
+        Ok(())
+    }
+
+    /// The template number, characters and entropy of line `line` run in group `key`.
+    fn line_evidence(
+        &mut self,
+        line: u32,
+        key: u128,
+        ids: &[ValueIds; 4],
+        names: &mut Names,
+    ) -> (u32, i64, f64) {
+        let i = line as usize - 1;
+        if self.facts.len() <= i {
+            self.facts.resize_with(i + 1, || None);
+        }
+        let text = self.lines.value(line).expect("a numbered line");
+        let templates = &mut self.templates;
+        let facts = self.facts[i].get_or_insert_with(|| {
+            let prepared = LineTemplate::new(text);
+            LineFacts {
+                template: templates.id(prepared.without_names()),
+                line: prepared,
+                chars: text.chars().count() as i64,
+                entropy: byte_entropy(text.as_bytes()),
+            }
+        });
+        let computer = (key >> 96) as u32;
+        let account = (key >> 64) as u32;
+        let [computers, accounts, ..] = ids;
+        let user = name_of(
+            &mut names.users,
+            account,
+            accounts.value(account),
+            user_name,
+        );
+        let named = user.is_some_and(|u| facts.line.could_replace(u))
+            || name_of(
+                &mut names.hosts,
+                computer,
+                computers.value(computer),
+                host_name,
+            )
+            .is_some_and(|h| facts.line.could_replace(h));
+        let template = match named {
+            false => facts.template,
+            true => *self
+                .named
+                .entry((line, account, computer))
+                .or_insert_with(|| {
+                    templates.id(&template(
+                        text,
+                        accounts.value(account),
+                        computers.value(computer),
+                    ))
+                }),
+        };
+        (template, facts.chars, facts.entropy)
+    }
+
+    /// The interval's rows ([`schema`]), in key order, in batches of at most `batch_size`.
+    pub(super) fn batches(
+        self,
+        interval_us: i64,
+        ids: &[ValueIds; 4],
+        parent_ids: &ValueIds,
+        batch_size: usize,
+    ) -> Result<Vec<RecordBatch>> {
+        let mut rows: Vec<(RowKey, Tallies)> = self.rows.into_iter().collect();
+        rows.sort_unstable_by_key(|(key, _)| *key);
+        let schema = schema();
+        rows.chunks(batch_size)
+            .map(|chunk| {
+                let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
+                let interval =
+                    arrow::array::TimestampMicrosecondArray::from(vec![interval_us; chunk.len()])
+                        .with_timezone("UTC");
+                columns.push(Arc::new(interval));
+                for (k, ids) in ids.iter().enumerate() {
+                    let shift = 32 * (GROUP_KEYS.len() - 1 - k);
+                    let values = chunk
+                        .iter()
+                        .map(|((key, _, _), _)| ids.value((key >> shift) as u32));
+                    columns.push(Arc::new(strings(values)));
+                }
+                let parents = chunk.iter().map(|((_, p, _), _)| parent_ids.value(*p));
+                columns.push(Arc::new(strings(parents)));
+                let templates = chunk.iter().map(|((_, _, t), _)| self.templates.value(*t));
+                columns.push(Arc::new(strings(templates)));
+                let tallies = || chunk.iter().map(|(_, t)| t);
+                columns.push(Arc::new(Int64Array::from_iter_values(
+                    tallies().map(|t| t.events),
+                )));
+                columns.push(Arc::new(Int64Array::from_iter_values(
+                    tallies().map(|t| t.longest),
+                )));
+                columns.push(Arc::new(Float64Array::from_iter_values(
+                    tallies().map(|t| t.entropy),
+                )));
+                Ok(RecordBatch::try_new(schema.clone(), columns)?)
+            })
+            .collect()
+    }
+}
+
+fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> arrow::array::StringArray {
+    let mut builder = StringBuilder::new();
+    for value in values {
+        builder.append_option(value);
+    }
+    builder.finish()
+}
