@@ -118,21 +118,20 @@ fn name_to_replace(short: &str) -> Option<String> {
     (short.len() >= 3).then(|| short.to_lowercase())
 }
 
-/// One command line templated once for all the users and hosts that run it: its
-/// template without names, and whether a given name would change it.
+/// One command line prepared for all the users and hosts that run it: whether a given
+/// name would change its template.
 ///
 /// [`template`] replaces a name only where it occurs in the text left after the base64
 /// runs became placeholders. Such an occurrence lies in the lower-cased line itself,
 /// inside a placeholder, or across a placeholder's `<` or `>`. So a name that occurs in
 /// neither the lower-cased line nor any placeholder, and holds no `<` or `>`, changes
 /// nothing, and when neither the user's nor the host's name would, the line's template
-/// is [`Self::without_names`] — exactly, whoever ran it.
+/// is `template(line, None, None)` — exactly, whoever ran it.
 #[derive(Debug, Clone)]
 pub struct LineTemplate {
     lower: String,
     /// The pairs of bytes in `lower` ([`Pairs`]).
     pairs: Pairs,
-    without_names: String,
 }
 
 /// A set of byte pairs as a 256-bit Bloom filter: a name can occur in a line only if
@@ -183,19 +182,13 @@ impl Name {
 }
 
 impl LineTemplate {
-    /// Templates `line` without names.
+    /// Prepares `line`.
     pub fn new(line: &str) -> Self {
         let lower = line.trim().to_lowercase();
         Self {
             pairs: Pairs::of(&lower),
             lower,
-            without_names: template(line, None, None),
         }
-    }
-
-    /// [`template`] of the line with no user or host.
-    pub fn without_names(&self) -> &str {
-        &self.without_names
     }
 
     /// Whether `name` could be replaced in this line's template; see the type's

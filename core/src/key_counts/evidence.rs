@@ -176,14 +176,11 @@ impl EvidenceTally {
         }
         let text = self.lines.value(line).expect("a numbered line");
         let templates = &mut self.templates;
-        let facts = self.facts[i].get_or_insert_with(|| {
-            let prepared = LineTemplate::new(text);
-            LineFacts {
-                template: templates.id(prepared.without_names()),
-                line: prepared,
-                chars: text.chars().count() as i64,
-                entropy: byte_entropy(text.as_bytes()),
-            }
+        let facts = self.facts[i].get_or_insert_with(|| LineFacts {
+            template: templates.id(&template(text, None, None)),
+            line: LineTemplate::new(text),
+            chars: text.chars().count() as i64,
+            entropy: byte_entropy(text.as_bytes()),
         });
         let computer = (key >> 96) as u32;
         let account = (key >> 64) as u32;

@@ -194,7 +194,7 @@ fn a_line_templated_without_names_is_exact_where_no_name_could_be_replaced() {
     let mut slow = 0;
     for line in &lines {
         let prepared = LineTemplate::new(line);
-        assert_eq!(prepared.without_names(), template(line, None, None));
+        let without_names = template(line, None, None);
         for (user, host) in &names {
             let could =
                 |name: Option<String>| name.is_some_and(|n| prepared.could_replace(&Name::new(n)));
@@ -205,11 +205,7 @@ fn a_line_templated_without_names_is_exact_where_no_name_could_be_replaced() {
                 slow += 1;
             } else {
                 fast += 1;
-                assert_eq!(
-                    full,
-                    prepared.without_names(),
-                    "{line} by {user:?} on {host:?}"
-                );
+                assert_eq!(full, without_names, "{line} by {user:?} on {host:?}");
             }
         }
     }
@@ -225,7 +221,7 @@ fn a_name_inside_a_placeholder_or_a_payload_could_be_replaced() {
     let prepared = LineTemplate::new(&line);
     // "b64" is no word of the line, but of its placeholder: the template changes.
     let with_user = template(&line, Some(r"CORP\b64"), None);
-    assert_ne!(with_user, prepared.without_names());
+    assert_ne!(with_user, template(&line, None, None));
     assert!(prepared.could_replace(&Name::new(user_name(r"CORP\b64").unwrap())));
     // A host named as a piece of the payload: the payload's run is broken.
     assert!(prepared.could_replace(&Name::new(host_name("sqbfafga.corp").unwrap())));
