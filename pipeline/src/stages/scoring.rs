@@ -62,7 +62,7 @@ pub struct ScoreHistogram {
 
 impl ScoreHistogram {
     /// Width of a bin (a forest's scores lie in (−1, 0); scores by families, down to
-    /// about −18, make up to some 1,800 bins).
+    /// about −18, make up to some 1,800 bins, which the HTML page draws as wider bars).
     pub const BIN_WIDTH: f64 = 0.01;
 
     /// The bin of `score`.

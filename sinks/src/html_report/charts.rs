@@ -1,6 +1,6 @@
 //! The page's charts as inline SVG (no script draws them: they show with scripts off).
 
-use std::fmt::Write;
+use std::{collections::BTreeMap, fmt::Write};
 
 use procforest_pipeline::stages::scoring::ScoreHistogram;
 
@@ -12,28 +12,49 @@ const LEFT: f64 = 48.0;
 const RIGHT: f64 = 16.0;
 const TOP: f64 = 16.0;
 const BOTTOM: f64 = 36.0;
+/// The score histogram's most bars and tick labels: a forest's scores fill (−1, 0) in
+/// bins of 0.01, scores by families reach −18 (1,800 bins, and 180 labels a tenth apart).
+const MAX_BARS: f64 = 60.0;
+const MAX_TICKS: f64 = 8.0;
+
+/// The smallest of 1, 2, 5 × 10^k that is at least `x` (positive).
+fn nice_at_least(x: f64) -> f64 {
+    let power = 10f64.powf(x.log10().floor());
+    [1.0, 2.0, 5.0, 10.0]
+        .into_iter()
+        .map(|m| m * power)
+        .find(|step| *step >= x)
+        .unwrap_or(10.0 * power)
+}
 
 /// The report groups' score histogram with the threshold (the model's offset) as a
-/// dashed line; bins wholly below it, whose groups are all flagged, drawn hot.
+/// dashed line; bars wholly below it, whose groups are all flagged, drawn hot. Where the
+/// scores spread wide, a bar gathers several bins (at most [`MAX_BARS`] bars).
 pub fn score_histogram(histogram: &ScoreHistogram, offset: f64) -> String {
-    let width = ScoreHistogram::BIN_WIDTH;
     let (Some((&first, _)), Some((&last, _))) = (
         histogram.bins.first_key_value(),
         histogram.bins.last_key_value(),
     ) else {
         return "<p class=\"note\">No report groups were scored.</p>".into();
     };
-    let low = ScoreHistogram::bin_start(first).min(offset) - width;
-    let high = (ScoreHistogram::bin_start(last) + width).max(offset) + width;
-    let most = histogram.bins.values().copied().max().unwrap_or(1).max(1);
+    let per_bar = nice_at_least(((last - first + 1) as f64 / MAX_BARS).max(1.0)) as i64;
+    let width = ScoreHistogram::BIN_WIDTH * per_bar as f64;
+    let mut bars: BTreeMap<i64, u64> = BTreeMap::new();
+    for (&bin, &groups) in &histogram.bins {
+        *bars.entry(bin.div_euclid(per_bar)).or_default() += groups;
+    }
+    let bar_start = |bar: i64| ScoreHistogram::bin_start(bar * per_bar);
+    let low = bar_start(first.div_euclid(per_bar)).min(offset) - width;
+    let high = (bar_start(last.div_euclid(per_bar)) + width).max(offset) + width;
+    let most = bars.values().copied().max().unwrap_or(1).max(1);
     let x = |score: f64| LEFT + (score - low) / (high - low) * (WIDTH - LEFT - RIGHT);
     let y = |groups: u64| HEIGHT - BOTTOM - groups as f64 / most as f64 * (HEIGHT - TOP - BOTTOM);
     let mut svg = open_svg(
         "score-histogram",
         "Score distribution of the report's groups",
     );
-    for (&bin, &groups) in &histogram.bins {
-        let start = ScoreHistogram::bin_start(bin);
+    for (&bar, &groups) in &bars {
+        let start = bar_start(bar);
         let hot = if start + width <= offset { " hot" } else { "" };
         let _ = write!(
             svg,
@@ -47,15 +68,16 @@ pub fn score_histogram(histogram: &ScoreHistogram, offset: f64) -> String {
         );
     }
     axes(&mut svg, most);
-    let mut tick = (low * 10.0).ceil() / 10.0;
-    while tick <= high {
+    let step = nice_at_least((high - low) / MAX_TICKS);
+    let decimals = (-step.log10()).ceil().max(0.0) as usize;
+    for k in (low / step).ceil() as i64..=(high / step).floor() as i64 {
+        let tick = k as f64 * step;
         let _ = write!(
             svg,
-            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{tick:.1}</text>",
+            "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{tick:.decimals$}</text>",
             x(tick),
             HEIGHT - BOTTOM + 14.0
         );
-        tick += 0.1;
     }
     let _ = write!(
         svg,

@@ -92,6 +92,44 @@ fn the_histogram_draws_every_bin_and_the_threshold_with_the_flagged_bins_hot() {
     assert!(svg.contains("class=\"threshold\" data-offset=\"-0.5\""));
 }
 
+/// Scores by families spread over −18 … 0: the chart gathers bins into at most 60 bars,
+/// keeps every group, draws hot only bars wholly below the threshold, and labels a few
+/// ticks.
+#[test]
+fn a_wide_histogram_is_drawn_in_few_bars_and_ticks() {
+    let mut histogram = ScoreHistogram::default();
+    let scores: Vec<f64> = (0..5_000)
+        .map(|i| -18.0 * (i as f64 / 5_000.0).powi(3))
+        .collect();
+    for &score in &scores {
+        histogram.add(score);
+    }
+    assert!(histogram.bins.len() > 500);
+    let offset = -6.75;
+    let svg = charts::score_histogram(&histogram, offset);
+    let bars = svg.matches("<rect").count();
+    assert!((20..=60).contains(&bars), "{bars} bars");
+    let attribute = |s: &str, name: &str| -> f64 {
+        let from = s.find(name).unwrap() + name.len() + 2;
+        s[from..from + s[from..].find('"').unwrap()]
+            .parse()
+            .unwrap()
+    };
+    let rects: Vec<&str> = svg.split("<rect").skip(1).collect();
+    let drawn: f64 = rects.iter().map(|r| attribute(r, "data-groups")).sum();
+    assert_eq!(drawn as usize, scores.len());
+    // A bar is hot exactly when every score it holds is below the threshold.
+    let below = scores.iter().filter(|&&s| s < offset).count() as f64;
+    let hot: f64 = rects
+        .iter()
+        .filter(|r| r.starts_with(" class=\"bar hot\""))
+        .map(|r| attribute(r, "data-groups"))
+        .sum();
+    assert!(hot > 0.0 && hot <= below, "hot {hot}, below {below}");
+    let labels = svg.matches("text-anchor=\"middle\">").count() - 1;
+    assert!((3..=10).contains(&labels), "{labels} tick labels");
+}
+
 #[test]
 fn bins_hold_their_scores() {
     for score in [-0.999, -0.5, -0.4999, -0.01, -0.0001] {
