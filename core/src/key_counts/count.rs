@@ -341,18 +341,8 @@ impl IntervalCounter {
         groups
             .chunks(self.batch_size)
             .map(|chunk| {
-                let mut columns: Vec<ArrayRef> = Vec::with_capacity(7);
-                let interval = TimestampMicrosecondArray::from(vec![interval_us; chunk.len()])
-                    .with_timezone("UTC");
-                columns.push(Arc::new(interval));
-                for (k, ids) in self.ids.iter().enumerate() {
-                    let shift = 32 * (GROUP_KEYS.len() - 1 - k);
-                    let mut values = StringBuilder::with_capacity(chunk.len(), chunk.len() * 16);
-                    for (key, _) in chunk {
-                        values.append_option(ids.value((key >> shift) as u32));
-                    }
-                    columns.push(Arc::new(values.finish()));
-                }
+                let keys = chunk.iter().map(|(key, _)| *key);
+                let mut columns = key_columns(interval_us, &self.ids, keys);
                 let count: Int64Array = chunk.iter().map(|(_, n)| *n as i64).collect();
                 columns.push(Arc::new(count));
                 if let Some(lines) = &self.lines {
@@ -371,6 +361,27 @@ impl IntervalCounter {
             })
             .collect()
     }
+}
+
+/// The interval's column and the four keys' strings of the rows keyed `keys` (every kind
+/// of output starts with them).
+pub(super) fn key_columns(
+    interval_us: i64,
+    ids: &[ValueIds; 4],
+    keys: impl ExactSizeIterator<Item = u128> + Clone,
+) -> Vec<ArrayRef> {
+    let rows = keys.len();
+    let interval = TimestampMicrosecondArray::from(vec![interval_us; rows]).with_timezone("UTC");
+    let mut columns: Vec<ArrayRef> = vec![Arc::new(interval)];
+    for (k, ids) in ids.iter().enumerate() {
+        let shift = 32 * (GROUP_KEYS.len() - 1 - k);
+        let mut values = StringBuilder::with_capacity(rows, rows * 16);
+        for key in keys.clone() {
+            values.append_option(ids.value((key >> shift) as u32));
+        }
+        columns.push(Arc::new(values.finish()));
+    }
+    columns
 }
 
 /// Whether the Parquet reader can read a column of this type as a dictionary of strings.

@@ -13,43 +13,36 @@ use std::{collections::HashMap, sync::Arc};
 
 use arrow::{
     array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringBuilder},
-    datatypes::{DataType, Field, Schema, SchemaRef},
+    datatypes::{DataType, Field, SchemaRef},
 };
 use datafusion::common::Result;
 
 use super::{
+    count::key_columns,
     line_ids::LineIds,
     value_ids::{NULL_ID, ValueIds},
 };
 use crate::{
     schema::{
-        COUNT, GROUP_KEYS, INTERVAL,
+        COUNT,
         evidence::{ENTROPY, LONGEST, PARENT, TEMPLATE},
-        time_type,
     },
     template::{LineTemplate, Name, host_name, template, user_name},
     udf::byte_entropy,
 };
 
-/// The evidence rows' schema: [`INTERVAL`], the four keys (null where the event has
-/// none), [`PARENT`] (empty for a null parent), [`TEMPLATE`] (empty for a null line),
-/// [`COUNT`], [`LONGEST`] (characters; 0 for a null line) and [`ENTROPY`] (bits per
-/// byte; 0 for a null line).
+/// The evidence rows' schema: [`INTERVAL`](crate::schema::INTERVAL), the four keys
+/// (null where the event has none), [`PARENT`] (empty for a null parent), [`TEMPLATE`]
+/// (empty for a null line), [`COUNT`], [`LONGEST`] (characters; 0 for a null line) and
+/// [`ENTROPY`] (bits per byte; 0 for a null line).
 pub fn schema() -> SchemaRef {
-    let mut fields = vec![Field::new(INTERVAL, time_type(), false)];
-    fields.extend(
-        GROUP_KEYS
-            .iter()
-            .map(|key| Field::new(*key, DataType::Utf8, true)),
-    );
-    fields.extend([
+    super::keyed_schema([
         Field::new(PARENT, DataType::Utf8, false),
         Field::new(TEMPLATE, DataType::Utf8, false),
         Field::new(COUNT, DataType::Int64, false),
         Field::new(LONGEST, DataType::Int64, false),
         Field::new(ENTROPY, DataType::Float64, false),
-    ]);
-    Arc::new(Schema::new(fields))
+    ])
 }
 
 /// What the evidence needs of one distinct command line.
@@ -228,18 +221,8 @@ impl EvidenceTally {
         let schema = schema();
         rows.chunks(batch_size)
             .map(|chunk| {
-                let mut columns: Vec<ArrayRef> = Vec::with_capacity(schema.fields().len());
-                let interval =
-                    arrow::array::TimestampMicrosecondArray::from(vec![interval_us; chunk.len()])
-                        .with_timezone("UTC");
-                columns.push(Arc::new(interval));
-                for (k, ids) in ids.iter().enumerate() {
-                    let shift = 32 * (GROUP_KEYS.len() - 1 - k);
-                    let values = chunk
-                        .iter()
-                        .map(|((key, _, _), _)| ids.value((key >> shift) as u32));
-                    columns.push(Arc::new(strings(values)));
-                }
+                let keys = chunk.iter().map(|((key, _, _), _)| *key);
+                let mut columns = key_columns(interval_us, ids, keys);
                 let parents = chunk.iter().map(|((_, p, _), _)| parent_ids.value(*p));
                 columns.push(Arc::new(strings(parents)));
                 let templates = chunk.iter().map(|((_, _, t), _)| self.templates.value(*t));

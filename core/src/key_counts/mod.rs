@@ -54,17 +54,23 @@ use crate::{
     },
 };
 
-/// The schema of key counts: [`INTERVAL`], the four keys (plain strings, null where the
-/// event has none), [`COUNT`].
-pub fn schema() -> SchemaRef {
+/// [`INTERVAL`] and the four keys (plain strings, null where the event has none), then
+/// `own`: the schema of every kind of output.
+fn keyed_schema(own: impl IntoIterator<Item = Field>) -> SchemaRef {
     let mut fields = vec![Field::new(INTERVAL, time_type(), false)];
     fields.extend(
         GROUP_KEYS
             .iter()
             .map(|key| Field::new(*key, DataType::Utf8, true)),
     );
-    fields.push(Field::new(COUNT, DataType::Int64, false));
+    fields.extend(own);
     Arc::new(Schema::new(fields))
+}
+
+/// The schema of key counts: [`INTERVAL`], the four keys (plain strings, null where the
+/// event has none), [`COUNT`].
+pub fn schema() -> SchemaRef {
+    keyed_schema([Field::new(COUNT, DataType::Int64, false)])
 }
 
 /// [`schema`] and [`COMMAND_LINES`]: each group's distinct non-null command lines sorted

@@ -145,13 +145,23 @@ fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> Resol
         columns.push(array);
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
-    let path = dir.join(name);
+    write_batch(&dir.join(name), &batch, layout.plain, &times)
+}
+
+/// Writes `batch`, whose rows have `times`, as a Parquet file (row groups of 100 rows,
+/// dictionary pages unless `plain`) and describes it as the Delta log would.
+fn write_batch(
+    path: &Path,
+    batch: &RecordBatch,
+    plain: bool,
+    times: &[Option<i64>],
+) -> ResolvedFile {
     let properties = WriterProperties::builder()
-        .set_dictionary_enabled(!layout.plain)
+        .set_dictionary_enabled(!plain)
         .set_max_row_group_row_count(Some(100))
         .build();
     let mut writer = ArrowWriter::try_new(
-        std::fs::File::create(&path).unwrap(),
+        std::fs::File::create(path).unwrap(),
         batch.schema(),
         Some(properties),
     )
@@ -165,10 +175,10 @@ fn write_file(dir: &Path, name: &str, events: &[Event], layout: Layout) -> Resol
     writer.close().unwrap();
     let valid: Vec<i64> = times.iter().flatten().copied().collect();
     ResolvedFile {
-        url: url::Url::from_file_path(&path).unwrap().to_string(),
-        size: std::fs::metadata(&path).unwrap().len(),
+        url: url::Url::from_file_path(path).unwrap().to_string(),
+        size: std::fs::metadata(path).unwrap().len(),
         partition_values: Vec::new(),
-        num_records: Some(events.len() as u64),
+        num_records: Some(times.len() as u64),
         time_bounds: Some((*valid.iter().min().unwrap(), *valid.iter().max().unwrap())),
         time_nulls: Some((times.len() - valid.len()) as u64),
         deleted_rows: None,
@@ -690,7 +700,7 @@ fn write_evidence_file(
     name: &str,
     events: &[EvidenceEvent],
     (parents, lines, plain): (bool, bool, bool),
-) -> crate::scan::ResolvedFile {
+) -> ResolvedFile {
     let times: Vec<Option<i64>> = events.iter().map(|e| e.0).collect();
     let mut fields = vec![Field::new(
         crate::schema::TIME_GENERATED,
@@ -717,25 +727,7 @@ fn write_evidence_file(
         );
     }
     let batch = RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap();
-    let path = dir.join(name);
-    let properties = WriterProperties::builder()
-        .set_dictionary_enabled(!plain)
-        .set_max_row_group_row_count(Some(100))
-        .build();
-    let file = std::fs::File::create(&path).unwrap();
-    let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties)).unwrap();
-    writer.write(&batch).unwrap();
-    writer.close().unwrap();
-    let valid: Vec<i64> = times.iter().flatten().copied().collect();
-    crate::scan::ResolvedFile {
-        url: url::Url::from_file_path(&path).unwrap().to_string(),
-        size: std::fs::metadata(&path).unwrap().len(),
-        partition_values: Vec::new(),
-        num_records: Some(events.len() as u64),
-        time_bounds: Some((*valid.iter().min().unwrap(), *valid.iter().max().unwrap())),
-        time_nulls: Some((times.len() - valid.len()) as u64),
-        deleted_rows: None,
-    }
+    write_batch(&dir.join(name), &batch, plain, &times)
 }
 
 /// The evidence rows worked out event by event: each line templated with its own user
