@@ -193,6 +193,18 @@ pub mod evidence {
     pub const NOVEL_TEMPLATES: &str = "novel_templates";
     /// A group's parent whose pair with the process is rarest in other intervals.
     pub const RAREST_PARENT: &str = "rarest_parent";
+    /// Per-interval totals kept with the evidence's rows (the part of a window total
+    /// that is the row's own interval): the events of the row's (process, template) in
+    /// its interval, on any host.
+    pub const INTERVAL_TEMPLATE_EVENTS: &str = "interval_template_events";
+    /// The events of the row's (process, parent) pair in its interval, on any host.
+    pub const INTERVAL_LINEAGE_EVENTS: &str = "interval_lineage_events";
+    /// The events of the row's (host, process, parent) in its interval.
+    pub const INTERVAL_HOST_LINEAGE_EVENTS: &str = "interval_host_lineage_events";
+    /// The events of the row's (host, process) in its interval.
+    pub const INTERVAL_HOST_EVENTS: &str = "interval_host_events";
+    /// The events of the row's (account, process) in its interval.
+    pub const INTERVAL_ACCOUNT_EVENTS: &str = "interval_account_events";
 }
 
 /// The name of a table a run registers in its session. A type of its own, so that a
@@ -261,12 +273,6 @@ pub mod table {
     pub const EVIDENCE_PARENTS: TableName = TableName("evidence_parents");
     /// [`EVIDENCE_LINES`] counted per interval and group.
     pub const EVIDENCE_GROUPS: TableName = TableName("evidence_groups");
-    /// The [`EVIDENCE_LINES`] rows of the groups whose evidence a run needs.
-    pub const WANTED_LINES: TableName = TableName("wanted_lines");
-    /// The [`EVIDENCE_PARENTS`] rows of the groups whose evidence a run needs.
-    pub const WANTED_PARENTS: TableName = TableName("wanted_parents");
-    /// The [`EVIDENCE_GROUPS`] rows of the groups whose evidence a run needs.
-    pub const WANTED_GROUPS: TableName = TableName("wanted_groups");
     /// The evidence features of every summary group.
     pub const GROUP_EVIDENCE: TableName = TableName("group_evidence");
     /// A category index: `index_<key column, lower case>` (value, groups, index).

@@ -40,7 +40,10 @@ use procforest_core::{
     scan::{ResolvedFile, ResolvedTable},
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, INTERVAL, PROCESS,
-        evidence::{ENTROPY, LONGEST, PARENT, TEMPLATE},
+        evidence::{
+            ENTROPY, INTERVAL_ACCOUNT_EVENTS, INTERVAL_HOST_EVENTS, INTERVAL_HOST_LINEAGE_EVENTS,
+            INTERVAL_LINEAGE_EVENTS, INTERVAL_TEMPLATE_EVENTS, LONGEST, PARENT, TEMPLATE,
+        },
         time_type,
     },
 };
@@ -65,12 +68,14 @@ pub enum Kind {
     /// Summary rows: interval, keys, `count`.
     Counts,
     /// The evidence's command-line rows: interval, keys, parent, template, `count`,
-    /// longest, entropy.
+    /// longest, entropy, and the interval's events of the (process, template).
     Lines,
     /// The evidence's events per interval, group and parent (with the history keys
-    /// `kc`, `ka`, `kp`).
+    /// `kc`, `ka`, `kp`), and the interval's totals per (process, parent) and (host,
+    /// process, parent).
     Parents,
-    /// The evidence's events per interval and group (with the history keys).
+    /// The evidence's events per interval and group (with the history keys), and the
+    /// interval's totals per (host, process) and (account, process).
     Groups,
 }
 
@@ -98,9 +103,31 @@ impl Kind {
         let [kc, ka, kp] = HISTORY_KEYS;
         let own: &[&str] = match self {
             Kind::Counts => &[COUNT],
-            Kind::Lines => &[PARENT, TEMPLATE, COUNT, LONGEST, ENTROPY],
-            Kind::Parents => &[kc, ka, kp, PARENT, COUNT],
-            Kind::Groups => &[kc, ka, kp, COUNT],
+            Kind::Lines => &[
+                PARENT,
+                TEMPLATE,
+                COUNT,
+                LONGEST,
+                ENTROPY,
+                INTERVAL_TEMPLATE_EVENTS,
+            ],
+            Kind::Parents => &[
+                kc,
+                ka,
+                kp,
+                PARENT,
+                COUNT,
+                INTERVAL_LINEAGE_EVENTS,
+                INTERVAL_HOST_LINEAGE_EVENTS,
+            ],
+            Kind::Groups => &[
+                kc,
+                ka,
+                kp,
+                COUNT,
+                INTERVAL_HOST_EVENTS,
+                INTERVAL_ACCOUNT_EVENTS,
+            ],
         };
         let columns: Vec<&str> = keys.iter().chain(own).copied().collect();
         let table = table_schema();
@@ -120,8 +147,9 @@ impl Kind {
 /// The `commitInfo` entry holding the table's [`StoredState`].
 pub const STATE_KEY: &str = "procforest.summaries";
 
-/// The stored rows' layout; a table of another one is rebuilt.
-const FORMAT: u32 = 2;
+/// The stored rows' layout; a table of another one is rebuilt (3: the evidence's rows
+/// keep their intervals' totals).
+const FORMAT: u32 = 3;
 
 /// Commits searched, newest first, for the newest [`StoredState`] (another writer may
 /// have compacted the table since).
@@ -356,6 +384,16 @@ pub fn table_schema() -> SchemaRef {
     fields.push(Field::new(LONGEST, DataType::Int64, true));
     fields.push(Field::new(ENTROPY, DataType::Float64, true));
     fields.extend(HISTORY_KEYS.map(|k| Field::new(k, DataType::Utf8, true)));
+    fields.extend(
+        [
+            INTERVAL_TEMPLATE_EVENTS,
+            INTERVAL_LINEAGE_EVENTS,
+            INTERVAL_HOST_LINEAGE_EVENTS,
+            INTERVAL_HOST_EVENTS,
+            INTERVAL_ACCOUNT_EVENTS,
+        ]
+        .map(|name| Field::new(name, DataType::Int64, true)),
+    );
     fields.push(Field::new(KIND, DataType::Utf8, false));
     fields.push(Field::new(INTERVAL_ID, DataType::Utf8, false));
     Arc::new(Schema::new(fields))

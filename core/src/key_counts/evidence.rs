@@ -1,7 +1,8 @@
 //! The evidence's command-line rows counted straight from the files: per interval × group
 //! × parent × command-line template, the events, the characters of the longest line and
-//! the highest byte entropy — the rows `pipeline`'s evidence stage otherwise computes with
-//! a DataFusion aggregation over every event ([`super::Gathered::Evidence`]).
+//! the highest byte entropy, and the interval's events of the row's (process, template)
+//! on any host — the rows `pipeline`'s evidence stage otherwise computes with a DataFusion
+//! aggregation over every event and a window over its rows ([`super::Gathered::Evidence`]).
 //!
 //! Templating is most of that cost, and a day repeats its lines: here each distinct line
 //! of an interval is templated once, without names ([`LineTemplate`]), and a row uses
@@ -25,7 +26,7 @@ use super::{
 use crate::{
     schema::{
         COUNT,
-        evidence::{ENTROPY, LONGEST, PARENT, TEMPLATE},
+        evidence::{ENTROPY, INTERVAL_TEMPLATE_EVENTS, LONGEST, PARENT, TEMPLATE},
     },
     template::{LineTemplate, Name, host_name, template, user_name},
     udf::byte_entropy,
@@ -33,8 +34,9 @@ use crate::{
 
 /// The evidence rows' schema: [`INTERVAL`](crate::schema::INTERVAL), the four keys
 /// (null where the event has none), [`PARENT`] (empty for a null parent), [`TEMPLATE`]
-/// (empty for a null line), [`COUNT`], [`LONGEST`] (characters; 0 for a null line) and
-/// [`ENTROPY`] (bits per byte; 0 for a null line).
+/// (empty for a null line), [`COUNT`], [`LONGEST`] (characters; 0 for a null line),
+/// [`ENTROPY`] (bits per byte; 0 for a null line) and [`INTERVAL_TEMPLATE_EVENTS`] (a null
+/// process as the empty one).
 pub fn schema() -> SchemaRef {
     super::keyed_schema([
         Field::new(PARENT, DataType::Utf8, false),
@@ -42,6 +44,7 @@ pub fn schema() -> SchemaRef {
         Field::new(COUNT, DataType::Int64, false),
         Field::new(LONGEST, DataType::Int64, false),
         Field::new(ENTROPY, DataType::Float64, false),
+        Field::new(INTERVAL_TEMPLATE_EVENTS, DataType::Int64, false),
     ])
 }
 
@@ -218,6 +221,13 @@ impl EvidenceTally {
     ) -> Result<Vec<RecordBatch>> {
         let mut rows: Vec<(RowKey, Tallies)> = self.rows.into_iter().collect();
         rows.sort_unstable_by_key(|(key, _)| *key);
+        // The process is the key's lowest 32 bits; a null one counts as the empty one.
+        let process = |key: u128| ids[3].value(key as u32).unwrap_or("");
+        let mut per_template: HashMap<(&str, u32), i64, foldhash::fast::FixedState> =
+            HashMap::default();
+        for ((key, _, template), tallies) in &rows {
+            *per_template.entry((process(*key), *template)).or_default() += tallies.events;
+        }
         let schema = schema();
         rows.chunks(batch_size)
             .map(|chunk| {
@@ -237,6 +247,10 @@ impl EvidenceTally {
                 columns.push(Arc::new(Float64Array::from_iter_values(
                     tallies().map(|t| t.entropy),
                 )));
+                let in_interval = chunk
+                    .iter()
+                    .map(|((key, _, template), _)| per_template[&(process(*key), *template)]);
+                columns.push(Arc::new(Int64Array::from_iter_values(in_interval)));
                 Ok(RecordBatch::try_new(schema.clone(), columns)?)
             })
             .collect()

@@ -675,7 +675,7 @@ fn evidence_events(day: i64, n: usize) -> Vec<EvidenceEvent> {
                 HOSTS[i % 4],
                 USERS[(i / 3) % 4],
                 Some("User"),
-                [Some("cmd.exe"), Some("powershell.exe")][(i / 2) % 2],
+                [Some("cmd.exe"), Some("powershell.exe"), None, Some("")][(i / 2) % 4],
             ];
             let line = match i % 9 {
                 0 => None,
@@ -776,6 +776,8 @@ async fn evidence_rows(table: KeyCountsTable, partitions: usize) -> EvidenceRows
         .await
         .unwrap();
     let mut got = EvidenceRows::new();
+    // Each row's reported events of its (process, template) in its interval.
+    let mut in_interval = BTreeMap::new();
     for batch in batches {
         assert_eq!(batch.schema(), evidence::schema());
         let interval = batch.column(0).as_primitive::<TimestampMicrosecondType>();
@@ -796,8 +798,22 @@ async fn evidence_rows(table: KeyCountsTable, partitions: usize) -> EvidenceRows
                 text(6, row).unwrap(),
             );
             let value = (int(7, row), int(8, row), entropy.value(row).to_bits());
+            in_interval.insert(key.clone(), int(10, row));
             assert!(got.insert(key, value).is_none(), "a row came out twice");
         }
+    }
+    // Worked out from the rows: a null process is the empty one.
+    let mut totals: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
+    for ((interval, keys, _, template), (events, _, _)) in &got {
+        let process = keys[3].clone().unwrap_or_default();
+        *totals
+            .entry((*interval, process, template.clone()))
+            .or_default() += events;
+    }
+    for ((interval, keys, parent, template), reported) in in_interval {
+        let process = keys[3].clone().unwrap_or_default();
+        let want = totals[&(interval, process, template.clone())];
+        assert_eq!(reported, want, "{interval} {keys:?} {parent} {template}");
     }
     got
 }

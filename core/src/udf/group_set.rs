@@ -31,8 +31,9 @@ pub type Group = (i64, [Option<String>; 4]);
 /// The set; see the module documentation.
 #[derive(Debug)]
 pub struct GroupSetUdf {
-    /// Each group's [`group_bytes`].
-    groups: HashSet<Vec<u8>>,
+    /// Each group's [`group_bytes`]. Filters call it on every summary row of a window
+    /// (the evidence's wanted rows), hence the fast hash.
+    groups: HashSet<Vec<u8>, foldhash::fast::FixedState>,
     payload: Arc<[u8]>,
     signature: Signature,
 }
@@ -134,13 +135,14 @@ impl ScalarUDFImpl for GroupSetUdf {
         };
         let interval = cast(&interval.to_array(rows)?, &DataType::Int64)?;
         let interval = interval.as_primitive::<Int64Type>();
+        // As views: no copy of the strings (Parquet reads them as views already).
         let keys = [computer, account, account_type, process].map(|k| {
             k.to_array(rows)
-                .and_then(|a| Ok(cast(&a, &DataType::Utf8)?))
+                .and_then(|a| Ok(cast(&a, &DataType::Utf8View)?))
         });
         let [computer, account, account_type, process] = keys;
         let keys = [computer?, account?, account_type?, process?];
-        let keys = keys.each_ref().map(|k| k.as_string::<i32>());
+        let keys = keys.each_ref().map(|k| k.as_string_view());
         let mut buf = Vec::new();
         let found: BooleanArray = (0..rows)
             .map(|r| {

@@ -7,11 +7,18 @@
 //!    template ([`EVIDENCE_LINES`]), with the length and entropy of the group's longest
 //!    and most random line — read straight from the files by key counts
 //!    ([`Gathered::Evidence`]) when each holds one interval, where an interval's distinct
-//!    lines are templated once;
+//!    lines are templated once; each row with its (process, template)'s events in the
+//!    interval;
 //! 2. [`counts_sql`]: those counted per interval × group × parent ([`EVIDENCE_PARENTS`])
-//!    and per interval × group ([`EVIDENCE_GROUPS`]), each written once because the last
-//!    step reads each five times;
+//!    and per interval × group ([`EVIDENCE_GROUPS`]), with the interval's totals of the
+//!    keys the features compare, each written once because the last step reads each
+//!    several times;
 //! 3. [`group_evidence_sql`]: one row per summary group ([`GROUP_EVIDENCE`]).
+//!
+//! The per-interval totals travel with the rows, and with them into the summaries table:
+//! a feature's *elsewhere* is the window's total less the row's own interval's, so the
+//! last step aggregates only the window's totals over the history's rows, and a night
+//! with `--summaries` computes the per-interval ones for its new interval alone.
 //!
 //! Every feature compares a group's interval with the *other* intervals of the training
 //! window (leave one interval out), so a training row and a report row are measured the
@@ -46,8 +53,11 @@ use arrow::{
 };
 use datafusion::{
     functions::expr_fn::{character_length, coalesce},
-    functions_aggregate::expr_fn::{count, max},
-    logical_expr::cast,
+    functions_aggregate::{
+        expr_fn::{count, max},
+        sum::sum_udaf,
+    },
+    logical_expr::{ExprFunctionExt, cast, expr::WindowFunction},
     prelude::{DataFrame, Expr, SessionContext, lit},
 };
 use procforest_core::{
@@ -56,11 +66,15 @@ use procforest_core::{
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, COUNT, FIRST_SEEN_FEATURES, GROUP_KEYS,
         INTERVAL, LINEAGE_FEATURES, NOVELTY_FEATURES, PARENT_PROCESS_NAME, PROCESS, TableName,
-        evidence::{ENTROPY, LONGEST, NOVEL_TEMPLATES, PARENT, RAREST_PARENT, TEMPLATE},
+        evidence::{
+            ENTROPY, INTERVAL_ACCOUNT_EVENTS, INTERVAL_HOST_EVENTS, INTERVAL_HOST_LINEAGE_EVENTS,
+            INTERVAL_LINEAGE_EVENTS, INTERVAL_TEMPLATE_EVENTS, LONGEST, NOVEL_TEMPLATES, PARENT,
+            RAREST_PARENT, TEMPLATE,
+        },
         keys_as_views,
         table::{
             COMPUTED_LINES, EVIDENCE_COUNTS, EVIDENCE_EVENTS, EVIDENCE_GROUPS, EVIDENCE_LINES,
-            EVIDENCE_PARENTS, GROUP_EVIDENCE, WANTED_GROUPS, WANTED_LINES, WANTED_PARENTS,
+            EVIDENCE_PARENTS, GROUP_EVIDENCE,
         },
         time_type,
     },
@@ -178,6 +192,7 @@ pub async fn evidence_lines(ctx: &SessionContext, window: SummaryWindow) -> Resu
             ]))
         })
         .runtime("planning the evidence's command lines")
+        .and_then(with_interval_totals)
 }
 
 /// The evidence's rows of earlier runs read instead of computed (`--summaries`: see
@@ -250,6 +265,19 @@ pub async fn write_evidence_counts(
     Ok(())
 }
 
+/// Command-line rows with [`INTERVAL_TEMPLATE_EVENTS`]: the events of each row's
+/// (process, template) in its interval, on any host (what key counts add as they write an
+/// interval's rows; a window here, over rows of any interval).
+fn with_interval_totals(lines: DataFrame) -> Result<DataFrame> {
+    let process = coalesce(vec![column(PROCESS), lit("")]);
+    let by = vec![column(INTERVAL), process, column(TEMPLATE)];
+    Expr::from(WindowFunction::new(sum_udaf(), vec![column(COUNT)]))
+        .partition_by(by)
+        .build()
+        .and_then(|total| lines.window(vec![total.alias(INTERVAL_TEMPLATE_EVENTS)]))
+        .runtime("planning the command lines' totals per interval")
+}
+
 /// Writes `df` to scratch and registers it as `name`, beside the `stored` files.
 async fn write_and_register(
     ctx: &SessionContext,
@@ -267,14 +295,6 @@ async fn write_and_register(
     register_parquet(ctx, name, &sources, &table.schema)?;
     Ok(table)
 }
-
-/// The evidence's counts and the tables of their wanted groups' rows
-/// ([`group_evidence_sql`] with `wanted`).
-pub const WANTED_TABLES: [(TableName, TableName); 3] = [
-    (EVIDENCE_LINES, WANTED_LINES),
-    (EVIDENCE_PARENTS, WANTED_PARENTS),
-    (EVIDENCE_GROUPS, WANTED_GROUPS),
-];
 
 /// The groups whose evidence a run needs: the report's, and the training sample's.
 #[derive(Debug, Clone)]
@@ -318,23 +338,15 @@ pub async fn write_group_evidence(
         Some(wanted) => wanted.filter(ctx)?,
         None => None,
     };
-    if let Some(filter) = &filter {
-        // Written once each: the filter carries the sample's groups, too large to repeat
-        // in every one of the evidence's subqueries.
-        let wanted_rows = WANTED_TABLES.map(|(from, to)| async move {
-            let rows = ctx
-                .sql(&format!("SELECT * FROM {from} WHERE {filter}"))
-                .await
-                .runtime(format!("planning {to}"))?;
-            write_and_register(ctx, rows, scratch, to, &[]).await
-        });
-        futures::future::try_join_all(wanted_rows).await?;
-    }
     ctx.register_udf(SortedDistinctUdf::default().into_udf());
     let groups = ctx
-        .sql(&group_evidence_sql(filter.is_some()))
+        .sql(&group_evidence_sql(filter.as_deref()))
         .await
         .runtime("planning the groups' evidence")?;
+    let groups = match filter {
+        Some(_) => with_hash_joins(groups),
+        None => groups,
+    };
     let table = ScratchTable {
         dir: scratch.path("evidence"),
         schema: Arc::new(groups.schema().as_arrow().clone()),
@@ -349,6 +361,18 @@ pub async fn write_group_evidence(
     Ok(table)
 }
 
+/// `df` planned with hash joins instead of Ballista's default sort-merge joins (chosen
+/// there because they spill). In the wanted groups' evidence every join's build side is
+/// the wanted rows (the report's interval and the training sample's groups) and its probe
+/// side the history's totals, streamed through: sorting those by their string keys was
+/// a third of the job (BENCHMARKS.md). Every group's evidence (`--scores-out`) keeps
+/// sort-merge joins, whose both sides are the whole history.
+fn with_hash_joins(df: DataFrame) -> DataFrame {
+    let (mut state, plan) = df.into_parts();
+    state.config_mut().options_mut().optimizer.prefer_hash_join = true;
+    DataFrame::new(state, plan)
+}
+
 /// The evidence's columns that are features, in model order.
 pub fn feature_columns() -> impl Iterator<Item = &'static str> {
     NOVELTY_FEATURES
@@ -358,9 +382,12 @@ pub fn feature_columns() -> impl Iterator<Item = &'static str> {
 }
 
 /// SQL of [`EVIDENCE_PARENTS`] (`by_parent`) or [`EVIDENCE_GROUPS`] from the registered
-/// `lines` (command-line rows, as [`EVIDENCE_LINES`]): the interval, the keys, their history keys (null as empty: `kc`,
-/// `ka`, `kp`), the parent when `by_parent`, and the events. Materialized once: the
-/// evidence's SQL reads each several times.
+/// `lines` (command-line rows, as [`EVIDENCE_LINES`]): the interval, the keys, their
+/// history keys (null as empty: `kc`, `ka`, `kp`), the parent when `by_parent`, the
+/// events, and the interval's totals the features compare — [`INTERVAL_LINEAGE_EVENTS`]
+/// and [`INTERVAL_HOST_LINEAGE_EVENTS`] per parent, else [`INTERVAL_HOST_EVENTS`] and
+/// [`INTERVAL_ACCOUNT_EVENTS`]. Materialized once: the evidence's SQL reads each several
+/// times.
 pub fn counts_sql(by_parent: bool, lines: TableName) -> String {
     let (c, a, p, n) = (
         quote(COMPUTER),
@@ -375,21 +402,46 @@ pub fn counts_sql(by_parent: bool, lines: TableName) -> String {
         true => format!(", {}", quote(PARENT)),
         false => String::new(),
     };
+    let (kc, ka, kp) = (
+        format!("coalesce({c}, '')"),
+        format!("coalesce({a}, '')"),
+        format!("coalesce({p}, '')"),
+    );
+    let i = quote(INTERVAL);
+    let in_interval = |by: &str, name: &str| {
+        format!(
+            "CAST(sum(sum({n})) OVER (PARTITION BY {i}, {by}) AS BIGINT) AS {}",
+            quote(name)
+        )
+    };
+    let totals = match by_parent {
+        true => [
+            in_interval(&format!("{kp}{parent}"), INTERVAL_LINEAGE_EVENTS),
+            in_interval(&format!("{kc}, {kp}{parent}"), INTERVAL_HOST_LINEAGE_EVENTS),
+        ],
+        false => [
+            in_interval(&format!("{kc}, {kp}"), INTERVAL_HOST_EVENTS),
+            in_interval(&format!("{ka}, {kp}"), INTERVAL_ACCOUNT_EVENTS),
+        ],
+    };
     format!(
-        "SELECT {keys}, coalesce({c}, '') AS kc, coalesce({a}, '') AS ka, \
-         coalesce({p}, '') AS kp{parent}, CAST(sum({n}) AS BIGINT) AS {n} FROM {lines} \
-         GROUP BY {keys}{parent}",
+        "SELECT {keys}, {kc} AS kc, {ka} AS ka, {kp} AS kp{parent}, \
+         CAST(sum({n}) AS BIGINT) AS {n}, {totals} FROM {lines} GROUP BY {keys}{parent}",
+        totals = totals.join(", "),
     )
 }
 
 /// SQL of one row per summary group of the registered [`EVIDENCE_LINES`],
-/// [`EVIDENCE_PARENTS`] and [`EVIDENCE_GROUPS`]: the interval, the keys, the features
-/// ([`feature_columns`]), [`NOVEL_TEMPLATES`] and [`RAREST_PARENT`]. Needs
+/// [`EVIDENCE_PARENTS`] and [`EVIDENCE_GROUPS`] — of the groups whose rows meet
+/// `wanted` (a condition on the interval and keys: [`Wanted::filter`]) when given —:
+/// the interval, the keys, the features ([`feature_columns`]), [`NOVEL_TEMPLATES`] and
+/// [`RAREST_PARENT`]. Each table's rows are filtered once, where the wanted groups'
+/// rows are read; the history's totals come from every row. Needs
 /// `procforest_sorted_distinct` registered. No aggregate has an `ORDER BY` (each made
 /// DataFusion sort every joined row): the novel templates are gathered and then sorted
 /// per group, and the rarest parent is the minimum of its zero-padded count elsewhere
 /// followed by its path (ties by path), the padding cut off again.
-pub fn group_evidence_sql(wanted: bool) -> String {
+pub fn group_evidence_sql(wanted: Option<&str>) -> String {
     let (c, a, t, p, n, i) = (
         quote(COMPUTER),
         quote(ACCOUNT),
@@ -414,71 +466,68 @@ pub fn group_evidence_sql(wanted: bool) -> String {
                 .collect::<Vec<_>>()
                 .join(" AND ")
         };
-    // Totals over the whole window and per interval of `by` (history keys), as
-    // `<name>` and `<name>_i`.
-    // The rows of `table` whose groups' evidence is wanted (the history's totals still
-    // come from every row).
-    let only_wanted = |table: &str| match wanted {
-        true if table == "l" => "lw".to_string(),
-        true if table == EVIDENCE_PARENTS.as_str() => WANTED_PARENTS.to_string(),
-        true if table == EVIDENCE_GROUPS.as_str() => WANTED_GROUPS.to_string(),
-        _ => table.to_string(),
+    // The rows of `table` whose groups' evidence is wanted.
+    let only_wanted = |table: TableName| match wanted {
+        Some(filter) => format!("(SELECT * FROM {table} WHERE {filter})"),
+        None => table.to_string(),
     };
-    let totals = |name: &str, from: &str, by: &[&str]| {
+    // Totals of `by` (history keys) over the whole window, as `<name>`; `extra`
+    // aggregates more. A row's own interval's total is one of its columns.
+    let totals_with = |name: &str, from: &str, by: &[&str], extra: &str| {
         let keys = by.join(", ");
-        format!(
-            "{name} AS (SELECT {keys}, sum({n}) AS events FROM {from} GROUP BY {keys}), \
-             {name}_i AS (SELECT {i}, {keys}, sum({n}) AS events FROM {from} \
-             GROUP BY {i}, {keys})"
-        )
+        format!("{name} AS (SELECT {keys}, sum({n}) AS events{extra} FROM {from} GROUP BY {keys})")
     };
+    let totals = |name: &str, from: &str, by: &[&str]| totals_with(name, from, by, "");
     let joined = |left: &str, name: &str, by: &[&str]| {
-        let on = |right: &str| {
-            by.iter()
-                .map(|k| format!("{left}.{k} = {right}.{k}"))
-                .collect::<Vec<_>>()
-                .join(" AND ")
-        };
-        format!(
-            "JOIN {name} ON {on_all} JOIN {name}_i ON {left}.{i} = {name}_i.{i} AND {on_i}",
-            on_all = on(name),
-            on_i = on(&format!("{name}_i")),
-        )
+        let on = by
+            .iter()
+            .map(|k| format!("{left}.{k} = {name}.{k}"))
+            .collect::<Vec<_>>()
+            .join(" AND ");
+        format!("JOIN {name} ON {on}")
     };
-    let elsewhere = |name: &str| format!("CAST({name}.events - {name}_i.events AS DOUBLE)");
+    // The events of `name`'s key in the window's other intervals than `left`'s row's.
+    let elsewhere = |name: &str, left: &str, own: &str| {
+        format!("CAST({name}.events - {left}.{} AS DOUBLE)", quote(own))
+    };
+    let only_here =
+        |name: &str, left: &str, own: &str| format!("{name}.events = {left}.{}", quote(own));
     let f = |name: &str| quote(name);
-    let lines_of = |name: &str, lines: TableName| {
+    let lines_of = |name: &str, lines: &str| {
         format!(
             "{name} AS (SELECT {keys}, coalesce({c}, '') AS kc, coalesce({a}, '') AS ka, \
-             coalesce({p}, '') AS kp, {parent}, {template}, {n}, {longest}, {entropy} \
-             FROM {lines})",
+             coalesce({p}, '') AS kp, {parent}, {template}, {n}, {longest}, {entropy}, \
+             {here} FROM {lines})",
             longest = quote(LONGEST),
             entropy = quote(ENTROPY),
+            here = quote(INTERVAL_TEMPLATE_EVENTS),
         )
     };
     let ctes = [
-        lines_of("l", EVIDENCE_LINES),
-        lines_of("lw", if wanted { WANTED_LINES } else { EVIDENCE_LINES }),
-        totals("tpl", "l", &["kp", &template]),
-        format!(
-            "tpl_hosts AS (SELECT kp, {template}, count(DISTINCT kc) AS hosts FROM l \
-             GROUP BY kp, {template})"
+        lines_of("l", EVIDENCE_LINES.as_str()),
+        lines_of("lw", &only_wanted(EVIDENCE_LINES)),
+        // One aggregation for a template's events and hosts: DataFusion counts the
+        // distinct hosts by grouping on them too, and sums the events on the way.
+        totals_with(
+            "tpl",
+            "l",
+            &["kp", &template],
+            ", count(DISTINCT kc) AS hosts",
         ),
         format!(
             "novelty AS (SELECT {keys_l}, \
-             CAST(sum(CASE WHEN tpl.events = tpl_i.events THEN l.{n} ELSE 0 END) AS DOUBLE) \
+             CAST(sum(CASE WHEN {tpl_only_here} THEN l.{n} ELSE 0 END) AS DOUBLE) \
              / CAST(sum(l.{n}) AS DOUBLE) AS {f0}, \
              min(ln(1.0 + {tpl_elsewhere})) AS {f1}, \
-             min(ln(CAST(tpl_hosts.hosts AS DOUBLE))) AS {f2}, \
+             min(ln(CAST(tpl.hosts AS DOUBLE))) AS {f2}, \
              log2(1.0 + CAST(max(l.{longest}) AS DOUBLE)) AS {f3}, \
              max(l.{entropy}) AS {f4}, \
              array_agg(l.{template}) \
-             FILTER (WHERE tpl.events = tpl_i.events AND l.{template} <> '') AS {novel} \
-             FROM {wanted_lines} l {tpl_join} JOIN tpl_hosts ON l.kp = tpl_hosts.kp \
-             AND l.{template} = tpl_hosts.{template} GROUP BY {keys_l})",
+             FILTER (WHERE {tpl_only_here} AND l.{template} <> '') AS {novel} \
+             FROM lw l {tpl_join} GROUP BY {keys_l})",
             keys_l = keys_of("l"),
-            wanted_lines = only_wanted("l"),
-            tpl_elsewhere = elsewhere("tpl"),
+            tpl_elsewhere = elsewhere("tpl", "l", INTERVAL_TEMPLATE_EVENTS),
+            tpl_only_here = only_here("tpl", "l", INTERVAL_TEMPLATE_EVENTS),
             tpl_join = joined("l", "tpl", &["kp", &template]),
             longest = quote(LONGEST),
             entropy = quote(ENTROPY),
@@ -494,13 +543,14 @@ pub fn group_evidence_sql(wanted: bool) -> String {
         format!(
             "lineage AS (SELECT {keys_gp}, \
              min(ln(1.0 + {pp_elsewhere})) AS {f0}, \
-             max(CASE WHEN hpp.events = hpp_i.events THEN 1.0 ELSE 0.0 END) AS {f1}, \
+             max(CASE WHEN {hpp_only_here} THEN 1.0 ELSE 0.0 END) AS {f1}, \
              substr(min(lpad(CAST(CAST({pp_elsewhere} AS BIGINT) AS VARCHAR), 20, '0') \
              || gp.{parent}), 21) AS {rarest} \
              FROM {wanted_parents} gp {pp_join} {hpp_join} GROUP BY {keys_gp})",
-            wanted_parents = only_wanted(EVIDENCE_PARENTS.as_str()),
+            wanted_parents = only_wanted(EVIDENCE_PARENTS),
             keys_gp = keys_of("gp"),
-            pp_elsewhere = elsewhere("pp"),
+            pp_elsewhere = elsewhere("pp", "gp", INTERVAL_LINEAGE_EVENTS),
+            hpp_only_here = only_here("hpp", "gp", INTERVAL_HOST_LINEAGE_EVENTS),
             pp_join = joined("gp", "pp", &["kp", &parent]),
             hpp_join = joined("gp", "hpp", &["kc", "kp", &parent]),
             rarest = quote(RAREST_PARENT),
@@ -511,12 +561,14 @@ pub fn group_evidence_sql(wanted: bool) -> String {
         totals("ap", EVIDENCE_GROUPS.as_str(), &["ka", "kp"]),
         format!(
             "first_seen AS (SELECT {keys_g}, \
-             CASE WHEN hp.events = hp_i.events THEN 1.0 ELSE 0.0 END AS {f0}, \
-             CASE WHEN ap.events = ap_i.events THEN 1.0 ELSE 0.0 END AS {f1} \
+             CASE WHEN {hp_only_here} THEN 1.0 ELSE 0.0 END AS {f0}, \
+             CASE WHEN {ap_only_here} THEN 1.0 ELSE 0.0 END AS {f1} \
              FROM {wanted_groups} g {hp_join} {ap_join})",
-            wanted_groups = only_wanted(EVIDENCE_GROUPS.as_str()),
+            wanted_groups = only_wanted(EVIDENCE_GROUPS),
             keys_g = keys_of("g"),
             hp_join = joined("g", "hp", &["kc", "kp"]),
+            hp_only_here = only_here("hp", "g", INTERVAL_HOST_EVENTS),
+            ap_only_here = only_here("ap", "g", INTERVAL_ACCOUNT_EVENTS),
             ap_join = joined("g", "ap", &["ka", "kp"]),
             f0 = f(FIRST_SEEN_FEATURES[0]),
             f1 = f(FIRST_SEEN_FEATURES[1]),

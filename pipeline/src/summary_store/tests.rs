@@ -371,6 +371,7 @@ fn line_rows(days: &[i64]) -> RecordBatch {
             Arc::new(Int64Array::from(vec![1; n])),
             Arc::new(Int64Array::from(vec![10; n])),
             Arc::new(arrow::array::Float64Array::from(vec![2.5; n])),
+            Arc::new(Int64Array::from(vec![1; n])),
         ],
     )
     .unwrap()
