@@ -853,22 +853,12 @@ async fn evidence_rows_equal_every_event_templated_with_its_own_names() {
     // The names matter: some templates hold them, and a user named like the payload's
     // placeholder changes that placeholder.
     let templates: Vec<&String> = want.keys().map(|k| &k.3).collect();
-    assert!(
-        templates.iter().any(|t| t.contains("<user>")),
-        "{templates:?}"
-    );
-    assert!(
-        templates.iter().any(|t| t.contains("<host>")),
-        "{templates:?}"
-    );
-    assert!(
-        templates.iter().any(|t| t.contains("<<user>:le64>")),
-        "{templates:?}"
-    );
-    assert!(
-        templates.iter().any(|t| t.contains("<b64:le64>")),
-        "{templates:?}"
-    );
+    for placeholder in ["<user>", "<host>", "<<user>:le64>", "<b64:le64>"] {
+        assert!(
+            templates.iter().any(|t| t.contains(placeholder)),
+            "{placeholder}: {templates:?}"
+        );
+    }
     let evidence = table(files, window).gathering(Gathered::Evidence);
     for partitions in [1, 2, 3] {
         assert_eq!(
