@@ -275,6 +275,19 @@ pub mod table {
     pub const EVIDENCE_GROUPS: TableName = TableName("evidence_groups");
     /// The evidence features of every summary group.
     pub const GROUP_EVIDENCE: TableName = TableName("group_evidence");
+    /// The rarity features' totals over every summary row: per (Account, Process) its
+    /// summary rows and events.
+    pub const RARITY_PAIRS: TableName = TableName("rarity_pairs");
+    /// The rarity features' totals: per Account its events.
+    pub const RARITY_ACCOUNTS: TableName = TableName("rarity_accounts");
+    /// The rarity features' totals: per (Computer, Process) its events.
+    pub const RARITY_HOST_PROCESSES: TableName = TableName("rarity_host_processes");
+    /// The rarity features' totals: per Computer its events.
+    pub const RARITY_HOSTS: TableName = TableName("rarity_hosts");
+    /// The rarity features' totals: per Process its distinct computers.
+    pub const RARITY_PROCESS_HOSTS: TableName = TableName("rarity_process_hosts");
+    /// The rarity features' totals: the distinct computers, one row.
+    pub const RARITY_ALL_HOSTS: TableName = TableName("rarity_all_hosts");
     /// A category index: `index_<key column, lower case>` (value, groups, index).
     pub fn category_index(key: &str) -> String {
         format!("index_{}", key.to_lowercase())

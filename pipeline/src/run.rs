@@ -39,7 +39,7 @@ use crate::{
         categories::{self, Census, Indices},
         column,
         evidence::{self, KeptEvidence, Wanted},
-        features::{FeatureSet, seed_features},
+        features::{self, FeatureSet, seed_features},
         scoring::{self, ReportRows, ScoreHistogram},
         summaries::{
             Kept, SampleChoice, SummaryFiles, SummaryPlan, SummaryWindow, WrittenSummaries,
@@ -47,6 +47,7 @@ use crate::{
         },
         time_literal,
         training::{self, TrainingSample},
+        with_hash_joins,
     },
     summary_store::{self, Computed, Incremental, Kind, SummaryStore},
 };
@@ -462,16 +463,28 @@ impl Run<'_> {
 
         self.phases.start("indexing");
         let indexed = self.index(ctx, &written, scratch).await?;
-        let evidence = match self.config.features.needs_evidence() {
-            true => {
-                self.phases.start("evidence");
-                Some(
-                    self.group_evidence(ctx, &indexed.sample_rows, scratch)
-                        .await?,
-                )
+        // The rarity totals are written while the groups' evidence is computed: each
+        // keeps the cores busy between the other's stages.
+        let aggregates = self.config.features.aggregates_summaries();
+        let rarity_totals = async {
+            match aggregates {
+                true => features::write_rarity_totals(ctx, scratch).await,
+                false => Ok(()),
             }
-            false => None,
         };
+        let evidence = async {
+            match self.config.features.needs_evidence() {
+                true => {
+                    self.phases.start("evidence");
+                    let evidence = self
+                        .group_evidence(ctx, &indexed.sample_rows, scratch)
+                        .await?;
+                    Ok(Some(evidence))
+                }
+                false => Ok(None),
+            }
+        };
+        let (evidence, ()) = futures::future::try_join(evidence, rarity_totals).await?;
         let names = self.config.features.names();
         // The report rows' features, planned on another core while the driver samples
         // and fits (they do not depend on the model).
@@ -1014,9 +1027,11 @@ async fn features_of(
     schema: SchemaRef,
 ) -> Result<DataFrame> {
     register_parquet(&ctx, name, &[dir], &schema)?;
-    ctx.sql(&features.sql_over(name, indices))
+    let features = ctx
+        .sql(&features.sql_over(name, indices))
         .await
-        .runtime("planning features")
+        .runtime("planning features")?;
+    Ok(with_hash_joins(features))
 }
 
 /// The features of the training sample's rows (see [`training::sample_rows`]) when they
@@ -1039,9 +1054,11 @@ async fn training_features(
         .runtime("writing the training sample")?;
     crate::stages::summaries::write(rows, dir, "the training sample").await?;
     register_parquet(ctx, name, &[dir.to_string()], schema)?;
-    ctx.sql(&features.sql_over(name, indices))
+    let features = ctx
+        .sql(&features.sql_over(name, indices))
         .await
-        .runtime("planning the training sample's features")
+        .runtime("planning the training sample's features")?;
+    Ok(with_hash_joins(features))
 }
 
 /// Most bytes of command-line files read ahead of scoring (see

@@ -91,6 +91,7 @@ use super::{
         MAX_GROUP_SET_BYTES, SummaryWindow, computed_only, event_time, group_by, keys_as_strings,
         window_filter, write,
     },
+    with_hash_joins,
 };
 use crate::{
     error::{Context, Result},
@@ -359,18 +360,6 @@ pub async fn write_group_evidence(
         &table.schema,
     )?;
     Ok(table)
-}
-
-/// `df` planned with hash joins instead of Ballista's default sort-merge joins (chosen
-/// there because they spill). In the wanted groups' evidence every join's build side is
-/// the wanted rows (the report's interval and the training sample's groups) and its probe
-/// side the history's totals, streamed through: sorting those by their string keys was
-/// a third of the job (BENCHMARKS.md). Every group's evidence (`--scores-out`) keeps
-/// sort-merge joins, whose both sides are the whole history.
-fn with_hash_joins(df: DataFrame) -> DataFrame {
-    let (mut state, plan) = df.into_parts();
-    state.config_mut().options_mut().optimizer.prefer_hash_join = true;
-    DataFrame::new(state, plan)
 }
 
 /// The evidence's columns that are features, in model order.

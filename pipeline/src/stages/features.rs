@@ -6,7 +6,8 @@
 //! - [`FeatureSet::RarityOnly`]: the event count and the rarity features, without the label
 //!   codes and the interval (see EVALUATION.md).
 //! - [`FeatureSet::Rarity`]: the seed features plus four rarity features computed by aggregations over
-//!   the training window's summaries (on the cluster, joined back, never collected):
+//!   the training window's summaries (on the cluster, written once to scratch by
+//!   [`write_rarity_totals`] and joined to whichever rows are featured, never collected):
 //!   the log number of summary rows of the (Account, Process) pair, log P(process | account)
 //!   and log P(process | computer) by events, and the log share of hosts running the
 //!   process. Label codes carry no notion of rarity; these do.
@@ -27,13 +28,21 @@ use procforest_core::{
         ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, FIRST_SEEN_FEATURES, GROUP_KEYS, INTERVAL,
         LINEAGE_FEATURES, NOVELTY_FEATURES, PROCESS, RARITY_FEATURES, SEED_FEATURES, TableName,
         category_index::{INDEX, VALUE},
-        table::{GROUP_EVIDENCE, SUMMARIES, category_index},
+        table::{
+            GROUP_EVIDENCE, RARITY_ACCOUNTS, RARITY_ALL_HOSTS, RARITY_HOST_PROCESSES, RARITY_HOSTS,
+            RARITY_PAIRS, RARITY_PROCESS_HOSTS, SUMMARIES, category_index,
+        },
     },
     udf::{CategoryIndexUdf, category_index_name},
 };
 
-use super::{categories::Indices, evidence, quote, same_key_sql};
-use crate::error::{Context, PipelineError, Result};
+use datafusion::prelude::SessionContext;
+
+use super::{categories::Indices, evidence, quote, same_key_sql, summaries::write};
+use crate::{
+    error::{Context, PipelineError, Result},
+    scratch::{Scratch, register_parquet},
+};
 
 /// The family of a feature (see [`FeatureSet::families`]).
 pub fn family_of(feature: &str) -> &'static str {
@@ -177,15 +186,79 @@ fn evidence_sql(rows: TableName, indices: Indices) -> String {
     )
 }
 
-/// The rarity features over the seed view of `rows`: aggregations of the summaries joined
-/// back on their keys (null-safe, see [`same_key_sql`]).
-fn rarity_sql(rows: TableName, indices: Indices) -> String {
+/// The totals over every summary row the rarity features compare a row with: each
+/// table's name and SQL (the aliases [`rarity_sql`] joins them by).
+fn rarity_totals() -> [(TableName, String); 6] {
     let (c, a, p, n) = (
         quote(COMPUTER),
         quote(ACCOUNT),
         quote(PROCESS),
         quote(COUNT),
     );
+    [
+        (
+            RARITY_PAIRS,
+            format!(
+                "SELECT {a}, {p}, CAST(count(*) AS DOUBLE) AS pair_groups, \
+                 CAST(sum({n}) AS DOUBLE) AS pair_events FROM {SUMMARIES} GROUP BY {a}, {p}"
+            ),
+        ),
+        (
+            RARITY_ACCOUNTS,
+            format!(
+                "SELECT {a}, CAST(sum({n}) AS DOUBLE) AS account_events FROM {SUMMARIES} \
+                 GROUP BY {a}"
+            ),
+        ),
+        (
+            RARITY_HOST_PROCESSES,
+            format!(
+                "SELECT {c}, {p}, CAST(sum({n}) AS DOUBLE) AS host_process_events \
+                 FROM {SUMMARIES} GROUP BY {c}, {p}"
+            ),
+        ),
+        (
+            RARITY_HOSTS,
+            format!(
+                "SELECT {c}, CAST(sum({n}) AS DOUBLE) AS host_events FROM {SUMMARIES} \
+                 GROUP BY {c}"
+            ),
+        ),
+        (
+            RARITY_PROCESS_HOSTS,
+            format!(
+                "SELECT {p}, CAST(count(DISTINCT {c}) AS DOUBLE) AS process_hosts \
+                 FROM {SUMMARIES} GROUP BY {p}"
+            ),
+        ),
+        (
+            RARITY_ALL_HOSTS,
+            format!("SELECT CAST(count(DISTINCT {c}) AS DOUBLE) AS all_hosts FROM {SUMMARIES}"),
+        ),
+    ]
+}
+
+/// Computes the rarity features' totals ([`rarity_totals`]) from the registered
+/// [`SUMMARIES`] once, on the cluster, into scratch, and registers them: the training
+/// sample's features and the report's (and every row's, for `--scores-out`) then join
+/// these small tables instead of each aggregating every summary row again.
+pub async fn write_rarity_totals(ctx: &SessionContext, scratch: &Scratch) -> Result<()> {
+    let writes = rarity_totals().map(|(table, sql)| async move {
+        let what = format!("the rarity totals {table}");
+        let totals = ctx.sql(&sql).await.runtime(format!("planning {what}"))?;
+        let schema = Arc::new(totals.schema().as_arrow().clone());
+        let dir = scratch.path(table.as_str());
+        write(totals, &dir, &what).await?;
+        register_parquet(ctx, table, &[dir], &schema)
+    });
+    futures::future::try_join_all(writes).await?;
+    Ok(())
+}
+
+/// The rarity features over the seed view of `rows`: the registered totals
+/// ([`write_rarity_totals`]) joined on their keys (null-safe, see [`same_key_sql`]).
+fn rarity_sql(rows: TableName, indices: Indices) -> String {
+    let (c, a, p) = (quote(COMPUTER), quote(ACCOUNT), quote(PROCESS));
     let r = RARITY_FEATURES;
     let on = |table: &str, keys: &[&String]| {
         keys.iter()
@@ -193,45 +266,21 @@ fn rarity_sql(rows: TableName, indices: Indices) -> String {
             .collect::<Vec<_>>()
             .join(" AND ")
     };
-    let lines = [
-        format!("WITH seed AS ({})", features_sql(rows, indices)),
-        format!(
-            "pair AS (SELECT {a}, {p}, CAST(count(*) AS DOUBLE) AS pair_groups, \
-             CAST(sum({n}) AS DOUBLE) AS pair_events FROM summaries GROUP BY {a}, {p})"
-        ),
-        format!(
-            "acct AS (SELECT {a}, CAST(sum({n}) AS DOUBLE) AS account_events FROM summaries GROUP BY {a})"
-        ),
-        format!(
-            "hostproc AS (SELECT {c}, {p}, CAST(sum({n}) AS DOUBLE) AS host_process_events \
-             FROM summaries GROUP BY {c}, {p})"
-        ),
-        format!(
-            "host AS (SELECT {c}, CAST(sum({n}) AS DOUBLE) AS host_events FROM summaries GROUP BY {c})"
-        ),
-        format!(
-            "procpop AS (SELECT {p}, CAST(count(DISTINCT {c}) AS DOUBLE) AS process_hosts \
-             FROM summaries GROUP BY {p})"
-        ),
-        format!(
-            "hosts AS (SELECT CAST(count(DISTINCT {c}) AS DOUBLE) AS all_hosts FROM summaries)"
-        ),
-    ];
     format!(
-        "{ctes} \
+        "WITH seed AS ({seed}) \
          SELECT seed.*, \
          ln(1.0 + pair.pair_groups) AS {r0}, \
          ln(pair.pair_events / acct.account_events) AS {r1}, \
          ln(hostproc.host_process_events / host.host_events) AS {r2}, \
          ln(procpop.process_hosts / hosts.all_hosts) AS {r3} \
          FROM seed \
-         JOIN pair ON {pair_on} \
-         JOIN acct ON {acct_on} \
-         JOIN hostproc ON {hostproc_on} \
-         JOIN host ON {host_on} \
-         JOIN procpop ON {procpop_on} \
-         CROSS JOIN hosts",
-        ctes = lines.join(", "),
+         JOIN {RARITY_PAIRS} pair ON {pair_on} \
+         JOIN {RARITY_ACCOUNTS} acct ON {acct_on} \
+         JOIN {RARITY_HOST_PROCESSES} hostproc ON {hostproc_on} \
+         JOIN {RARITY_HOSTS} host ON {host_on} \
+         JOIN {RARITY_PROCESS_HOSTS} procpop ON {procpop_on} \
+         CROSS JOIN {RARITY_ALL_HOSTS} hosts",
+        seed = features_sql(rows, indices),
         pair_on = on("pair", &[&a, &p]),
         acct_on = on("acct", &[&a]),
         hostproc_on = on("hostproc", &[&c, &p]),
@@ -386,6 +435,89 @@ mod tests {
         (ctx, census, folder, url)
     }
 
+    /// A scratch for the rarity totals in the test's folder `dir` (a URL).
+    fn test_scratch(dir: &str) -> Scratch {
+        Scratch::new(Some(dir), "rarity-totals").unwrap()
+    }
+
+    /// The rarity features, from the totals written once, equal the ones counted here row
+    /// by row over every summary row: null keys equal only each other, the empty string
+    /// only itself, and a computer's absence (null) counts no host.
+    #[tokio::test]
+    async fn rarity_features_count_every_summary_row() {
+        let (ctx, census, _dir, dir) = summaries_and_census().await;
+        let indices = register(&ctx, &census, &dir, usize::MAX).await.unwrap();
+        write_rarity_totals(&ctx, &test_scratch(&dir))
+            .await
+            .unwrap();
+        let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+            .map(|c| format!("{} NULLS FIRST", quote(c)))
+            .join(", ");
+        let collect = |sql: String| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+                arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap()
+            }
+        };
+        let rows = collect(format!("SELECT * FROM {SUMMARIES} ORDER BY {order}")).await;
+        let featured = collect(format!(
+            "SELECT * FROM ({}) ORDER BY {order}",
+            FeatureSet::Rarity.sql(indices)
+        ))
+        .await;
+        let text = |name: &str| -> Vec<Option<String>> {
+            let column = cast(rows.column_by_name(name).unwrap(), &DataType::Utf8).unwrap();
+            let column = column.as_string::<i32>();
+            (0..column.len())
+                .map(|i| column.is_valid(i).then(|| column.value(i).to_string()))
+                .collect()
+        };
+        let (hosts, accounts, processes) = (text(COMPUTER), text(ACCOUNT), text(PROCESS));
+        let counts = cast(rows.column_by_name(COUNT).unwrap(), &DataType::Float64).unwrap();
+        let counts = counts.as_primitive::<Float64Type>().values().to_vec();
+        let all = 0..rows.num_rows();
+        let events = |matching: &dyn Fn(usize) -> bool| -> f64 {
+            all.clone()
+                .filter(|&j| matching(j))
+                .map(|j| counts[j])
+                .sum()
+        };
+        let distinct_hosts = |matching: &dyn Fn(usize) -> bool| -> f64 {
+            let set: std::collections::BTreeSet<&String> = all
+                .clone()
+                .filter(|&j| matching(j))
+                .filter_map(|j| hosts[j].as_ref())
+                .collect();
+            set.len() as f64
+        };
+        for i in all.clone() {
+            let pair = |j: usize| accounts[j] == accounts[i] && processes[j] == processes[i];
+            let pair_rows = all.clone().filter(|&j| pair(j)).count() as f64;
+            let expected = [
+                (1.0 + pair_rows).ln(),
+                (events(&pair) / events(&|j| accounts[j] == accounts[i])).ln(),
+                (events(&|j| hosts[j] == hosts[i] && processes[j] == processes[i])
+                    / events(&|j| hosts[j] == hosts[i]))
+                .ln(),
+                (distinct_hosts(&|j| processes[j] == processes[i]) / distinct_hosts(&|_| true))
+                    .ln(),
+            ];
+            for (name, expected) in RARITY_FEATURES.iter().zip(expected) {
+                let got = featured
+                    .column_by_name(name)
+                    .unwrap()
+                    .as_primitive::<Float64Type>()
+                    .value(i);
+                assert!(
+                    got == expected || (got - expected).abs() < 1e-12,
+                    "row {i} {name}: {got} != {expected}"
+                );
+            }
+        }
+        assert_eq!(featured.num_rows(), rows.num_rows(), "every row featured");
+    }
+
     /// The features are the same whether the indices are joined or looked up, nulls and
     /// empty values included.
     #[tokio::test]
@@ -399,6 +531,9 @@ mod tests {
             register(&ctx, &census, &dir, usize::MAX).await.unwrap(),
             Indices::Lookups
         );
+        write_rarity_totals(&ctx, &test_scratch(&dir))
+            .await
+            .unwrap();
         let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
             .map(|c| format!("{} NULLS FIRST", quote(c)))
             .join(", ");

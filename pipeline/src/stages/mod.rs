@@ -53,3 +53,16 @@ pub fn same_key_sql(left: &str, right: &str) -> String {
         "(coalesce({left}, '') = coalesce({right}, '') AND ({left} IS NULL) = ({right} IS NULL))"
     )
 }
+
+/// `df` planned with hash joins instead of Ballista's default sort-merge joins (chosen
+/// there because they spill). For a plan whose joins have a small side — a subset of the
+/// rows (the report's interval, the training sample, their groups) joined with totals
+/// over the whole history — the small side is the build side and the totals are streamed
+/// through, where a sort-merge join sorts both by their string keys (BENCHMARKS.md: a
+/// third of the groups' evidence job). Plans whose both sides are the whole history (every
+/// row's features for `--scores-out`) keep sort-merge joins.
+pub fn with_hash_joins(df: datafusion::prelude::DataFrame) -> datafusion::prelude::DataFrame {
+    let (mut state, plan) = df.into_parts();
+    state.config_mut().options_mut().optimizer.prefer_hash_join = true;
+    datafusion::prelude::DataFrame::new(state, plan)
+}
