@@ -463,8 +463,8 @@ impl Run<'_> {
 
         self.phases.start("indexing");
         let indexed = self.index(ctx, &written, scratch).await?;
-        // The rarity totals are written while the groups' evidence is computed: each
-        // keeps the cores busy between the other's stages.
+        // The rarity totals and the groups' evidence are independent jobs: submitted
+        // together, the scheduler can run the totals' small stages beside the evidence's.
         let aggregates = self.config.features.aggregates_summaries();
         let rarity_totals = async {
             match aggregates {

@@ -22,7 +22,7 @@ use arrow::{
     compute::cast,
     datatypes::{DataType, Float64Type, TimestampMicrosecondType},
 };
-use datafusion::logical_expr::ScalarUDF;
+use datafusion::{logical_expr::ScalarUDF, prelude::SessionContext};
 use procforest_core::{
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMPUTER, COUNT, FIRST_SEEN_FEATURES, GROUP_KEYS, INTERVAL,
@@ -35,8 +35,6 @@ use procforest_core::{
     },
     udf::{CategoryIndexUdf, category_index_name},
 };
-
-use datafusion::prelude::SessionContext;
 
 use super::{categories::Indices, evidence, quote, same_key_sql, summaries::write};
 use crate::{
@@ -435,6 +433,14 @@ mod tests {
         (ctx, census, folder, url)
     }
 
+    /// An `ORDER BY` list of the interval and the keys, each `direction` (`""` or
+    /// `" DESC"`), nulls first.
+    fn key_order(direction: &str) -> String {
+        [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
+            .map(|c| format!("{}{direction} NULLS FIRST", quote(c)))
+            .join(", ")
+    }
+
     /// A scratch for the rarity totals in the test's folder `dir` (a URL).
     fn test_scratch(dir: &str) -> Scratch {
         Scratch::new(Some(dir), "rarity-totals").unwrap()
@@ -450,9 +456,7 @@ mod tests {
         write_rarity_totals(&ctx, &test_scratch(&dir))
             .await
             .unwrap();
-        let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
-            .map(|c| format!("{} NULLS FIRST", quote(c)))
-            .join(", ");
+        let order = key_order("");
         let collect = |sql: String| {
             let ctx = ctx.clone();
             async move {
@@ -534,9 +538,7 @@ mod tests {
         write_rarity_totals(&ctx, &test_scratch(&dir))
             .await
             .unwrap();
-        let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
-            .map(|c| format!("{} NULLS FIRST", quote(c)))
-            .join(", ");
+        let order = key_order("");
         for set in [FeatureSet::Seed, FeatureSet::Rarity] {
             let mut shown = Vec::new();
             for indices in [Indices::Tables, Indices::Lookups] {
@@ -559,9 +561,7 @@ mod tests {
     async fn the_driver_computes_the_seed_features_the_sql_computes() {
         let (ctx, census, _dir, dir) = summaries_and_census().await;
         register(&ctx, &census, &dir, usize::MAX).await.unwrap();
-        let order = [INTERVAL, COMPUTER, ACCOUNT, ACCOUNT_TYPE, PROCESS]
-            .map(|c| format!("{} DESC NULLS FIRST", quote(c)))
-            .join(", ");
+        let order = key_order(" DESC");
         let rows = ctx
             .sql(&format!("SELECT * FROM {SUMMARIES} ORDER BY {order}"))
             .await
