@@ -257,10 +257,19 @@ impl IntervalCounter {
                 .map(micros)
                 .transpose()?;
             let window = self.window;
+            let in_share = match file.processes {
+                Some(share) => Some(rows_in_share(
+                    share,
+                    batch.column_by_name(&self.columns.keys[3]),
+                    batch.num_rows(),
+                )?),
+                None => None,
+            };
             let counted = |i: usize| {
-                times
-                    .as_ref()
-                    .is_none_or(|t| t.is_valid(i) && window.contains(t.value(i)))
+                in_share.as_ref().is_none_or(|rows| rows[i])
+                    && times
+                        .as_ref()
+                        .is_none_or(|t| t.is_valid(i) && window.contains(t.value(i)))
             };
             if self.gathered == Gathered::Evidence {
                 row_parents.clear();
@@ -284,6 +293,14 @@ impl IntervalCounter {
                 continue;
             }
             let counts = &mut tally.counts;
+            if in_share.is_some() && lines.is_none() {
+                for (i, key) in row_keys.iter().enumerate() {
+                    if counted(i) {
+                        *counts.entry(*key).or_default() += 1;
+                    }
+                }
+                continue;
+            }
             match (&times, lines) {
                 (Some(times), None) => {
                     for (i, key) in row_keys.iter().enumerate() {
@@ -411,4 +428,35 @@ fn micros(time: &ArrayRef) -> Result<TimestampMicrosecondArray> {
     // The same zone: only the unit changes, the instants stay.
     let micros = cast(time, &DataType::Timestamp(TimeUnit::Microsecond, zone))?;
     Ok(micros.as_primitive::<TimestampMicrosecondType>().clone())
+}
+
+/// Whether each of a batch's `rows` has its process (`column`: strings or a dictionary of
+/// them; absent = null in every row) in `share`. A dictionary's values are hashed once.
+fn rows_in_share(
+    share: super::ProcessShare,
+    column: Option<&ArrayRef>,
+    rows: usize,
+) -> Result<Vec<bool>> {
+    let Some(column) = column else {
+        return Ok(vec![share.holds(None); rows]);
+    };
+    if let Some(dictionary) = column.as_dictionary_opt::<arrow::datatypes::Int32Type>() {
+        let values = cast(dictionary.values(), &DataType::Utf8)?;
+        let values = values.as_string::<i32>();
+        let held: Vec<bool> = (0..values.len())
+            .map(|v| share.holds(values.is_valid(v).then(|| values.value(v))))
+            .collect();
+        let keys = dictionary.keys();
+        return Ok((0..rows)
+            .map(|i| match keys.is_valid(i) {
+                true => held[keys.value(i) as usize],
+                false => share.holds(None),
+            })
+            .collect());
+    }
+    let strings = cast(column, &DataType::Utf8)?;
+    let strings = strings.as_string::<i32>();
+    Ok((0..rows)
+        .map(|i| share.holds(strings.is_valid(i).then(|| strings.value(i))))
+        .collect())
 }

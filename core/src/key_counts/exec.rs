@@ -11,8 +11,11 @@
 use std::{collections::VecDeque, fmt, sync::Arc};
 
 use arrow::{
-    array::{Array, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, UInt64Array},
-    datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt64Type},
+    array::{
+        Array, AsArray, BooleanArray, Int64Array, RecordBatch, StringArray, UInt32Array,
+        UInt64Array,
+    },
+    datatypes::{DataType, Field, Int64Type, Schema, SchemaRef, UInt32Type, UInt64Type},
 };
 use datafusion::{
     common::{DataFusionError, Result, tree_node::TreeNodeRecursion},
@@ -30,7 +33,8 @@ use datafusion::{
 use futures::{Stream, StreamExt, TryStreamExt};
 
 use super::{
-    CountedFile, FileColumns, Gathered, TimeWindow, count::IntervalCounter, output_schema,
+    CountedFile, FileColumns, Gathered, ProcessShare, TimeWindow, count::IntervalCounter,
+    output_schema,
 };
 
 /// The work list's schema: one row per file.
@@ -42,6 +46,9 @@ fn work_list_schema() -> SchemaRef {
         Field::new("check_time", DataType::Boolean, false),
         // A file's deleted rows as JSON, null when it has none.
         Field::new("deleted_rows", DataType::Utf8, true),
+        // The share of processes counted (index, of), null when all are.
+        Field::new("process_share", DataType::UInt32, true),
+        Field::new("process_shares", DataType::UInt32, true),
     ]))
 }
 
@@ -77,6 +84,12 @@ pub fn work_list(partitions: &[Vec<CountedFile>]) -> Result<Arc<dyn ExecutionPla
                             .collect::<serde_json::Result<Vec<_>>>()
                             .map_err(|e| DataFusionError::External(Box::new(e)))?,
                     )),
+                    Arc::new(UInt32Array::from_iter(
+                        files.iter().map(|f| f.processes.map(|s| s.index)),
+                    )),
+                    Arc::new(UInt32Array::from_iter(
+                        files.iter().map(|f| f.processes.map(|s| s.of)),
+                    )),
                 ],
             )?;
             Ok(vec![batch])
@@ -95,6 +108,8 @@ fn files_of(batches: &[RecordBatch]) -> Result<Vec<CountedFile>> {
         let interval = batch.column(2).as_primitive::<Int64Type>();
         let check_time = batch.column(3).as_boolean();
         let deleted = batch.column(4).as_string::<i32>();
+        let share_index = batch.column(5).as_primitive::<UInt32Type>();
+        let share_of = batch.column(6).as_primitive::<UInt32Type>();
         for i in 0..batch.num_rows() {
             let deleted_rows = match deleted.is_valid(i) {
                 true => Some(
@@ -109,6 +124,12 @@ fn files_of(batches: &[RecordBatch]) -> Result<Vec<CountedFile>> {
                 interval_us: interval.value(i),
                 check_time: check_time.value(i),
                 deleted_rows,
+                processes: (share_of.is_valid(i) && share_index.is_valid(i)).then(|| {
+                    ProcessShare {
+                        index: share_index.value(i),
+                        of: share_of.value(i).max(1),
+                    }
+                }),
             });
         }
     }
@@ -243,7 +264,8 @@ impl ExecutionPlan for KeyCountsExec {
         vec![&self.input]
     }
 
-    /// Never repartition the work list: an interval's files must stay in one partition.
+    /// Never repartition the work list: the table placed each interval's files (or each
+    /// share of its processes) in one partition.
     fn benefits_from_input_partitioning(&self) -> Vec<bool> {
         vec![false]
     }

@@ -191,6 +191,36 @@ pub struct CountedFile {
     pub check_time: bool,
     /// The rows its deletion vector removes, if it has one.
     pub deleted_rows: Option<crate::deleted_rows::DeletedRows>,
+    /// When set, only the events of this share of the processes count (an interval
+    /// shared out across partitions, [`KeyCountsTable::split_lone_intervals`]).
+    #[serde(default)]
+    pub processes: Option<ProcessShare>,
+}
+
+/// Share `index` of `of` of the processes: those whose name's FNV-1a hash modulo `of` is
+/// `index` (a null process as the empty one). Every group, and every (process, template), is in
+/// exactly one share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ProcessShare {
+    pub index: u32,
+    pub of: u32,
+}
+
+impl ProcessShare {
+    /// Whether `process` is in this share.
+    pub fn holds(self, process: Option<&str>) -> bool {
+        // A null process shares the empty one's share: the evidence's per-(process,
+        // template) totals count them as one process.
+        let name = process.unwrap_or("");
+        fnv1a(name.as_bytes()) % u64::from(self.of) == u64::from(self.index)
+    }
+}
+
+/// FNV-1a, 64 bits: a hash every process computes the same.
+fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, &b| {
+        (hash ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
 /// The table provider of key counts over a resolved snapshot's files; see the module
@@ -203,6 +233,9 @@ pub struct KeyCountsTable {
     store: ObjectStoreUrl,
     files: Vec<CountedFile>,
     gathered: Gathered,
+    /// Into how many shares of its processes each interval is counted (1: whole); see
+    /// [`KeyCountsTable::split_lone_intervals`].
+    shares: usize,
 }
 
 #[derive(serde::Serialize, serde::Deserialize)]
@@ -211,7 +244,17 @@ struct Encoded {
     interval_us: i64,
     window: TimeWindow,
     gathered: Gathered,
+    #[serde(default = "one")]
+    shares: usize,
 }
+
+fn one() -> usize {
+    1
+}
+
+/// The most bytes of files an interval may hold to be shared out by processes: each share
+/// reads all of them.
+pub const SHARED_INTERVAL_BYTES: u64 = crate::scan::ONE_TASK_INTERVAL_BYTES;
 
 impl KeyCountsTable {
     /// Whether key counts can read `resolved`: every file inside one interval of
@@ -255,6 +298,7 @@ impl KeyCountsTable {
                 interval_us: file.interval(interval_us).expect("checked by can_read"),
                 check_time: !window.holds_all_of(file),
                 deleted_rows: file.deleted_rows.clone(),
+                processes: None,
             });
         }
         let store = match store {
@@ -268,7 +312,29 @@ impl KeyCountsTable {
             store,
             files,
             gathered: Gathered::Counts,
+            shares: 1,
         })
+    }
+
+    /// The table counting each interval in `partitions / intervals` shares of its
+    /// processes, each share a partition, when it has fewer intervals than `partitions` (a
+    /// night's new day, the report's day) and none holds more than
+    /// [`SHARED_INTERVAL_BYTES`]: one interval is then counted by several cores. No group
+    /// and no (process, template) spans shares, so nothing needs merging; the price is
+    /// that every share reads the interval's files. Shares divide the work of templating,
+    /// which is per distinct command line, where row groups do not (a day's repeated
+    /// lines are in every row group). Decided on the driver and carried in the plan.
+    pub fn split_lone_intervals(mut self, partitions: usize) -> Self {
+        let mut bytes: BTreeMap<i64, u64> = BTreeMap::new();
+        for file in &self.files {
+            *bytes.entry(file.interval_us).or_default() += file.size;
+        }
+        let small = bytes.values().all(|&b| b <= SHARED_INTERVAL_BYTES);
+        self.shares = match bytes.len() {
+            n if n > 0 && small => (partitions / n).max(1),
+            _ => 1,
+        };
+        self
     }
 
     /// The same counts, each group with its distinct command lines
@@ -290,6 +356,7 @@ impl KeyCountsTable {
             interval_us: self.interval_us,
             window: self.window,
             gathered: self.gathered,
+            shares: self.shares,
         };
         serde_json::to_vec(&encoded).map_err(|e| DataFusionError::External(Box::new(e)))
     }
@@ -298,26 +365,54 @@ impl KeyCountsTable {
     pub fn decode(bytes: &[u8]) -> Result<Self> {
         let encoded: Encoded =
             serde_json::from_slice(bytes).map_err(|e| DataFusionError::External(Box::new(e)))?;
-        let table = Self::try_new(encoded.resolved, encoded.interval_us, encoded.window)?;
+        let mut table = Self::try_new(encoded.resolved, encoded.interval_us, encoded.window)?;
+        table.shares = encoded.shares.max(1);
         Ok(table.gathering(encoded.gathered))
     }
 
     /// The files split into at most `n` partitions of similar size, each interval's files
-    /// in one partition, in interval order; the same for the same files. At least one.
+    /// in one partition (or each share of its processes: [`Self::split_lone_intervals`]),
+    /// in interval order; the same for the same files. At least one.
     fn partitions(&self, n: usize) -> Vec<Vec<CountedFile>> {
-        let mut by_interval: BTreeMap<i64, Vec<usize>> = BTreeMap::new();
-        for (i, file) in self.files.iter().enumerate() {
-            by_interval.entry(file.interval_us).or_default().push(i);
+        let mut by_interval: BTreeMap<i64, Vec<&CountedFile>> = BTreeMap::new();
+        for file in &self.files {
+            by_interval.entry(file.interval_us).or_default().push(file);
         }
-        let units = by_interval
-            .into_values()
-            .map(|members| (members.iter().map(|&i| self.files[i].size).sum(), members))
+        let mut pieces: Vec<(u64, Vec<CountedFile>)> = Vec::new();
+        for files in by_interval.into_values() {
+            let bytes: u64 = files.iter().map(|f| f.size).sum();
+            if self.shares <= 1 {
+                pieces.push((bytes, files.into_iter().cloned().collect()));
+                continue;
+            }
+            for index in 0..self.shares {
+                let share = ProcessShare {
+                    index: index as u32,
+                    of: self.shares as u32,
+                };
+                let shared = files
+                    .iter()
+                    .map(|f| CountedFile {
+                        processes: Some(share),
+                        ..(*f).clone()
+                    })
+                    .collect();
+                pieces.push((bytes / self.shares as u64, shared));
+            }
+        }
+        let units = pieces
+            .iter()
+            .enumerate()
+            .map(|(i, (bytes, _))| (*bytes, vec![i]))
             .collect();
         let partitions: Vec<Vec<CountedFile>> = balance(units, n)
             .into_iter()
             .map(|mut members| {
-                members.sort_unstable_by_key(|&i| (self.files[i].interval_us, i));
-                members.into_iter().map(|i| self.files[i].clone()).collect()
+                members.sort_unstable();
+                members
+                    .into_iter()
+                    .flat_map(|i| pieces[i].1.iter().cloned())
+                    .collect()
             })
             .collect();
         // No files (an empty history) is still one partition, with nothing to count.

@@ -341,6 +341,61 @@ async fn counts_equal_hand_counts_whatever_the_partitions() {
     }
 }
 
+/// Intervals shared out by processes ([`KeyCountsTable::split_lone_intervals`]) count
+/// each group in one share: the same rows as counted whole, command lines included, no
+/// group twice (checked by [`groups`]).
+#[tokio::test]
+async fn intervals_shared_by_process_count_each_group_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let days: Vec<Vec<Event>> = vec![
+        events(0, 350, true),
+        events(1, 250, true),
+        events(1, 120, false),
+    ];
+    let files = write_days(dir.path(), &days, &[USUAL; 3]);
+    let window = TimeWindow {
+        after_us: None,
+        until_us: START + 2 * DAY,
+    };
+    let whole = table(files, window).with_command_lines();
+    let want = groups(whole.clone(), 1).await;
+    assert_eq!(
+        want.iter()
+            .map(|(g, (n, _))| (g.clone(), *n))
+            .collect::<Expected>(),
+        expected(&days, window)
+    );
+    assert_eq!(whole.clone().split_lone_intervals(2).partitions(2).len(), 2);
+    assert!(
+        whole
+            .clone()
+            .split_lone_intervals(3)
+            .partitions(3)
+            .iter()
+            .flatten()
+            .all(|f| f.processes.is_none()),
+        "not shared: as many partitions as intervals, or one more"
+    );
+    for shares in [2, 3] {
+        let shared = whole.clone().split_lone_intervals(2 * shares);
+        for partitions in [1, 2, 3, 8] {
+            let got = groups(shared.clone(), partitions).await;
+            assert_eq!(got, want, "{shares} shares on {partitions} partitions");
+        }
+    }
+    // Every process name falls in exactly one share, a null one in the empty one's.
+    for name in [None, Some("cmd.exe"), Some("powershell.exe"), Some("")] {
+        let holding = (0..3)
+            .filter(|&index| ProcessShare { index, of: 3 }.holds(name))
+            .count();
+        assert_eq!(holding, 1, "{name:?}");
+    }
+    for index in 0..3 {
+        let share = ProcessShare { index, of: 3 };
+        assert_eq!(share.holds(None), share.holds(Some("")));
+    }
+}
+
 #[tokio::test]
 async fn a_missing_key_column_counts_as_null() {
     let dir = tempfile::tempdir().unwrap();
@@ -468,6 +523,8 @@ fn the_plan_survives_encoding() {
         deleted_rows: (i == 1).then(|| {
             crate::deleted_rows::DeletedRows::new(10, [2u64, 3].into_iter().collect()).unwrap()
         }),
+        // And a share of another's processes.
+        processes: (i == 2).then_some(ProcessShare { index: 1, of: 3 }),
     };
     let window = TimeWindow {
         after_us: Some(START - 1),
@@ -869,4 +926,25 @@ async fn evidence_rows_equal_every_event_templated_with_its_own_names() {
     }
     let decoded = KeyCountsTable::decode(&evidence.encode().unwrap()).unwrap();
     assert_eq!(evidence_rows(decoded, 2).await, want);
+    // Each interval shared out by processes: no row twice (checked by `evidence_rows`,
+    // with each row's (process, template) total), the same rows, on as many partitions as
+    // shares or fewer.
+    for partitions in [8, 12] {
+        let shared = evidence.clone().split_lone_intervals(partitions);
+        let placed = shared.partitions(partitions);
+        assert!(placed.iter().flatten().all(|f| f.processes.is_some()));
+        assert_eq!(placed.len(), partitions);
+        assert_eq!(evidence_rows(shared.clone(), partitions).await, want);
+        assert_eq!(
+            evidence_rows(shared.clone(), 3).await,
+            want,
+            "fewer partitions"
+        );
+        let decoded = KeyCountsTable::decode(&shared.encode().unwrap()).unwrap();
+        assert_eq!(
+            decoded.partitions(3),
+            shared.partitions(3),
+            "the shares travel"
+        );
+    }
 }

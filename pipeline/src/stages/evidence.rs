@@ -89,7 +89,7 @@ use super::{
     scoring::{self, ScoredRow},
     summaries::{
         MAX_GROUP_SET_BYTES, SummaryWindow, computed_only, event_time, group_by, keys_as_strings,
-        window_filter, write,
+        partitions, window_filter, write,
     },
     with_hash_joins,
 };
@@ -116,7 +116,8 @@ pub fn register_events(
     if KeyCountsTable::can_read(resolved, interval_us) {
         let counts = KeyCountsTable::try_new(resolved.clone(), interval_us, window)
             .runtime("building the evidence's key counts")?
-            .gathering(Gathered::Evidence);
+            .gathering(Gathered::Evidence)
+            .split_lone_intervals(partitions(ctx));
         ctx.register_table(EVIDENCE_COUNTS.as_str(), Arc::new(counts))
             .runtime("registering the evidence's key counts")?;
         return Ok(());

@@ -210,6 +210,11 @@ pub async fn summaries(
         .runtime("planning summaries")
 }
 
+/// The partitions `ctx` plans: key counts share a lone interval out across them.
+pub(super) fn partitions(ctx: &SessionContext) -> usize {
+    ctx.copied_config().target_partitions()
+}
+
 /// The summaries (interval, keys, `count`) of the registered [`HISTORY_COUNTS`].
 pub async fn key_counts(ctx: &SessionContext) -> Result<DataFrame> {
     ctx.table(HISTORY_COUNTS.as_str())
@@ -442,7 +447,8 @@ impl SummaryPlan {
         let counted_scan = match self.history_counts {
             Some(HistoryCounts::KeyCounts) => {
                 let counts = KeyCountsTable::try_new(files.counted.clone(), interval_us, window)
-                    .runtime("building the history's key counts")?;
+                    .runtime("building the history's key counts")?
+                    .split_lone_intervals(partitions(ctx));
                 ctx.register_table(HISTORY_COUNTS.as_str(), Arc::new(counts))
                     .runtime("registering the history's key counts")?;
                 None
@@ -452,7 +458,8 @@ impl SummaryPlan {
         };
         if self.report_key_counts {
             let counts = KeyCountsTable::try_new(files.report.clone(), interval_us, window)
-                .runtime("building the report's key counts")?;
+                .runtime("building the report's key counts")?
+                .split_lone_intervals(partitions(ctx));
             let counts = match self.command_lines {
                 LineGathering::ReportGroups => counts.with_command_lines(),
                 LineGathering::Anomalies => counts,
