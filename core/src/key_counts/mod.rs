@@ -252,8 +252,9 @@ fn one() -> usize {
     1
 }
 
-/// The most bytes of files an interval may hold to be shared out by processes: each share
-/// reads all of them.
+/// The most bytes of files an interval may hold to be shared out by processes when only
+/// counted or its command lines gathered: each share reads all of them, for little work
+/// per event. The evidence's templating is worth those reads at any size.
 pub const SHARED_INTERVAL_BYTES: u64 = crate::scan::ONE_TASK_INTERVAL_BYTES;
 
 impl KeyCountsTable {
@@ -318,8 +319,8 @@ impl KeyCountsTable {
 
     /// The table counting each interval in `partitions / intervals` shares of its
     /// processes, each share a partition, when it has fewer intervals than `partitions` (a
-    /// night's new day, the report's day) and none holds more than
-    /// [`SHARED_INTERVAL_BYTES`]: one interval is then counted by several cores. No group
+    /// night's new day, the report's day) and it gathers the evidence or none holds more
+    /// than [`SHARED_INTERVAL_BYTES`]: one interval is then counted by several cores. No group
     /// and no (process, template) spans shares, so nothing needs merging; the price is
     /// that every share reads the interval's files. Shares divide the work of templating,
     /// which is per distinct command line, where row groups do not (a day's repeated
@@ -329,9 +330,10 @@ impl KeyCountsTable {
         for file in &self.files {
             *bytes.entry(file.interval_us).or_default() += file.size;
         }
-        let small = bytes.values().all(|&b| b <= SHARED_INTERVAL_BYTES);
+        let worth_rereading = self.gathered == Gathered::Evidence
+            || bytes.values().all(|&b| b <= SHARED_INTERVAL_BYTES);
         self.shares = match bytes.len() {
-            n if n > 0 && small => (partitions / n).max(1),
+            n if n > 0 && worth_rereading => (partitions / n).max(1),
             _ => 1,
         };
         self

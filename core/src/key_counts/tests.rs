@@ -396,6 +396,32 @@ async fn intervals_shared_by_process_count_each_group_once() {
     }
 }
 
+/// An interval over [`SHARED_INTERVAL_BYTES`] is shared out only for the evidence, whose
+/// templating is worth each share reading the interval; counts alone keep it whole.
+#[test]
+fn a_large_interval_is_shared_only_for_the_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = write_days(dir.path(), &[events(0, 40, true)], &[USUAL]);
+    // The sizes are only compared here, never read.
+    files[0].size = SHARED_INTERVAL_BYTES + 1;
+    let window = TimeWindow {
+        after_us: None,
+        until_us: START + DAY,
+    };
+    let shared = |table: KeyCountsTable| {
+        let placed = table.split_lone_intervals(4).partitions(4);
+        placed.iter().flatten().filter(|f| f.processes.is_some()).count()
+    };
+    let counts = table(files.clone(), window);
+    assert_eq!(shared(counts.clone()), 0, "counts");
+    assert_eq!(shared(counts.with_command_lines()), 0, "command lines");
+    assert_eq!(
+        shared(table(files, window).gathering(Gathered::Evidence)),
+        4,
+        "evidence"
+    );
+}
+
 #[tokio::test]
 async fn a_missing_key_column_counts_as_null() {
     let dir = tempfile::tempdir().unwrap();
