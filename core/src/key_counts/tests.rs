@@ -410,7 +410,11 @@ fn a_large_interval_is_shared_only_for_the_evidence() {
     };
     let shared = |table: KeyCountsTable| {
         let placed = table.split_lone_intervals(4).partitions(4);
-        placed.iter().flatten().filter(|f| f.processes.is_some()).count()
+        placed
+            .iter()
+            .flatten()
+            .filter(|f| f.processes.is_some())
+            .count()
     };
     let counts = table(files.clone(), window);
     assert_eq!(shared(counts.clone()), 0, "counts");
