@@ -1,6 +1,6 @@
 //! Numbers for a string column's values, met batch by batch.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{hash::BuildHasher, sync::Arc};
 
 use arrow::{
     array::{Array, ArrayRef, AsArray, DictionaryArray, StringArray},
@@ -19,9 +19,13 @@ pub const NULL_ID: u32 = 0;
 /// and then only indices into them; consecutive batches of a row group share the same
 /// values array. So the values are numbered once per dictionary, and a row costs one
 /// lookup in a small table, never a string hash or comparison.
+///
+/// A table of many small files numbers every file's dictionary (a thousand hosts per file
+/// of a hundred a day), so the numbering itself is kept to one cache line per value: see
+/// [`Slots`].
 #[derive(Debug, Default)]
 pub struct ValueIds {
-    ids: HashMap<Box<str>, u32, foldhash::fast::FixedState>,
+    ids: Slots,
     values: Vec<Box<str>>,
     /// The dictionary last numbered (held, so its address cannot be reused) and the number
     /// of each of its entries.
@@ -35,13 +39,17 @@ impl ValueIds {
     }
 
     pub(super) fn id(&mut self, value: &str) -> u32 {
-        if let Some(&id) = self.ids.get(value) {
-            return id;
+        let hash = foldhash::fast::FixedState::default().hash_one(value);
+        let values = &self.values;
+        match self.ids.find(hash, value, |id| &*values[id as usize - 1]) {
+            Ok(id) => id,
+            Err(slot) => {
+                self.values.push(value.into());
+                let id = self.values.len() as u32;
+                self.ids.insert(slot, hash, value, id);
+                id
+            }
         }
-        self.values.push(value.into());
-        let id = self.values.len() as u32;
-        self.ids.insert(value.into(), id);
-        id
     }
 
     /// Folds the number of each row's value of `column` into `keys` (`key << 32 | id`).
@@ -109,6 +117,115 @@ impl ValueIds {
     }
 }
 
+/// Bytes of a value kept in its slot: the keys' values (host and account names, process
+/// file names) nearly always fit, so a lookup reads one cache line.
+const INLINE: usize = 48;
+
+/// One numbered value: its hash, number (0: empty slot), length and first bytes.
+#[derive(Clone, Copy)]
+#[repr(C, align(64))]
+struct Slot {
+    hash: u64,
+    id: u32,
+    len: u32,
+    inline: [u8; INLINE],
+}
+
+impl Slot {
+    const EMPTY: Slot = Slot {
+        hash: 0,
+        id: 0,
+        len: 0,
+        inline: [0; INLINE],
+    };
+}
+
+/// Numbers by value: open addressing with linear probing, at most half full. A slot holds
+/// the value's hash and, when short, its bytes, so a lookup compares within the slot;
+/// `hashbrown`'s map reads a control group, a bucket and the string's heap allocation,
+/// three cache misses once a partition's counts have pushed the table out of L2.
+#[derive(Default)]
+struct Slots {
+    slots: Vec<Slot>,
+    len: usize,
+}
+
+impl std::fmt::Debug for Slots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slots").field("len", &self.len).finish()
+    }
+}
+
+impl Slots {
+    /// `value`'s number, or the index of the empty slot it would take; `stored` gives a
+    /// number's value (for values too long to be kept in their slot).
+    fn find<'a>(
+        &self,
+        hash: u64,
+        value: &str,
+        stored: impl Fn(u32) -> &'a str,
+    ) -> std::result::Result<u32, usize> {
+        if self.slots.is_empty() {
+            return Err(0);
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = &self.slots[i];
+            if slot.id == 0 {
+                return Err(i);
+            }
+            if slot.hash == hash && slot.len as usize == value.len() {
+                let same = match value.len() <= INLINE {
+                    true => slot.inline[..value.len()] == *value.as_bytes(),
+                    false => stored(slot.id) == value,
+                };
+                if same {
+                    return Ok(slot.id);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Numbers `value` as `id` in the empty slot `at` that [`Self::find`] returned.
+    fn insert(&mut self, at: usize, hash: u64, value: &str, id: u32) {
+        let mut slot = Slot {
+            hash,
+            id,
+            len: value.len() as u32,
+            ..Slot::EMPTY
+        };
+        let kept = value.len().min(INLINE);
+        slot.inline[..kept].copy_from_slice(&value.as_bytes()[..kept]);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+            self.place(slot);
+        } else {
+            self.slots[at] = slot;
+        }
+        self.len += 1;
+    }
+
+    fn grow(&mut self) {
+        let capacity = (self.slots.len() * 2).max(64);
+        let old = std::mem::replace(&mut self.slots, vec![Slot::EMPTY; capacity]);
+        for slot in old.into_iter().filter(|s| s.id != 0) {
+            self.place(slot);
+        }
+    }
+
+    /// Puts `slot` in the first empty slot from its hash's.
+    fn place(&mut self, slot: Slot) {
+        let mask = self.slots.len() - 1;
+        let mut i = slot.hash as usize & mask;
+        while self.slots[i].id != 0 {
+            i = (i + 1) & mask;
+        }
+        self.slots[i] = slot;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,6 +269,31 @@ mod tests {
             [Some("b"), Some("a"), Some("c")]
         );
         assert_eq!(ids.value(NULL_ID), None);
+    }
+
+    /// Thousands of values, long ones (beyond what a slot keeps) sharing their first
+    /// bytes, the empty string: each numbered once, in the order met, through every growth.
+    #[test]
+    fn every_value_keeps_its_number_through_growth() {
+        let mut ids = ValueIds::default();
+        let long = "x".repeat(INLINE);
+        let values: Vec<String> = (0..5000)
+            .map(|i| match i % 3 {
+                0 => format!("host-{i}"),
+                1 => format!("{long}{i}"),
+                _ => format!("{i}"),
+            })
+            .chain([String::new(), long.clone()])
+            .collect();
+        for (n, value) in values.iter().enumerate() {
+            assert_eq!(ids.id(value), n as u32 + 1, "{value}");
+        }
+        for (n, value) in values.iter().enumerate().rev() {
+            assert_eq!(ids.id(value), n as u32 + 1, "{value} again");
+            assert_eq!(ids.value(n as u32 + 1), Some(value.as_str()));
+        }
+        assert_eq!(ids.ids.len, values.len());
+        assert!(ids.ids.len * 2 <= ids.ids.slots.len());
     }
 
     #[test]
