@@ -260,7 +260,7 @@ impl IntervalCounter {
             let in_share = match file.processes {
                 Some(share) => Some(rows_in_share(
                     share,
-                    batch.column_by_name(&self.columns.keys[3]),
+                    batch.column_by_name(self.columns.process()),
                     batch.num_rows(),
                 )?),
                 None => None,

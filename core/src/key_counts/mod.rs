@@ -49,7 +49,7 @@ pub use exec::{KeyCountsExec, work_list};
 use crate::{
     scan::{ResolvedFile, ResolvedTable, balance, store_and_path},
     schema::{
-        COMMAND_LINE, COMMAND_LINES, COUNT, GROUP_KEYS, INTERVAL, PARENT_PROCESS_NAME,
+        COMMAND_LINE, COMMAND_LINES, COUNT, GROUP_KEYS, INTERVAL, PARENT_PROCESS_NAME, PROCESS,
         TIME_GENERATED, time_type,
     },
 };
@@ -163,6 +163,12 @@ impl FileColumns {
             command_line: resolved.physical_name(COMMAND_LINE).to_string(),
             parent: resolved.physical_name(PARENT_PROCESS_NAME).to_string(),
         }
+    }
+
+    /// The files' name of the `Process` key (what [`ProcessShare`]s divide).
+    pub fn process(&self) -> &str {
+        let at = GROUP_KEYS.iter().position(|k| *k == PROCESS);
+        &self.keys[at.expect("Process is a group key")]
     }
 }
 
