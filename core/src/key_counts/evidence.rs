@@ -9,8 +9,14 @@
 //! that template unless its user's or host's name could change it; only those rows (a
 //! few percent) are templated with their names, once per (line, account, computer).
 //! The result is the same, row for row, as templating every event.
+//!
+//! Each row also carries the interval's totals the parents' and groups' counts compare
+//! (per (process, parent), (host, process, parent), (host, process) and (account,
+//! process)): every one includes the process, so a partition holding an interval's rows
+//! of a process (the whole interval, or its share of the processes) sums them alone, and
+//! the pipeline needs no window (a sort of every row) to find them.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{collections::HashMap, hash::Hash, sync::Arc};
 
 use arrow::{
     array::{ArrayRef, Float64Array, Int64Array, RecordBatch, StringBuilder},
@@ -26,7 +32,10 @@ use super::{
 use crate::{
     schema::{
         COUNT,
-        evidence::{ENTROPY, INTERVAL_TEMPLATE_EVENTS, LONGEST, PARENT, TEMPLATE},
+        evidence::{
+            ENTROPY, INTERVAL_ACCOUNT_EVENTS, INTERVAL_HOST_EVENTS, INTERVAL_HOST_LINEAGE_EVENTS,
+            INTERVAL_LINEAGE_EVENTS, INTERVAL_TEMPLATE_EVENTS, LONGEST, PARENT, TEMPLATE,
+        },
     },
     template::{LineTemplate, Name, host_name, template, user_name},
     udf::byte_entropy,
@@ -35,8 +44,8 @@ use crate::{
 /// The evidence rows' schema: [`INTERVAL`](crate::schema::INTERVAL), the four keys
 /// (null where the event has none), [`PARENT`] (empty for a null parent), [`TEMPLATE`]
 /// (empty for a null line), [`COUNT`], [`LONGEST`] (characters; 0 for a null line),
-/// [`ENTROPY`] (bits per byte; 0 for a null line) and [`INTERVAL_TEMPLATE_EVENTS`] (a null
-/// process as the empty one).
+/// [`ENTROPY`] (bits per byte; 0 for a null line), and the interval's totals of the row's
+/// keys ([`INTERVAL_TOTALS`]; a null key as the empty one).
 pub fn schema() -> SchemaRef {
     super::keyed_schema([
         Field::new(PARENT, DataType::Utf8, false),
@@ -45,8 +54,23 @@ pub fn schema() -> SchemaRef {
         Field::new(LONGEST, DataType::Int64, false),
         Field::new(ENTROPY, DataType::Float64, false),
         Field::new(INTERVAL_TEMPLATE_EVENTS, DataType::Int64, false),
+        Field::new(INTERVAL_LINEAGE_EVENTS, DataType::Int64, false),
+        Field::new(INTERVAL_HOST_LINEAGE_EVENTS, DataType::Int64, false),
+        Field::new(INTERVAL_HOST_EVENTS, DataType::Int64, false),
+        Field::new(INTERVAL_ACCOUNT_EVENTS, DataType::Int64, false),
     ])
 }
+
+/// The interval totals each row carries, in [`schema`]'s order: the events in the row's
+/// interval of its (process, template), (process, parent), (host, process, parent),
+/// (host, process) and (account, process).
+pub const INTERVAL_TOTALS: [&str; 5] = [
+    INTERVAL_TEMPLATE_EVENTS,
+    INTERVAL_LINEAGE_EVENTS,
+    INTERVAL_HOST_LINEAGE_EVENTS,
+    INTERVAL_HOST_EVENTS,
+    INTERVAL_ACCOUNT_EVENTS,
+];
 
 /// What the evidence needs of one distinct command line.
 struct LineFacts {
@@ -221,16 +245,22 @@ impl EvidenceTally {
     ) -> Result<Vec<RecordBatch>> {
         let mut rows: Vec<(RowKey, Tallies)> = self.rows.into_iter().collect();
         rows.sort_unstable_by_key(|(key, _)| *key);
-        // The process is the key's lowest 32 bits; a null one counts as the empty one.
-        let process = |key: u128| ids[3].value(key as u32).unwrap_or("");
-        let mut per_template: HashMap<(&str, u32), i64, foldhash::fast::FixedState> =
-            HashMap::default();
-        for ((key, _, template), tallies) in &rows {
-            *per_template.entry((process(*key), *template)).or_default() += tallies.events;
-        }
+        let [computers, accounts, _, processes] = ids;
+        // A null key counts as the empty one.
+        let host = |key: u128| computers.value((key >> 96) as u32).unwrap_or("");
+        let account = |key: u128| accounts.value((key >> 64) as u32).unwrap_or("");
+        let process = |key: u128| processes.value(key as u32).unwrap_or("");
+        let totals: [Vec<i64>; 5] = [
+            totals_by(&rows, |&(k, _, t)| (process(k), t)),
+            totals_by(&rows, |&(k, p, _)| (process(k), p)),
+            totals_by(&rows, |&(k, p, _)| (host(k), process(k), p)),
+            totals_by(&rows, |&(k, _, _)| (host(k), process(k))),
+            totals_by(&rows, |&(k, _, _)| (account(k), process(k))),
+        ];
         let schema = schema();
         rows.chunks(batch_size)
-            .map(|chunk| {
+            .enumerate()
+            .map(|(c, chunk)| {
                 let keys = chunk.iter().map(|((key, _, _), _)| *key);
                 let mut columns = key_columns(interval_us, ids, keys);
                 let parents = chunk.iter().map(|((_, p, _), _)| parent_ids.value(*p));
@@ -247,14 +277,24 @@ impl EvidenceTally {
                 columns.push(Arc::new(Float64Array::from_iter_values(
                     tallies().map(|t| t.entropy),
                 )));
-                let in_interval = chunk
-                    .iter()
-                    .map(|((key, _, template), _)| per_template[&(process(*key), *template)]);
-                columns.push(Arc::new(Int64Array::from_iter_values(in_interval)));
+                let rows = c * batch_size..c * batch_size + chunk.len();
+                for total in &totals {
+                    let values = total[rows.clone()].iter().copied();
+                    columns.push(Arc::new(Int64Array::from_iter_values(values)));
+                }
                 Ok(RecordBatch::try_new(schema.clone(), columns)?)
             })
             .collect()
     }
+}
+
+/// Per row of `rows`, the events of every row with its `by` key.
+fn totals_by<K: Hash + Eq>(rows: &[(RowKey, Tallies)], by: impl Fn(&RowKey) -> K) -> Vec<i64> {
+    let mut sums: HashMap<K, i64, foldhash::fast::FixedState> = HashMap::default();
+    for (key, tallies) in rows {
+        *sums.entry(by(key)).or_default() += tallies.events;
+    }
+    rows.iter().map(|(key, _)| sums[&by(key)]).collect()
 }
 
 fn strings<'a>(values: impl Iterator<Item = Option<&'a str>>) -> arrow::array::StringArray {

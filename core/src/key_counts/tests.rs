@@ -863,7 +863,8 @@ async fn evidence_rows(table: KeyCountsTable, partitions: usize) -> EvidenceRows
         .await
         .unwrap();
     let mut got = EvidenceRows::new();
-    // Each row's reported events of its (process, template) in its interval.
+    // Each row's reported interval totals (of its (process, template), (process, parent),
+    // (host, process, parent), (host, process) and (account, process)).
     let mut in_interval = BTreeMap::new();
     for batch in batches {
         assert_eq!(batch.schema(), evidence::schema());
@@ -885,22 +886,38 @@ async fn evidence_rows(table: KeyCountsTable, partitions: usize) -> EvidenceRows
                 text(6, row).unwrap(),
             );
             let value = (int(7, row), int(8, row), entropy.value(row).to_bits());
-            in_interval.insert(key.clone(), int(10, row));
+            in_interval.insert(
+                key.clone(),
+                std::array::from_fn::<i64, 5, _>(|t| int(10 + t, row)),
+            );
             assert!(got.insert(key, value).is_none(), "a row came out twice");
         }
     }
-    // Worked out from the rows: a null process is the empty one.
-    let mut totals: BTreeMap<(i64, String, String), i64> = BTreeMap::new();
-    for ((interval, keys, _, template), (events, _, _)) in &got {
-        let process = keys[3].clone().unwrap_or_default();
-        *totals
-            .entry((*interval, process, template.clone()))
-            .or_default() += events;
+    // Worked out from the rows: a null key is the empty one.
+    type By = fn(&[String; 4], &str, &str) -> Vec<String>;
+    let by: [By; 5] = [
+        |k, _, t| vec![k[3].clone(), t.into()],
+        |k, p, _| vec![k[3].clone(), p.into()],
+        |k, p, _| vec![k[0].clone(), k[3].clone(), p.into()],
+        |k, _, _| vec![k[0].clone(), k[3].clone()],
+        |k, _, _| vec![k[1].clone(), k[3].clone()],
+    ];
+    let named = |keys: &[Option<String>; 4]| keys.clone().map(Option::unwrap_or_default);
+    let mut totals: BTreeMap<(usize, i64, Vec<String>), i64> = BTreeMap::new();
+    for ((interval, keys, parent, template), (events, _, _)) in &got {
+        for (t, by) in by.iter().enumerate() {
+            let key = by(&named(keys), parent, template);
+            *totals.entry((t, *interval, key)).or_default() += events;
+        }
     }
     for ((interval, keys, parent, template), reported) in in_interval {
-        let process = keys[3].clone().unwrap_or_default();
-        let want = totals[&(interval, process, template.clone())];
-        assert_eq!(reported, want, "{interval} {keys:?} {parent} {template}");
+        for (t, by) in by.iter().enumerate() {
+            let want = totals[&(t, interval, by(&named(&keys), &parent, &template))];
+            assert_eq!(
+                reported[t], want,
+                "total {t}: {interval} {keys:?} {parent} {template}"
+            );
+        }
     }
     got
 }

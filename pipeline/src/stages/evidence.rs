@@ -49,7 +49,7 @@ use std::{collections::HashMap, sync::Arc};
 use arrow::{
     array::{Array, AsArray, Float64Array, RecordBatch, StringArray},
     compute::cast as cast_array,
-    datatypes::{DataType, Float64Type, TimestampMicrosecondType},
+    datatypes::{DataType, Field, Float64Type, Schema, SchemaRef, TimestampMicrosecondType},
 };
 use datafusion::{
     functions::expr_fn::{character_length, coalesce},
@@ -61,7 +61,7 @@ use datafusion::{
     prelude::{DataFrame, Expr, SessionContext, lit},
 };
 use procforest_core::{
-    key_counts::{Gathered, KeyCountsTable, TimeWindow},
+    key_counts::{Gathered, KeyCountsTable, TimeWindow, evidence::INTERVAL_TOTALS},
     scan::{DeltaFilesTable, ResolvedTable},
     schema::{
         ACCOUNT, ACCOUNT_TYPE, COMMAND_LINE, COMPUTER, COUNT, FIRST_SEEN_FEATURES, GROUP_KEYS,
@@ -240,16 +240,17 @@ pub async fn write_evidence_counts(
                 false => None,
             };
             // The files read may hold events of intervals read from the table too.
-            computed_only(ctx, computed, Some(&kept.counted), &Kind::Lines.schema())?
+            computed_only(ctx, computed, Some(&kept.counted), &computed_lines_schema())?
         }
     };
     let stored = |kind: Kind| kept.map_or(&[][..], |kept| kept.files_of(kind));
     let computed_lines = write_and_register(ctx, lines, scratch, COMPUTED_LINES, &[]).await?;
+    // The stored rows keep only the totals the groups' evidence reads.
     register_parquet(
         ctx,
         EVIDENCE_LINES,
         &[&[computed_lines.dir.clone()][..], stored(Kind::Lines)].concat(),
-        &computed_lines.schema,
+        &stored_lines_columns(&computed_lines.schema),
     )?;
     // The parents' and groups' counts of the computed intervals' command-line rows.
     let counts = |name: TableName, by_parent: bool, kind: Kind| async move {
@@ -267,17 +268,65 @@ pub async fn write_evidence_counts(
     Ok(())
 }
 
-/// Command-line rows with [`INTERVAL_TEMPLATE_EVENTS`]: the events of each row's
-/// (process, template) in its interval, on any host (what key counts add as they write an
-/// interval's rows; a window here, over rows of any interval).
+/// Command-line rows with their interval's totals ([`INTERVAL_TOTALS`]): the
+/// events in the row's interval of its (process, template), (process, parent), (host,
+/// process, parent), (host, process) and (account, process), a null key as the empty one
+/// — what key counts add as they write an interval's rows; windows here, over rows of any
+/// interval.
 fn with_interval_totals(lines: DataFrame) -> Result<DataFrame> {
-    let process = coalesce(vec![column(PROCESS), lit("")]);
-    let by = vec![column(INTERVAL), process, column(TEMPLATE)];
-    Expr::from(WindowFunction::new(sum_udaf(), vec![column(COUNT)]))
-        .partition_by(by)
-        .build()
-        .and_then(|total| lines.window(vec![total.alias(INTERVAL_TEMPLATE_EVENTS)]))
+    let key = |name: &str| coalesce(vec![column(name), lit("")]);
+    let (host, account, process) = (key(COMPUTER), key(ACCOUNT), key(PROCESS));
+    let by: [Vec<Expr>; 5] = [
+        vec![process.clone(), column(TEMPLATE)],
+        vec![process.clone(), column(PARENT)],
+        vec![host.clone(), process.clone(), column(PARENT)],
+        vec![host, process.clone()],
+        vec![account, process],
+    ];
+    // One window each: DataFusion plans a frame's windows together only when they share
+    // their partitioning.
+    by.into_iter()
+        .zip(INTERVAL_TOTALS)
+        .try_fold(lines, |lines, (by, name)| {
+            let by = [column(INTERVAL)].into_iter().chain(by).collect();
+            Expr::from(WindowFunction::new(sum_udaf(), vec![column(COUNT)]))
+                .partition_by(by)
+                .build()
+                .and_then(|total| lines.window(vec![total.alias(name)]))
+        })
         .runtime("planning the command lines' totals per interval")
+}
+
+/// The computed command-line rows' columns: the stored ones ([`Kind::Lines`]) and the
+/// interval totals only the parents' and groups' counts read.
+fn computed_lines_schema() -> SchemaRef {
+    let stored = Kind::Lines.schema();
+    let totals = INTERVAL_TOTALS
+        .into_iter()
+        .filter(|name| stored.field_with_name(name).is_err())
+        .map(|name| Field::new(name, DataType::Int64, false));
+    let fields: Vec<Field> = stored
+        .fields()
+        .iter()
+        .map(|f| f.as_ref().clone())
+        .chain(totals)
+        .collect();
+    Arc::new(Schema::new(fields))
+}
+
+/// `schema` without the totals [`computed_lines_schema`] adds to the stored columns.
+fn stored_lines_columns(schema: &SchemaRef) -> SchemaRef {
+    let stored = Kind::Lines.schema();
+    let fields: Vec<Field> = schema
+        .fields()
+        .iter()
+        .filter(|f| {
+            stored.field_with_name(f.name()).is_ok()
+                || !INTERVAL_TOTALS.contains(&f.name().as_str())
+        })
+        .map(|f| f.as_ref().clone())
+        .collect();
+    Arc::new(Schema::new(fields))
 }
 
 /// Writes `df` to scratch and registers it as `name`, beside the `stored` files.
@@ -372,12 +421,12 @@ pub fn feature_columns() -> impl Iterator<Item = &'static str> {
 }
 
 /// SQL of [`EVIDENCE_PARENTS`] (`by_parent`) or [`EVIDENCE_GROUPS`] from the registered
-/// `lines` (command-line rows, as [`EVIDENCE_LINES`]): the interval, the keys, their
-/// history keys (null as empty: `kc`, `ka`, `kp`), the parent when `by_parent`, the
-/// events, and the interval's totals the features compare — [`INTERVAL_LINEAGE_EVENTS`]
-/// and [`INTERVAL_HOST_LINEAGE_EVENTS`] per parent, else [`INTERVAL_HOST_EVENTS`] and
-/// [`INTERVAL_ACCOUNT_EVENTS`]. Materialized once: the evidence's SQL reads each several
-/// times.
+/// `lines` (computed command-line rows, with every interval total: [`with_interval_totals`]):
+/// the interval, the keys, their history keys (null as empty: `kc`, `ka`, `kp`), the parent
+/// when `by_parent`, the events, and the interval's totals the features compare —
+/// [`INTERVAL_LINEAGE_EVENTS`] and [`INTERVAL_HOST_LINEAGE_EVENTS`] per parent, else
+/// [`INTERVAL_HOST_EVENTS`] and [`INTERVAL_ACCOUNT_EVENTS`]. Materialized once: the
+/// evidence's SQL reads each several times.
 pub fn counts_sql(by_parent: bool, lines: TableName) -> String {
     let (c, a, p, n) = (
         quote(COMPUTER),
@@ -397,22 +446,12 @@ pub fn counts_sql(by_parent: bool, lines: TableName) -> String {
         format!("coalesce({a}, '')"),
         format!("coalesce({p}, '')"),
     );
-    let i = quote(INTERVAL);
-    let in_interval = |by: &str, name: &str| {
-        format!(
-            "CAST(sum(sum({n})) OVER (PARTITION BY {i}, {by}) AS BIGINT) AS {}",
-            quote(name)
-        )
-    };
+    // Every line row of an output row has the same totals (their keys are the output
+    // row's, or part of them), carried from the lines: no window, no sort.
+    let carried = |name: &str| format!("CAST(max({q}) AS BIGINT) AS {q}", q = quote(name));
     let totals = match by_parent {
-        true => [
-            in_interval(&format!("{kp}{parent}"), INTERVAL_LINEAGE_EVENTS),
-            in_interval(&format!("{kc}, {kp}{parent}"), INTERVAL_HOST_LINEAGE_EVENTS),
-        ],
-        false => [
-            in_interval(&format!("{kc}, {kp}"), INTERVAL_HOST_EVENTS),
-            in_interval(&format!("{ka}, {kp}"), INTERVAL_ACCOUNT_EVENTS),
-        ],
+        true => [INTERVAL_LINEAGE_EVENTS, INTERVAL_HOST_LINEAGE_EVENTS].map(carried),
+        false => [INTERVAL_HOST_EVENTS, INTERVAL_ACCOUNT_EVENTS].map(carried),
     };
     format!(
         "SELECT {keys}, {kc} AS kc, {ka} AS ka, {kp} AS kp{parent}, \
