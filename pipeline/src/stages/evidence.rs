@@ -297,15 +297,20 @@ fn with_interval_totals(lines: DataFrame) -> Result<DataFrame> {
         .runtime("planning the command lines' totals per interval")
 }
 
-/// The computed command-line rows' columns: the stored ones ([`Kind::Lines`]) and the
-/// interval totals only the parents' and groups' counts read.
-fn computed_lines_schema() -> SchemaRef {
+/// The interval totals the computed command-line rows carry for the parents' and groups'
+/// counts alone: those the stored rows ([`Kind::Lines`]) do not keep.
+fn counts_only_totals() -> impl Iterator<Item = &'static str> {
     let stored = Kind::Lines.schema();
-    let totals = INTERVAL_TOTALS
+    INTERVAL_TOTALS
         .into_iter()
-        .filter(|name| stored.field_with_name(name).is_err())
-        .map(|name| Field::new(name, DataType::Int64, false));
-    let fields: Vec<Field> = stored
+        .filter(move |name| stored.field_with_name(name).is_err())
+}
+
+/// The computed command-line rows' columns: the stored ones and [`counts_only_totals`].
+fn computed_lines_schema() -> SchemaRef {
+    let totals = counts_only_totals().map(|name| Field::new(name, DataType::Int64, false));
+    let fields: Vec<Field> = Kind::Lines
+        .schema()
         .fields()
         .iter()
         .map(|f| f.as_ref().clone())
@@ -314,16 +319,13 @@ fn computed_lines_schema() -> SchemaRef {
     Arc::new(Schema::new(fields))
 }
 
-/// `schema` without the totals [`computed_lines_schema`] adds to the stored columns.
+/// `schema` without [`counts_only_totals`].
 fn stored_lines_columns(schema: &SchemaRef) -> SchemaRef {
-    let stored = Kind::Lines.schema();
+    let dropped: Vec<&str> = counts_only_totals().collect();
     let fields: Vec<Field> = schema
         .fields()
         .iter()
-        .filter(|f| {
-            stored.field_with_name(f.name()).is_ok()
-                || !INTERVAL_TOTALS.contains(&f.name().as_str())
-        })
+        .filter(|f| !dropped.contains(&f.name().as_str()))
         .map(|f| f.as_ref().clone())
         .collect();
     Arc::new(Schema::new(fields))
