@@ -95,7 +95,7 @@ use super::{
 };
 use crate::{
     error::{Context, Result},
-    scratch::{Scratch, ScratchTable, register_parquet},
+    scratch::{Scratch, ScratchTable, register_parquet, register_parquet_filtered},
     summary_store::{EVIDENCE_KINDS, Kind},
 };
 
@@ -246,7 +246,7 @@ pub async fn write_evidence_counts(
     let stored = |kind: Kind| kept.map_or(&[][..], |kept| kept.files_of(kind));
     let computed_lines = write_and_register(ctx, lines, scratch, COMPUTED_LINES, &[]).await?;
     // The stored rows keep only the totals the groups' evidence reads.
-    register_parquet(
+    register_parquet_filtered(
         ctx,
         EVIDENCE_LINES,
         &[&[computed_lines.dir.clone()][..], stored(Kind::Lines)].concat(),
@@ -345,7 +345,7 @@ async fn write_and_register(
     };
     write(df, &table.dir, name.as_str()).await?;
     let sources = [&[table.dir.clone()][..], stored].concat();
-    register_parquet(ctx, name, &sources, &table.schema)?;
+    register_parquet_filtered(ctx, name, &sources, &table.schema)?;
     Ok(table)
 }
 
