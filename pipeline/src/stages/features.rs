@@ -185,8 +185,9 @@ fn evidence_sql(rows: TableName, indices: Indices) -> String {
 }
 
 /// The totals over every summary row the rarity features compare a row with: each
-/// table's name and SQL (the aliases [`rarity_sql`] joins them by).
-fn rarity_totals() -> [(TableName, String); 6] {
+/// table's name and SQL (the aliases [`rarity_sql`] joins them by). The first two read
+/// every summary row; the others sum or count their rows ([`derived_rarity_totals`]).
+fn rarity_totals() -> [(TableName, String); 2] {
     let (c, a, p, n) = (
         quote(COMPUTER),
         quote(ACCOUNT),
@@ -202,54 +203,71 @@ fn rarity_totals() -> [(TableName, String); 6] {
             ),
         ),
         (
-            RARITY_ACCOUNTS,
-            format!(
-                "SELECT {a}, CAST(sum({n}) AS DOUBLE) AS account_events FROM {SUMMARIES} \
-                 GROUP BY {a}"
-            ),
-        ),
-        (
             RARITY_HOST_PROCESSES,
             format!(
                 "SELECT {c}, {p}, CAST(sum({n}) AS DOUBLE) AS host_process_events \
                  FROM {SUMMARIES} GROUP BY {c}, {p}"
             ),
         ),
+    ]
+}
+
+/// The rarity totals worked out from [`rarity_totals`]' small tables rather than from
+/// every summary row again: an account's events are its pairs' (exact: integer sums
+/// far below 2^53 in doubles), a computer's its processes', and a process's distinct
+/// computers the non-null computers of its (computer, process) rows.
+fn derived_rarity_totals() -> [(TableName, String); 4] {
+    let (c, a, p) = (quote(COMPUTER), quote(ACCOUNT), quote(PROCESS));
+    [
+        (
+            RARITY_ACCOUNTS,
+            format!(
+                "SELECT {a}, sum(pair_events) AS account_events FROM {RARITY_PAIRS} \
+                 GROUP BY {a}"
+            ),
+        ),
         (
             RARITY_HOSTS,
             format!(
-                "SELECT {c}, CAST(sum({n}) AS DOUBLE) AS host_events FROM {SUMMARIES} \
-                 GROUP BY {c}"
+                "SELECT {c}, sum(host_process_events) AS host_events \
+                 FROM {RARITY_HOST_PROCESSES} GROUP BY {c}"
             ),
         ),
         (
             RARITY_PROCESS_HOSTS,
             format!(
-                "SELECT {p}, CAST(count(DISTINCT {c}) AS DOUBLE) AS process_hosts \
-                 FROM {SUMMARIES} GROUP BY {p}"
+                "SELECT {p}, CAST(count({c}) AS DOUBLE) AS process_hosts \
+                 FROM {RARITY_HOST_PROCESSES} GROUP BY {p}"
             ),
         ),
         (
             RARITY_ALL_HOSTS,
-            format!("SELECT CAST(count(DISTINCT {c}) AS DOUBLE) AS all_hosts FROM {SUMMARIES}"),
+            format!(
+                "SELECT CAST(count(DISTINCT {c}) AS DOUBLE) AS all_hosts \
+                 FROM {RARITY_HOST_PROCESSES}"
+            ),
         ),
     ]
 }
 
-/// Computes the rarity features' totals ([`rarity_totals`]) from the registered
-/// [`SUMMARIES`] once, on the cluster, into scratch, and registers them: the training
-/// sample's features and the report's (and every row's, for `--scores-out`) then join
-/// these small tables instead of each aggregating every summary row again.
+/// Computes the rarity features' totals ([`rarity_totals`], then
+/// [`derived_rarity_totals`]) from the registered [`SUMMARIES`] once, on the cluster,
+/// into scratch, and registers them: the training sample's features and the report's
+/// (and every row's, for `--scores-out`) then join these small tables instead of each
+/// aggregating every summary row again.
 pub async fn write_rarity_totals(ctx: &SessionContext, scratch: &Scratch) -> Result<()> {
-    let writes = rarity_totals().map(|(table, sql)| async move {
-        let what = format!("the rarity totals {table}");
-        let totals = ctx.sql(&sql).await.runtime(format!("planning {what}"))?;
-        let schema = Arc::new(totals.schema().as_arrow().clone());
-        let dir = scratch.path(table.as_str());
-        write(totals, &dir, &what).await?;
-        register_parquet(ctx, table, &[dir], &schema)
-    });
-    futures::future::try_join_all(writes).await?;
+    let write_each = |totals: Vec<(TableName, String)>| {
+        futures::future::try_join_all(totals.into_iter().map(|(table, sql)| async move {
+            let what = format!("the rarity totals {table}");
+            let totals = ctx.sql(&sql).await.runtime(format!("planning {what}"))?;
+            let schema = Arc::new(totals.schema().as_arrow().clone());
+            let dir = scratch.path(table.as_str());
+            write(totals, &dir, &what).await?;
+            register_parquet(ctx, table, &[dir], &schema)
+        }))
+    };
+    write_each(rarity_totals().into()).await?;
+    write_each(derived_rarity_totals().into()).await?;
     Ok(())
 }
 
