@@ -334,8 +334,9 @@ pub fn register_parquet(
 
 /// [`register_parquet`] for a table read mostly through a selective filter: a scan
 /// applies the filters pushed into it while it decodes each file (Parquet row filters),
-/// decoding the other columns only for the rows that pass. Off by default because a
-/// filter that keeps most rows costs more this way.
+/// decoding the other columns only for the rows that pass. Not the default (nor
+/// DataFusion's): a filter that keeps most rows gains nothing from it, and the filter's
+/// columns are then decoded before the rest.
 pub fn register_parquet_filtered(
     ctx: &SessionContext,
     name: TableName,
