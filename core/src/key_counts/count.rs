@@ -23,7 +23,7 @@ use datafusion::{
     physical_plan::metrics::ExecutionPlanMetricsSet,
 };
 use futures::TryStreamExt;
-use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::ObjectStore;
 use parquet::arrow::{
     ParquetRecordBatchStreamBuilder, ProjectionMask,
     arrow_reader::{ArrowReaderMetadata, ArrowReaderOptions},
@@ -35,6 +35,7 @@ use super::{
     evidence::{EvidenceBatch, EvidenceTally, Names},
     line_ids::LineIds,
     output_schema,
+    read_ahead::{FileRead, ReadAhead, WholeFile},
     value_ids::{NULL_ID, ValueIds},
 };
 use crate::schema::{GROUP_KEYS, TIME_GENERATED};
@@ -44,9 +45,6 @@ type Counts = HashMap<u128, u64, foldhash::fast::FixedState>;
 
 /// The distinct command lines of one interval's groups: (group key, line number) pairs.
 type LinePairs = HashSet<(u128, u32), foldhash::fast::FixedState>;
-
-/// Files up to this size are read in one request.
-const WHOLE_FILE_BYTES: u64 = 8 << 20;
 
 /// One interval's tallies.
 #[derive(Default)]
@@ -125,8 +123,9 @@ impl IntervalCounter {
         files: &[CountedFile],
     ) -> Result<Vec<RecordBatch>> {
         let mut tally = Tally::default();
-        for file in files {
-            self.count_file(file, &mut tally).await.map_err(|e| {
+        let mut reads = ReadAhead::new(self.store.clone(), files);
+        while let Some((file, read)) = reads.next_file() {
+            self.count_file(file, read, &mut tally).await.map_err(|e| {
                 DataFusionError::Execution(format!(
                     "reading Parquet file {}{}: {e}",
                     self.store_url, file.path
@@ -138,14 +137,14 @@ impl IntervalCounter {
 
     /// A reader of `file`: a small one is read whole in one request (a footer, then its
     /// column chunks, would be three or more, each a round trip to an object store and a
-    /// blocking-pool hop on a local disk), a large one range by range.
-    async fn reader(&self, file: &CountedFile) -> Result<Box<dyn AsyncFileReader>> {
+    /// blocking-pool hop on a local disk), ahead of time ([`ReadAhead`]); a large one
+    /// range by range.
+    async fn reader(&self, file: &CountedFile, read: FileRead) -> Result<Box<dyn AsyncFileReader>> {
+        if let Some(bytes) = read.whole().await? {
+            return Ok(Box::new(WholeFile(bytes)));
+        }
         let path = object_store::path::Path::parse(&file.path)
             .map_err(|e| DataFusionError::External(Box::new(e)))?;
-        if file.size <= WHOLE_FILE_BYTES {
-            let bytes = self.store.get_range(&path, 0..file.size).await?;
-            return Ok(Box::new(std::io::Cursor::new(bytes)));
-        }
         let reader = self.readers.create_reader(
             self.partition,
             crate::scan::file_at(&path, file.size),
@@ -155,8 +154,13 @@ impl IntervalCounter {
         Ok(reader)
     }
 
-    async fn count_file(&mut self, file: &CountedFile, tally: &mut Tally) -> Result<()> {
-        let mut reader = self.reader(file).await?;
+    async fn count_file(
+        &mut self,
+        file: &CountedFile,
+        read: FileRead,
+        tally: &mut Tally,
+    ) -> Result<()> {
+        let mut reader = self.reader(file, read).await?;
         let metadata =
             ArrowReaderMetadata::load_async(&mut reader, ArrowReaderOptions::new()).await?;
         let file_schema = metadata.schema().clone();

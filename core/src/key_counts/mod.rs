@@ -29,6 +29,7 @@ mod count;
 pub mod evidence;
 mod exec;
 pub mod line_ids;
+mod read_ahead;
 pub mod value_ids;
 
 use std::{collections::BTreeMap, sync::Arc};

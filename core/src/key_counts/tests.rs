@@ -451,6 +451,50 @@ async fn a_missing_key_column_counts_as_null() {
     assert_eq!(got, expected(&[without_process], window));
 }
 
+/// An interval in more files than are read ahead (`read_ahead`): each file is counted
+/// once, in order, whatever the layout of each; a file gone from the store names itself.
+#[tokio::test]
+async fn an_interval_in_many_small_files_counts_each_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let layouts = [
+        USUAL,
+        Layout {
+            large: true,
+            ..USUAL
+        },
+        Layout {
+            plain: true,
+            ..USUAL
+        },
+    ];
+    let day: Vec<Event> = events(0, 1_300, true);
+    let mut days: Vec<Vec<Event>> = day.chunks(100).map(<[Event]>::to_vec).collect();
+    days.push(events(1, 150, false));
+    let file_layouts: Vec<Layout> = (0..days.len()).map(|i| layouts[i % 3]).collect();
+    let files = write_days(dir.path(), &days, &file_layouts);
+    let window = TimeWindow {
+        after_us: None,
+        until_us: START + 2 * DAY,
+    };
+    let table = table(files.clone(), window);
+    let want = expected(&days, window);
+    for partitions in [1, 2] {
+        assert_eq!(key_counts(table.clone(), partitions).await, want);
+    }
+    let lines = groups(table.clone().gathering(Gathered::CommandLines), 2).await;
+    assert_eq!(
+        lines,
+        expected_lines(&days, &vec![true; days.len()], window)
+    );
+
+    std::fs::remove_file(dir.path().join("f7.parquet")).unwrap();
+    let ctx = SessionContext::new();
+    ctx.register_table("counts", Arc::new(table)).unwrap();
+    let error = ctx.table("counts").await.unwrap().collect().await;
+    let message = error.unwrap_err().to_string();
+    assert!(message.contains("f7.parquet"), "{message}");
+}
+
 #[tokio::test]
 async fn a_key_that_is_not_a_string_names_the_file_and_column() {
     let dir = tempfile::tempdir().unwrap();

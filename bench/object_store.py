@@ -1,0 +1,124 @@
+#!/usr/bin/env python3
+"""Builds against each other on a table in Azure Blob storage (Azurite), alternating (issue 28).
+
+Usage: python3 bench/object_store.py BIN [BIN ...]
+
+Starts Azurite's Blob service on a loopback port (the copy `.ci/run` installs under
+~/.cache/procforest/npm, or $AZURITE_BLOB), generates with the first binary a table of
+$PROCFOREST_BENCH_EVENTS events (default 2 M; 30 days, EVENTS / 20000 hosts, seed 1) in
+$PROCFOREST_BENCH_FILES_PER_DAY files a day (default 100: streaming ingestion) at
+az://events/t, then for PROCFOREST_BENCH_ROUNDS rounds (default 3) runs every binary in
+turn on it (notebook preset, `--as-of 2026-11-27`). Prints each run's wall time and
+process CPU, and stops unless every run gives the same anomalies (JSON lines without the
+run id). Every request crosses loopback to a Node.js server: slower than a disk, as an
+object store is.
+"""
+
+import base64
+import datetime
+import hashlib
+import hmac
+import json
+import os
+import resource
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+EVENTS = int(os.environ.get("PROCFOREST_BENCH_EVENTS", "2000000"))
+FILES_PER_DAY = int(os.environ.get("PROCFOREST_BENCH_FILES_PER_DAY", "100"))
+ROUNDS = int(os.environ.get("PROCFOREST_BENCH_ROUNDS", "3"))
+AZURITE = os.environ.get(
+    "AZURITE_BLOB", os.path.expanduser("~/.cache/procforest/npm/node_modules/.bin/azurite-blob"))
+# Azurite's well-known account and key (public, documented by Microsoft).
+ACCOUNT = "devstoreaccount1"
+KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def create_container(port, name):
+    """PUT ?restype=container, signed with the account's shared key."""
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%a, %d %b %Y %H:%M:%S GMT")
+    resource_ = f"/{ACCOUNT}/{ACCOUNT}/{name}\nrestype:container"
+    to_sign = f"PUT\n\n\n\n\n\n\n\n\n\n\n\nx-ms-date:{date}\nx-ms-version:2021-08-06\n{resource_}"
+    mac = hmac.new(base64.b64decode(KEY), to_sign.encode(), hashlib.sha256).digest()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/{ACCOUNT}/{name}?restype=container", method="PUT",
+        headers={"x-ms-date": date, "x-ms-version": "2021-08-06",
+                 "Authorization": f"SharedKey {ACCOUNT}:{base64.b64encode(mac).decode()}"})
+    urllib.request.urlopen(request).close()
+
+
+def run(binary, env, out):
+    """Wall and CPU seconds of one run, and its anomalies without the run id."""
+    args = [binary, "run", "--table", "az://events/t", "--as-of", "2026-11-27", "--quiet",
+            "--json", out]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
+    wall = time.monotonic() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    with open(out) as f:
+        anomalies = [{k: v for k, v in json.loads(l).items() if k != "run_id"} for l in f]
+    return wall, cpu, anomalies
+
+
+def main():
+    binaries = sys.argv[1:]
+    if not binaries:
+        sys.exit(__doc__)
+    with tempfile.TemporaryDirectory() as work:
+        port = free_port()
+        azurite = subprocess.Popen(
+            [AZURITE, "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", work,
+             "--disableTelemetry", "--skipApiVersionCheck", "--loose"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            for _ in range(100):
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+            create_container(port, "events")
+            env = {**os.environ, "AZURE_STORAGE_USE_EMULATOR": "true",
+                   "AZURITE_BLOB_STORAGE_URL": f"http://127.0.0.1:{port}",
+                   "PROCFOREST_LOG": "warn"}
+            start = time.monotonic()
+            subprocess.run(
+                [binaries[0], "generate", "--out", "az://events/t", "--events", str(EVENTS),
+                 "--days", "30", "--hosts", str(max(50, EVENTS // 20000)), "--seed", "1",
+                 "--end-date", "2026-11-27", "--attack-rate", "0.01", "--files-per-day",
+                 str(FILES_PER_DAY)], check=True, env=env, stdout=subprocess.DEVNULL)
+            print(f"generated {EVENTS:,} events, {FILES_PER_DAY} files a day, in "
+                  f"{time.monotonic() - start:.0f} s")
+            walls = {b: [] for b in binaries}
+            seen = None
+            for r in range(ROUNDS):
+                for b in binaries:
+                    wall, cpu, anomalies = run(b, env, f"{work}/anomalies.json")
+                    if seen is not None and anomalies != seen:
+                        sys.exit(f"{b}: the anomalies differ from the first run's")
+                    seen = anomalies
+                    walls[b].append(wall)
+                    print(f"round {r + 1} {b}: {wall:.2f} s wall, {cpu:.2f} s CPU")
+            print(f"every run gave the same {len(seen)} anomalies")
+            for b in binaries:
+                print(f"{b}: median {statistics.median(walls[b]):.2f} s")
+        finally:
+            azurite.terminate()
+            azurite.wait()
+
+
+if __name__ == "__main__":
+    main()
