@@ -41,10 +41,24 @@ use super::{
 use crate::schema::{GROUP_KEYS, TIME_GENERATED};
 
 /// Group counts of one interval, keyed by the four value numbers (`Computer` highest).
-type Counts = HashMap<u128, u64, foldhash::fast::FixedState>;
+type Counts = HashMap<u128, Group, foldhash::fast::FixedState>;
 
-/// The distinct command lines of one interval's groups: (group key, line number) pairs.
-type LinePairs = HashSet<(u128, u32), foldhash::fast::FixedState>;
+/// One group's events, and its number in the interval (in the order groups were met).
+struct Group {
+    events: u64,
+    index: u32,
+}
+
+/// The group keyed `key` in `counts`, numbered next if it is new.
+fn group(counts: &mut Counts, key: u128) -> &mut Group {
+    let index = counts.len() as u32;
+    counts.entry(key).or_insert(Group { events: 0, index })
+}
+
+/// The distinct command lines of one interval's groups: the group's number in the high
+/// half, the line's in the low. Eight bytes an entry rather than a 32-byte (key, line)
+/// pair: a day's set is the largest table the counting probes for every row.
+type LinePairs = HashSet<u64, foldhash::fast::FixedState>;
 
 /// One interval's tallies.
 #[derive(Default)]
@@ -300,7 +314,7 @@ impl IntervalCounter {
             if in_share.is_some() && lines.is_none() {
                 for (i, key) in row_keys.iter().enumerate() {
                     if counted(i) {
-                        *counts.entry(*key).or_default() += 1;
+                        group(counts, *key).events += 1;
                     }
                 }
                 continue;
@@ -309,21 +323,24 @@ impl IntervalCounter {
                 (Some(times), None) => {
                     for (i, key) in row_keys.iter().enumerate() {
                         if times.is_valid(i) && window.contains(times.value(i)) {
-                            *counts.entry(*key).or_default() += 1;
+                            group(counts, *key).events += 1;
                         }
                     }
                 }
                 (None, None) => {
                     for key in &row_keys {
-                        *counts.entry(*key).or_default() += 1;
+                        group(counts, *key).events += 1;
                     }
                 }
                 (_, Some(lines)) => {
                     for (i, (key, &line)) in row_keys.iter().zip(lines).enumerate() {
                         if counted(i) {
-                            *counts.entry(*key).or_default() += 1;
+                            let group = group(counts, *key);
+                            group.events += 1;
                             if line != NULL_ID {
-                                tally.lines.insert((*key, line));
+                                tally
+                                    .lines
+                                    .insert(u64::from(group.index) << 32 | u64::from(line));
                             }
                         }
                     }
@@ -344,12 +361,18 @@ impl IntervalCounter {
                     .batches(interval_us, &self.ids, &self.parents, self.batch_size);
             return batches;
         }
-        let mut groups: Vec<(u128, u64)> = tally.counts.into_iter().collect();
+        let mut groups: Vec<(u128, Group)> = tally.counts.into_iter().collect();
         // Each group's lines, in the groups' order: a run of the sorted pairs.
         let mut pairs: Vec<(u128, u32)> = Vec::new();
         if let Some(lines) = &self.lines {
             groups.sort_unstable_by_key(|(key, _)| *key);
-            pairs = tally.lines.into_iter().collect();
+            let mut keys = vec![0u128; groups.len()];
+            for (key, group) in &groups {
+                keys[group.index as usize] = *key;
+            }
+            pairs = (tally.lines.into_iter())
+                .map(|pair| (keys[(pair >> 32) as usize], pair as u32))
+                .collect();
             // By group, then each group's lines by string: sorting all pairs by (group,
             // string) at once would compare strings across many more pairs (command lines
             // share long prefixes).
@@ -364,7 +387,7 @@ impl IntervalCounter {
             .map(|chunk| {
                 let keys = chunk.iter().map(|(key, _)| *key);
                 let mut columns = key_columns(interval_us, &self.ids, keys);
-                let count: Int64Array = chunk.iter().map(|(_, n)| *n as i64).collect();
+                let count: Int64Array = chunk.iter().map(|(_, g)| g.events as i64).collect();
                 columns.push(Arc::new(count));
                 if let Some(lines) = &self.lines {
                     let mut list = ListBuilder::new(StringBuilder::new());
