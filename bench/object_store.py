@@ -11,9 +11,12 @@ az://events/t, then for PROCFOREST_BENCH_ROUNDS rounds (default 3) runs every bi
 turn on it (notebook preset, `--as-of 2026-11-27`). Prints each run's wall time and
 process CPU, and stops unless every run gives the same anomalies (JSON lines without the
 run id). Every request crosses loopback to a Node.js server: slower than a disk, as an
-object store is.
+object store is. With PROCFOREST_BENCH_LATENCY_MS set, the runs reach Azurite through a
+proxy that holds each chunk a client sends for that long (a request's one-way latency; the
+table is generated without it).
 """
 
+import asyncio
 import base64
 import datetime
 import hashlib
@@ -26,12 +29,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 
 EVENTS = int(os.environ.get("PROCFOREST_BENCH_EVENTS", "2000000"))
 FILES_PER_DAY = int(os.environ.get("PROCFOREST_BENCH_FILES_PER_DAY", "100"))
 ROUNDS = int(os.environ.get("PROCFOREST_BENCH_ROUNDS", "3"))
+LATENCY_MS = float(os.environ.get("PROCFOREST_BENCH_LATENCY_MS", "0"))
 AZURITE = os.environ.get(
     "AZURITE_BLOB", os.path.expanduser("~/.cache/procforest/npm/node_modules/.bin/azurite-blob"))
 # Azurite's well-known account and key (public, documented by Microsoft).
@@ -56,6 +61,36 @@ def create_container(port, name):
         headers={"x-ms-date": date, "x-ms-version": "2021-08-06",
                  "Authorization": f"SharedKey {ACCOUNT}:{base64.b64encode(mac).decode()}"})
     urllib.request.urlopen(request).close()
+
+
+def start_delaying_proxy(port, delay):
+    """A loopback port forwarding to `port`, each chunk from a client held `delay` s."""
+    async def pipe(reader, writer, hold):
+        try:
+            while chunk := await reader.read(1 << 16):
+                if hold:
+                    await asyncio.sleep(hold)
+                writer.write(chunk)
+                await writer.drain()
+        except (ConnectionError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.close()
+
+    async def handle(client_reader, client_writer):
+        server_reader, server_writer = await asyncio.open_connection("127.0.0.1", port)
+        await asyncio.gather(pipe(client_reader, server_writer, delay),
+                             pipe(server_reader, client_writer, 0))
+
+    proxy_port = free_port()
+    loop = asyncio.new_event_loop()
+
+    async def serve():
+        await asyncio.start_server(handle, "127.0.0.1", proxy_port)
+
+    loop.run_until_complete(serve())
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    return proxy_port
 
 
 def run(binary, env, out):
@@ -102,6 +137,10 @@ def main():
                  str(FILES_PER_DAY)], check=True, env=env, stdout=subprocess.DEVNULL)
             print(f"generated {EVENTS:,} events, {FILES_PER_DAY} files a day, in "
                   f"{time.monotonic() - start:.0f} s")
+            if LATENCY_MS:
+                proxy = start_delaying_proxy(port, LATENCY_MS / 1000)
+                env["AZURITE_BLOB_STORAGE_URL"] = f"http://127.0.0.1:{proxy}"
+                print(f"runs through a proxy adding {LATENCY_MS:g} ms to each request")
             walls = {b: [] for b in binaries}
             seen = None
             for r in range(ROUNDS):
