@@ -13,13 +13,11 @@ run gives the same anomalies (JSON lines without the run id). Preset: $PROCFORES
 (default soc).
 """
 
-import json
 import os
-import resource
 import shutil
-import subprocess
 import sys
-import time
+
+from run import measured  # wall, CPU and anomalies of one run
 
 BENCH = os.environ.get("PROCFOREST_BENCH_DIR", "/tmp/procforest-bench")
 EVENTS = int(os.environ.get("PROCFOREST_BENCH_EVENTS", "10000000"))
@@ -35,15 +33,7 @@ def run(binary, as_of, out, summaries=None):
             "--preset", PRESET, "--quiet", "--json", out]
     if summaries:
         args += ["--summaries", summaries]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    with open(out) as f:
-        anomalies = [{k: v for k, v in json.loads(l).items() if k != "run_id"} for l in f]
-    return wall, cpu, anomalies
+    return measured(args, out)
 
 
 def main():

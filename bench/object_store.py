@@ -21,9 +21,7 @@ import base64
 import datetime
 import hashlib
 import hmac
-import json
 import os
-import resource
 import socket
 import statistics
 import subprocess
@@ -32,6 +30,8 @@ import tempfile
 import threading
 import time
 import urllib.request
+
+from run import measured  # wall, CPU and anomalies of one run
 
 EVENTS = int(os.environ.get("PROCFOREST_BENCH_EVENTS", "2000000"))
 FILES_PER_DAY = int(os.environ.get("PROCFOREST_BENCH_FILES_PER_DAY", "100"))
@@ -97,15 +97,7 @@ def run(binary, env, out):
     """Wall and CPU seconds of one run, and its anomalies without the run id."""
     args = [binary, "run", "--table", "az://events/t", "--as-of", "2026-11-27", "--quiet",
             "--json", out]
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.monotonic()
-    subprocess.run(args, check=True, env=env, stdout=subprocess.DEVNULL)
-    wall = time.monotonic() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    with open(out) as f:
-        anomalies = [{k: v for k, v in json.loads(l).items() if k != "run_id"} for l in f]
-    return wall, cpu, anomalies
+    return measured(args, out, env)
 
 
 def main():

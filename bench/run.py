@@ -21,6 +21,7 @@ binaries are run from fresh copies made there at the start (see fresh_copies).
 """
 import json
 import os
+import resource
 import shutil
 import socket
 import subprocess
@@ -93,6 +94,23 @@ def timed(cmd, env=None):
         sys.exit(f"{cmd} failed:\n{r.stderr[-3000:]}")
     rss = next(int(l.split()[-1]) for l in r.stderr.splitlines() if "Maximum resident" in l) / 1024
     return r.stdout, wall, rss
+
+
+def measured(args, out, env=None):
+    """Runs a `procforest run … --json OUT`: its wall and process CPU seconds, and its
+    anomalies without the run id (to compare runs and builds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.monotonic()
+    r = subprocess.run([*map(str, args)], env=env, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    wall = time.monotonic() - start
+    if r.returncode != 0:
+        sys.exit(f"{args} failed:\n{r.stderr[-3000:]}")
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    with open(out) as f:
+        anomalies = [{k: v for k, v in json.loads(l).items() if k != "run_id"} for l in f]
+    return wall, cpu, anomalies
 
 
 def table(events):
